@@ -1,0 +1,293 @@
+"""gan-studio-cli: the engine, headless and scriptable. Every command accepts --json.
+
+User errors print one line and exit with status 2; unexpected errors print one line (the traceback
+only with --debug) and exit with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.errors import ConfigError, GanStudioError
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = _parse_value(value)
+    return out
+
+
+def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
+    print(json.dumps(summary, indent=2, default=str) if args.json else text)
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_import(args: argparse.Namespace) -> int:
+    from engine.data import import_folder
+
+    out = Path(args.out) if args.out else Path("datasets") / Path(args.folder).resolve().name
+    bar = _progress_bar(args, "Importing", "file")
+    report = import_folder(args.folder, out, size=args.size, fit=args.fit, alpha=args.alpha,
+                           progress=bar.update_to if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    _emit(args, report.to_dict(), report.summary() + f"\nNext: gan-studio-cli attest {out} --rights own --people none")
+    return 0
+
+
+def cmd_attest(args: argparse.Namespace) -> int:
+    from engine.consent import attest
+
+    record = attest(args.dataset, rights=args.rights, people=args.people, attested_by=args.by, note=args.note)
+    _emit(args, record.to_dict(), f"Recorded attestation {record.id} for dataset {args.dataset} "
+                                  f"(rights: {record.rights}, people: {record.people}, by {record.attested_by})")
+    return 0
+
+
+def _train_config(args: argparse.Namespace):
+    from engine.training import TrainConfig
+
+    fields: dict[str, Any] = {"dataset": str(args.dataset), "family": args.family, "resolution": args.size,
+                              "steps": args.steps, "minutes": args.minutes, "device": args.device,
+                              "family_options": _options(args.option)}
+    if args.minutes is not None and args.steps is None:
+        fields["steps"] = None
+    optional = {"batch_size": args.batch, "seed": args.seed, "loss": args.loss, "r1_gamma": args.r1,
+                "augment": args.augment, "preview_every": args.preview_every,
+                "checkpoint_every": args.checkpoint_every, "lr_g": args.lr, "lr_d": args.lr}
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    if args.no_ada:
+        fields["ada"] = False
+    fields.update(_options(args.set))
+    try:
+        return TrainConfig(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"invalid training setting: {exc}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training import Trainer
+
+    config = _train_config(args)
+    return _run_trainer(args, lambda cb: Trainer(config, cb, run_dir=args.out), config.steps)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from engine.training import Trainer
+
+    def make(cb):
+        return Trainer.resume(args.run, cb, steps=args.steps, minutes=args.minutes, device=args.device)
+
+    return _run_trainer(args, make, args.steps)
+
+
+def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | None) -> int:
+    from engine.training import Callbacks
+
+    stop = {"flag": False}
+
+    def on_sigint(signum, frame):  # first Ctrl+C: checkpoint and stop cleanly; second: abort
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nStopping after this step (a checkpoint is written); press Ctrl+C again to abort.", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bars: list[Any] = []  # created at the first step, so set-up errors print one clean line
+    logs: list[str] = []
+
+    def on_step(stats: dict[str, Any]) -> None:
+        if not bars:
+            bars.append(_tqdm()(total=total_steps, initial=stats["step"] - 1, unit="step", dynamic_ncols=True))
+        _bar_step(bars[0], stats)
+
+    def on_log(message: str) -> None:
+        logs.append(message)
+        if not args.json:
+            (bars[0].write if bars else print)(message)
+
+    callbacks = Callbacks(on_step=None if args.json else on_step, on_log=on_log, should_stop=lambda: stop["flag"])
+    try:
+        result = make(callbacks).run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for bar in bars:
+            bar.close()
+    summary = {"run": str(result.run_dir), "step": result.step, "stopped": result.stopped,
+               "checkpoint": str(result.checkpoint), "train_seconds": round(result.seconds, 1), "log": logs}
+    _emit(args, summary, f"Run {result.run_dir}: step {result.step}, checkpoint {result.checkpoint}")
+    return 0
+
+
+def _bar_step(bar: Any, stats: dict[str, Any]) -> None:
+    bar.update(stats["step"] - bar.n)
+    if stats["step"] % 5 == 0:
+        bar.set_postfix(img_s=f"{stats['img_per_sec']:.0f}", D=f"{stats.get('loss_d', 0):.3f}",
+                        G=f"{stats.get('loss_g', 0):.3f}", p=f"{stats.get('augment_p', 0):.2f}", refresh=False)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from engine.inference import TorchRunner
+    from engine.inference.export_images import save_images
+
+    runner = TorchRunner(args.run, device=args.device)
+    class_index = _class_index(runner.classes, args.class_name)
+    seeds = list(range(args.seed, args.seed + args.count))
+    bar = _progress_bar(args, "Generating", "img")
+    paths = save_images(runner, seeds, Path(args.out), class_index=class_index, truncation=args.truncation,
+                        progress=bar.update_to if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    _emit(args, {"out": str(args.out), "files": [str(p) for p in paths], "checkpoint": str(runner.checkpoint)},
+          f"Wrote {len(paths)} images to {args.out}")
+    return 0
+
+
+def _class_index(classes: list[str], name: str | None) -> int | None:
+    if name is None:
+        return None
+    if name not in classes:
+        raise ConfigError(f"class {name!r} is not in this model; choose one of: {', '.join(classes) or '(none)'}")
+    return classes.index(name)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from engine.training.info import run_info
+
+    info = run_info(args.run)
+    lines = [f"{k}: {v}" for k, v in info.items() if k != "last_stats"]
+    if info.get("last_stats"):
+        lines.append("last stats: " + ", ".join(f"{k}={v}" for k, v in info["last_stats"].items()))
+    _emit(args, info, "\n".join(lines))
+    return 0
+
+
+# -- plumbing ----------------------------------------------------------------------------------------
+def _tqdm():
+    from tqdm import tqdm
+
+    return tqdm
+
+
+def _progress_bar(args: argparse.Namespace, desc: str, unit: str):
+    if args.json:
+        return None
+    bar = _tqdm()(desc=desc, unit=unit, dynamic_ncols=True)
+
+    def update_to(done: int, total: int, *_: Any) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    bar.update_to = update_to
+    return bar
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for every command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
+    common.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    parser = argparse.ArgumentParser(prog="gan-studio-cli", description="Train and use GANs on your own images.",
+                                     parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("import", parents=[common], help="check and prepare an image folder")
+    p.add_argument("folder")
+    p.add_argument("--out", help="dataset folder to create (default: datasets/<folder name>)")
+    p.add_argument("--size", type=int, default=64, help="training resolution in pixels")
+    p.add_argument("--fit", choices=["crop", "pad", "stretch"], default="crop")
+    p.add_argument("--alpha", choices=["white", "black", "keep"], default="white",
+                   help="composite transparent images on white/black, or keep the alpha channel")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("attest", parents=[common], help="record who holds the rights to a dataset")
+    p.add_argument("dataset")
+    p.add_argument("--rights", required=True, choices=["own", "licensed", "public-domain"])
+    p.add_argument("--people", required=True, choices=["none", "consented"],
+                   help="none: no identifiable people; consented: they appear and agreed")
+    p.add_argument("--by", default=getpass.getuser(), help="who attests (default: your user name)")
+    p.add_argument("--note", default="")
+    p.set_defaults(func=cmd_attest)
+
+    p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")
+    p.add_argument("dataset")
+    p.add_argument("--family", default="dcgan")
+    p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--minutes", type=float)
+    p.add_argument("--out", help="run folder (default: runs/<family>-<time> beside the dataset)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--lr", type=float, help="learning rate of G and D")
+    p.add_argument("--loss", choices=["ns", "hinge"])
+    p.add_argument("--r1", type=float, help="R1 penalty weight (0 = off)")
+    p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout ('' = off)")
+    p.add_argument("--no-ada", action="store_true", help="always augment instead of adapting the probability")
+    p.add_argument("--preview-every", type=int)
+    p.add_argument("--checkpoint-every", type=int)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family option")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any training setting")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("resume", parents=[common], help="continue a run from its newest checkpoint")
+    p.add_argument("run")
+    p.add_argument("--steps", type=int, help="new total step limit")
+    p.add_argument("--minutes", type=float, help="new total time limit")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("generate", parents=[common], help="write PNG images from a trained run")
+    p.add_argument("run", help="run folder or checkpoint file")
+    p.add_argument("--count", type=int, default=16)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
+    p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("info", parents=[common], help="describe a run folder")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GanStudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: one line for the user, details on request
+        if args.debug:
+            traceback.print_exc()
+        print(f"unexpected error: {type(exc).__name__}: {exc} (run again with --debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

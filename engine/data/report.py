@@ -1,0 +1,146 @@
+"""The import report: what was kept, what was skipped and why, and what the user should look at."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from engine.errors import DataError
+
+REPORT_FORMAT_VERSION = 1
+# Upper bounds (exclusive) of the longer-side buckets; the last bucket is open-ended.
+_HISTOGRAM_EDGES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+
+
+class SkippedFile(NamedTuple):
+    """A file that is not in the dataset, with the human reason (relative POSIX path)."""
+
+    path: str
+    reason: str
+
+
+class FileWarning(NamedTuple):
+    """Something the user should know about a kept file (or the whole import when path is "")."""
+
+    path: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    """Outcome of one import_folder call; ``to_dict()`` is what report.json holds.
+
+    ``skipped`` lists candidate image files that could not be used (and symlinks refused);
+    ``ignored`` lists entries that were never candidates (hidden entries, non-image file types).
+    ``decoded`` counts files actually decoded this time; ``reused`` counts files whose prepared pixels
+    came from the previous import's cache because their sha256 was already prepared.
+    """
+
+    source: str
+    dataset_dir: str
+    options: dict[str, Any]
+    total: int = 0
+    kept: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    ignored: list[SkippedFile] = field(default_factory=list)
+    warnings: list[FileWarning] = field(default_factory=list)
+    resolution_histogram: dict[str, int] = field(default_factory=dict)
+    duplicates: list[list[str]] = field(default_factory=list)
+    classes: dict[str, int] = field(default_factory=dict)
+    unlabelled: int = 0
+    fingerprint: str = ""
+    channels: int = 3
+    decoded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    format_version: int = REPORT_FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; skipped/ignored/warnings become lists of small dicts."""
+        data = dict(self.__dict__)
+        data["skipped"] = [s._asdict() for s in self.skipped]
+        data["ignored"] = [s._asdict() for s in self.ignored]
+        data["warnings"] = [w._asdict() for w in self.warnings]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ImportReport":
+        """Rebuild a report read from report.json (unknown keys from newer versions are dropped)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["skipped"] = [SkippedFile(**s) for s in data.get("skipped", [])]
+        known["ignored"] = [SkippedFile(**s) for s in data.get("ignored", [])]
+        known["warnings"] = [FileWarning(**w) for w in data.get("warnings", [])]
+        return cls(**known)
+
+    def summary(self) -> str:
+        """A few human lines for the CLI and the GUI's status area."""
+        opts = self.options
+        lines = [
+            f"Imported {self.kept:,} of {self.total:,} image files from {self.source} into "
+            f"{self.dataset_dir} ({opts.get('size')} px, fit {opts.get('fit')}, "
+            f"alpha {opts.get('alpha')}) in {self.seconds:.1f} s "
+            f"({self.decoded:,} decoded, {self.reused:,} reused from the previous import).",
+        ]
+        lines += _skip_lines(self.skipped, self.ignored)
+        lines.append(_class_line(self.classes, self.unlabelled))
+        if self.duplicates:
+            n_files = sum(len(g) for g in self.duplicates)
+            lines.append(f"Near duplicates: {len(self.duplicates):,} groups ({n_files:,} files); "
+                         "see report.json.")
+        if self.warnings:
+            lines.append(f"Warnings: {len(self.warnings):,}, e.g. {_describe(self.warnings[0])}")
+        lines.append(f"Fingerprint: {self.fingerprint[:16]}")
+        return "\n".join(lines)
+
+
+def _skip_lines(skipped: list[SkippedFile], ignored: list[SkippedFile]) -> list[str]:
+    lines = []
+    if skipped:
+        lines.append(f"Skipped {len(skipped):,}, e.g. {skipped[0].path}: {skipped[0].reason}")
+    if ignored:
+        lines.append(f"Ignored {len(ignored):,} hidden or non-image entries.")
+    return lines
+
+
+def _class_line(classes: dict[str, int], unlabelled: int) -> str:
+    if not classes:
+        return "No class folders: unconditional dataset."
+    parts = ", ".join(f"{name} {count:,}" for name, count in classes.items())
+    extra = f"; {unlabelled:,} without class (files in the top folder)" if unlabelled else ""
+    return f"Classes ({len(classes)}): {parts}{extra}"
+
+
+def _describe(warning: FileWarning) -> str:
+    return f"{warning.path}: {warning.message}" if warning.path else warning.message
+
+
+def histogram_bucket(width: int, height: int) -> str:
+    """Name of the resolution bucket for an image, by its longer side (e.g. ``"64-127"``)."""
+    longer = max(width, height)
+    lower = 0
+    for edge in _HISTOGRAM_EDGES:
+        if longer < edge:
+            return f"<{edge}" if lower == 0 else f"{lower}-{edge - 1}"
+        lower = edge
+    return f">={lower}"
+
+
+def resolution_histogram(sizes: list[tuple[int, int]]) -> dict[str, int]:
+    """Count images per longer-side bucket, buckets in ascending order, empty ones left out."""
+    counts: dict[str, int] = {}
+    for w, h in sorted(sizes, key=max):
+        bucket = histogram_bucket(w, h)
+        counts[bucket] = counts.get(bucket, 0) + 1
+    return counts
+
+
+def read_report(dataset_dir: Path | str) -> ImportReport:
+    """Load report.json of a prepared dataset; DataError naming the file when missing or corrupt."""
+    path = Path(dataset_dir) / "report.json"
+    try:
+        return ImportReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise DataError(f"{path} does not exist; import the folder again to write it.") from None
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{path} cannot be read ({exc}); import the folder again to rewrite it.") from None

@@ -1,0 +1,265 @@
+"""The contract every model family implements, and the shared noise-to-image GAN step.
+
+A family owns its networks, optimizers and training step. The Trainer owns everything around it
+(data, device, loop, callbacks, checkpoints, NaN/OOM recovery) and talks to the family only through
+the methods of :class:`Family`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from engine.errors import ConfigError
+from engine.nn.augment import AdaptiveAugment, diff_augment, parse_policy
+from engine.nn.ema import ema_beta, make_ema, update_ema
+from engine.nn.losses import get_loss, r1_penalty
+from engine.training.config import TrainConfig
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the data dictates: image size, channels, number of classes (0 = unconditional)."""
+
+    resolution: int
+    channels: int = 3
+    num_classes: int = 0
+
+
+def build_family_config(config_cls: type, options: dict[str, Any]) -> Any:
+    """Instantiate a family's Config dataclass from user options, naming any unknown option."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for this family; known: {', '.join(sorted(known))}")
+    return config_cls(**options)
+
+
+class Family:
+    """Base class of a registered model family (see engine.families.registry)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type]
+    min_resolution: ClassVar[int] = 16
+    max_resolution: ClassVar[int] = 1024
+    tiny_options: ClassVar[dict[str, Any]] = {}
+    """Family options for a model small enough for CPU tests (used by the contract test)."""
+
+    def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
+        if not self.min_resolution <= spec.resolution <= self.max_resolution:
+            raise ConfigError(
+                f"family '{self.name}' trains at {self.min_resolution}-{self.max_resolution} px; "
+                f"setting 'resolution' is {spec.resolution}"
+            )
+        self.spec = spec
+        self.train = train
+        self.device = device
+        self.cfg = build_family_config(self.Config, train.family_options)
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+
+    # -- subclasses implement ------------------------------------------------------------------
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+        """One optimisation step on ``real`` (N,C,H,W in [-1,1]); returns scalar stats."""
+        raise NotImplementedError
+
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
+        """Images in [-1,1] (N,C,H,W) for latents ``z`` (N, latent_dim)."""
+        raise NotImplementedError
+
+    @property
+    def latent_dim(self) -> int:
+        """Length of the latent vector the generator takes."""
+        raise NotImplementedError
+
+    # -- shared ------------------------------------------------------------------------------
+    def export_modules(self) -> dict[str, nn.Module]:
+        """Modules that make up the published model (the EMA generator)."""
+        return {"generator": self.modules["G_ema"]}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: weights, optimizer and extra state."""
+        return {
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        for k, m in self.modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.load_extra_state(state.get("extra", {}))
+
+    def extra_state(self) -> dict[str, Any]:
+        """Non-tensor state beyond weights and optimizers (augmentation p, AMP scalers)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`extra_state`."""
+
+    def scale_lr(self, factor: float) -> None:
+        """Multiply every optimizer's learning rate by ``factor`` (used after a NaN roll-back)."""
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] *= factor
+
+    @property
+    def augment_p(self) -> float:
+        """Current augmentation probability (0 when the family does not augment)."""
+        return 0.0
+
+
+class AdversarialFamily(Family):
+    """Noise-to-image GAN: subclasses supply the two networks, this class trains them.
+
+    Implements non-saturating/hinge loss, DiffAugment with ADA, lazy R1, EMA, AMP on CUDA,
+    gradient accumulation over ``micro_batches`` and gradient clipping.
+    """
+
+    def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
+        super().__init__(spec, train, device)
+        self.policy = parse_policy(train.augment)
+        self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
+        self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
+        self.amp = bool(train.amp if train.amp is not None else device.type == "cuda")
+        self.memory_format = torch.channels_last if (train.channels_last if train.channels_last is not None
+                                                     else device.type == "cuda") else torch.contiguous_format
+        G = self.build_generator().to(device, memory_format=self.memory_format)
+        D = self.build_discriminator().to(device, memory_format=self.memory_format)
+        self.modules = {"G": G, "G_ema": make_ema(G), "D": D}
+        betas = (train.beta1, train.beta2)
+        self.optimizers = {
+            "G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
+            "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas),
+        }
+        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=self.amp) for k in ("G", "D")}
+        self.images_seen = 0
+
+    # -- subclasses implement ------------------------------------------------------------------
+    def build_generator(self) -> nn.Module:
+        """G(z, labels) -> (N,C,H,W) in [-1,1]."""
+        raise NotImplementedError
+
+    def build_discriminator(self) -> nn.Module:
+        """D(x, labels) -> (N,) logits."""
+        raise NotImplementedError
+
+    def discriminate_real(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, auxiliary loss) for real images; families with self-supervised D override this."""
+        return self.modules["D"](x, labels), x.new_zeros(())
+
+    # -- the step ------------------------------------------------------------------------------
+    @property
+    def augment_p(self) -> float:
+        return self.ada.p if self.policy else 0.0
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy, self.ada.p)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+        real = real.contiguous(memory_format=self.memory_format)
+        chunks = list(zip(real.chunk(micro_batches), _chunk_or_none(labels, micro_batches)))
+        stats = self._d_step(chunks, step)
+        stats.update(self._g_step(chunks))
+        self.images_seen += real.shape[0]
+        beta = ema_beta(real.shape[0], self.train.ema_half_life_kimg * 1000, self.images_seen)
+        update_ema(self.modules["G_ema"], self.modules["G"], beta)
+        self.ada.update()
+        stats["augment_p"] = self.augment_p
+        return stats
+
+    def _d_step(self, chunks: list, step: int) -> dict[str, float]:
+        G, D, opt = self.modules["G"], self.modules["D"], self.optimizers["D"]
+        do_r1 = self.train.r1_gamma > 0 and step % self.train.r1_every == 0
+        D.requires_grad_(True)
+        G.requires_grad_(True)
+        opt.zero_grad(set_to_none=True)
+        totals = {"loss_d": 0.0, "d_real": 0.0, "d_fake": 0.0, "r1": 0.0}
+        # The fakes keep their graph so the G step reuses them instead of running G again (as the
+        # classic DCGAN loop does): one generator forward per step instead of two.
+        self._fakes = []
+        for x, y in chunks:
+            with self._autocast():
+                fake = G(self._noise(x.shape[0]), y)
+                self._fakes.append(fake)
+                real_logits, aux = self.discriminate_real(self._augment(x), y)
+                fake_logits = D(self._augment(fake.detach()), y)
+                loss = self.d_loss_fn(real_logits.float(), fake_logits.float()) + aux
+            self.ada.accumulate(real_logits)
+            if do_r1:
+                loss = loss + self._r1(x, y)
+                totals["r1"] += self._last_r1 / len(chunks)
+            self.scalers["D"].scale(loss / len(chunks)).backward()
+            totals["loss_d"] += float(loss) / len(chunks)
+            totals["d_real"] += float(real_logits.float().mean()) / len(chunks)
+            totals["d_fake"] += float(fake_logits.float().mean()) / len(chunks)
+        self._optimizer_step("D")
+        if not do_r1:
+            totals.pop("r1")
+        return totals
+
+    def _r1(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        # R1 runs in fp32 outside autocast: the squared gradient norm underflows in fp16.
+        x = x.detach().requires_grad_(True)
+        logits = self.modules["D"](self._augment(x), y)
+        penalty = r1_penalty(logits, x)
+        self._last_r1 = float(penalty.detach())
+        return penalty * (self.train.r1_gamma / 2) * self.train.r1_every
+
+    def _g_step(self, chunks: list) -> dict[str, float]:
+        D, opt = self.modules["D"], self.optimizers["G"]
+        D.requires_grad_(False)
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        fakes, self._fakes = self._fakes, []
+        for (_, y), fake in zip(chunks, fakes):
+            with self._autocast():
+                loss = self.g_loss_fn(D(self._augment(fake), y).float())
+            self.scalers["G"].scale(loss / len(chunks)).backward()
+            total += float(loss) / len(chunks)
+        self._optimizer_step("G")
+        return {"loss_g": total}
+
+    def _optimizer_step(self, key: str) -> None:
+        opt, scaler = self.optimizers[key], self.scalers[key]
+        if self.train.grad_clip:
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(self.modules[key].parameters(), self.train.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
+        G = self.modules["G_ema" if ema else "G"]
+        return G(z.to(self.device), None if labels is None else labels.to(self.device)).float().clamp(-1, 1)
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "ada": self.ada.state_dict(),
+            "images_seen": self.images_seen,
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+        }
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "ada" in state:
+            self.ada.load_state_dict(state["ada"])
+        self.images_seen = int(state.get("images_seen", 0))
+        for k, s in state.get("scalers", {}).items():
+            if s:
+                self.scalers[k].load_state_dict(s)
+
+
+def _chunk_or_none(labels: torch.Tensor | None, n: int) -> list:
+    return list(labels.chunk(n)) if labels is not None else [None] * n

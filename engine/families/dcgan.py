@@ -1,0 +1,115 @@
+"""DCGAN (Radford et al. 2015): the baseline family.
+
+Generator: transposed convolutions with BatchNorm and ReLU from a 4x4 seed up to the training size.
+Discriminator: strided convolutions with LeakyReLU; spectral norm instead of BatchNorm by default,
+which is what keeps a small-data DCGAN stable. Class-conditional through a label embedding added to
+the latent (G) and a projection head (D).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from engine.families.base import AdversarialFamily
+from engine.families.registry import register_family
+
+
+@dataclass
+class DCGANConfig:
+    """Options of the DCGAN family."""
+
+    latent_dim: int = 100
+    """Length of the latent vector z."""
+    base_channels: int = 64
+    """Feature maps at the highest resolution (the classic ngf/ndf)."""
+    max_channels: int = 512
+    """Cap on feature maps at low resolutions."""
+    spectral_norm: bool = True
+    """Spectral norm in D (False = the classic BatchNorm discriminator)."""
+
+
+def _channels(cfg: DCGANConfig, stages: int) -> list[int]:
+    """Feature maps from the 4x4 stage (index 0) to the last stage before the image."""
+    return [min(cfg.base_channels * 2 ** (stages - 1 - i), cfg.max_channels) for i in range(stages)]
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, latent) [+ labels] -> image (N, C, R, R) in [-1, 1]."""
+
+    def __init__(self, cfg: DCGANConfig, resolution: int, channels: int, num_classes: int) -> None:
+        super().__init__()
+        stages = int(math.log2(resolution)) - 2
+        ch = _channels(cfg, stages)
+        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.latent_dim, ch[0], 4, 1, 0, bias=False), nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(ch[:-1], ch[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(_dcgan_init)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None and labels is not None:
+            z = z + self.embed(labels)
+        return self.net(z[:, :, None, None])
+
+
+class DCGANDiscriminator(nn.Module):
+    """image (N, C, R, R) [+ labels] -> logits (N,)."""
+
+    def __init__(self, cfg: DCGANConfig, resolution: int, channels: int, num_classes: int) -> None:
+        super().__init__()
+        stages = int(math.log2(resolution)) - 2
+        ch = list(reversed(_channels(cfg, stages)))
+        sn = spectral_norm if cfg.spectral_norm else (lambda m: m)
+        layers: list[nn.Module] = [sn(nn.Conv2d(channels, ch[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        for c_in, c_out in zip(ch[:-1], ch[1:]):
+            layers += [sn(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not cfg.spectral_norm))]
+            layers += [] if cfg.spectral_norm else [nn.BatchNorm2d(c_out)]
+            layers += [nn.LeakyReLU(0.2, True)]
+        self.features = nn.Sequential(*layers)
+        self.head = sn(nn.Conv2d(ch[-1], 1, 4, 1, 0))
+        # Projection discriminator (Miyato & Koyama 2018): class evidence is an inner product with
+        # the pooled features, which conditions D without extra input channels.
+        self.embed = sn(nn.Embedding(num_classes, ch[-1])) if num_classes else None
+        self.apply(_dcgan_init)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)
+        out = self.head(h).flatten(1).sum(1)
+        if self.embed is not None and labels is not None:
+            out = out + (self.embed(labels) * h.sum(dim=(2, 3))).sum(1)
+        return out
+
+
+def _dcgan_init(m: nn.Module) -> None:
+    # The DCGAN paper's N(0, 0.02) init; it matters for the BatchNorm generator's early stability.
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+@register_family("dcgan")
+class DCGAN(AdversarialFamily):
+    """Baseline DCGAN family, 16-256 px."""
+
+    Config = DCGANConfig
+    max_resolution = 256
+    tiny_options = {"latent_dim": 16, "base_channels": 8, "max_channels": 32}
+
+    def build_generator(self) -> nn.Module:
+        return DCGANGenerator(self.cfg, self.spec.resolution, self.spec.channels, self.spec.num_classes)
+
+    def build_discriminator(self) -> nn.Module:
+        return DCGANDiscriminator(self.cfg, self.spec.resolution, self.spec.channels, self.spec.num_classes)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.latent_dim

@@ -1,0 +1,114 @@
+"""Training configuration: one dataclass, saved as config.json in every run folder."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import CheckpointError, ConfigError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run. Family-specific settings live in ``family_options``."""
+
+    dataset: str
+    """Prepared dataset folder (from ``gan-studio-cli import``)."""
+    family: str = "dcgan"
+    """Registered model family name."""
+    family_options: dict[str, Any] = field(default_factory=dict)
+    """Overrides for the family's own Config dataclass (e.g. {'base_channels': 32})."""
+    resolution: int | None = None
+    """Training size in pixels (power of two); None = the dataset's prepared size."""
+    batch_size: int = 32
+    """Images per step (the effective batch, kept when memory forces smaller micro-batches)."""
+    steps: int | None = 2000
+    """Stop after this many steps (None = no step limit)."""
+    minutes: float | None = None
+    """Stop after this many minutes of training (None = no time limit)."""
+    lr_g: float = 2e-4
+    """Generator learning rate (Adam)."""
+    lr_d: float = 2e-4
+    """Discriminator learning rate (Adam)."""
+    beta1: float = 0.5
+    """Adam beta1."""
+    beta2: float = 0.999
+    """Adam beta2."""
+    loss: str = "ns"
+    """Adversarial loss: 'ns' (non-saturating) or 'hinge'."""
+    r1_gamma: float = 0.0
+    """R1 gradient penalty weight on real images (0 = off)."""
+    r1_every: int = 16
+    """Apply R1 every N steps (lazy regularisation, scaled to keep the same strength)."""
+    augment: str = "color,translation,cutout"
+    """DiffAugment policy applied to everything D sees ('' = off)."""
+    ada: bool = True
+    """Adapt the augmentation probability to D's overfitting (ADA); False = always apply."""
+    ada_target: float = 0.6
+    """ADA target for the mean sign of D(real)."""
+    ema_half_life_kimg: float = 10.0
+    """Half-life of the EMA generator, in thousands of images."""
+    amp: bool | None = None
+    """Mixed precision; None = on when training on CUDA."""
+    channels_last: bool | None = None
+    """channels_last memory format; None = on when training on CUDA."""
+    grad_clip: float | None = None
+    """Clip gradient norm of G and D to this value (None = off)."""
+    conditional: bool = True
+    """Train class-conditional when the dataset has class folders."""
+    seed: int = 0
+    """Random seed; the same seed on CPU gives the same weights."""
+    device: str = "auto"
+    """'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'."""
+    preview_every: int = 200
+    """Write a fixed-seed preview grid every N steps (0 = off)."""
+    preview_count: int = 64
+    """Number of images in the preview grid."""
+    checkpoint_every: int = 500
+    """Write a checkpoint every N steps (always also at the end and on stop)."""
+    keep_checkpoints: int = 3
+    """How many recent checkpoints to keep."""
+    nan_lr_factor: float = 0.5
+    """On a non-finite loss, roll back and multiply both learning rates by this."""
+    log_every: int = 10
+    """Append a line to stats.jsonl every N steps."""
+    format_version: int = FORMAT_VERSION
+    """Version of this config layout (for migrations)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid setting."""
+        positive = ("batch_size", "r1_every", "keep_checkpoints", "log_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")
+        if self.steps is None and self.minutes is None:
+            raise ConfigError("set 'steps' or 'minutes' so the run knows when to stop")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"setting 'steps' must be at least 1 (got {self.steps})")
+        if self.resolution is not None and (self.resolution < 16 or self.resolution & (self.resolution - 1)):
+            raise ConfigError(f"setting 'resolution' must be a power of two >= 16 (got {self.resolution})")
+        if not 0 < self.nan_lr_factor <= 1:
+            raise ConfigError("setting 'nan_lr_factor' must be in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict, migrating older formats; refuse newer ones and unknown keys."""
+        data = dict(data)
+        version = int(data.get("format_version", 1))
+        if version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"this run was made by a newer GAN Studio (config format {version}, this version reads "
+                f"up to {FORMAT_VERSION}); update GAN Studio to open it"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        data["format_version"] = FORMAT_VERSION
+        return cls(**data)

@@ -1,0 +1,41 @@
+"""Fixed-seed preview grids: the same latents every time, so progress is visible frame to frame."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from engine.families.base import Family
+from engine.fsutil import atomic_open
+
+
+def preview_inputs(family: Family, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Latents from a private generator (the training RNG is untouched) and labels cycling the classes."""
+    gen = torch.Generator().manual_seed(seed + 7919)
+    z = torch.randn(count, family.latent_dim, generator=gen)
+    labels = torch.arange(count) % family.spec.num_classes if family.spec.num_classes else None
+    return z, labels
+
+
+def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
+    """(N,C,H,W) in [-1,1] -> uint8 (N,H,W,C) numpy."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def make_grid_uint8(images: torch.Tensor, padding: int = 2) -> np.ndarray:
+    """A near-square grid of (N,C,H,W) images in [-1,1] as uint8 (H,W,C)."""
+    nrow = max(1, math.ceil(math.sqrt(images.shape[0])))
+    grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, value_range=(-1, 1), normalize=True)
+    return (grid * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    """Write an (H,W,C) uint8 array as PNG atomically."""
+    image = Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array)
+    with atomic_open(path, "wb") as handle:
+        image.save(handle, format="PNG")

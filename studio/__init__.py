@@ -1,0 +1,1 @@
+"""GAN Studio desktop app (PySide6). Imports engine; engine never imports studio."""

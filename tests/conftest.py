@@ -1,0 +1,20 @@
+"""Shared pytest setup: Qt runs offscreen, and the shared real datasets are found or skipped visibly."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any test imports Qt
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATASETS = (Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets").resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """The folder of real sample datasets beside the checkout; skips (with the path) when absent."""
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip(f"shared datasets not found at {SHARED_DATASETS}; real-data tests need them there")
+    return SHARED_DATASETS

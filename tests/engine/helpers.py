@@ -1,0 +1,48 @@
+"""Shared test helpers: tiny image folders written with PIL, imported and attested datasets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine.consent import attest
+from engine.data import import_folder
+
+
+def write_shapes_folder(folder: Path, per_class: int = 12, size: int = 40, classes=("circles", "squares")) -> Path:
+    """Class subfolders of coloured circles/squares on random backgrounds (real PNG files)."""
+    rng = np.random.default_rng(0)
+    for ci, name in enumerate(classes):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            bg = tuple(int(v) for v in rng.integers(0, 255, 3))
+            fg = tuple(int(v) for v in rng.integers(0, 255, 3))
+            img = Image.new("RGB", (size, size), bg)
+            draw = ImageDraw.Draw(img)
+            a, b = int(rng.integers(2, size // 3)), int(rng.integers(2 * size // 3, size - 2))
+            (draw.ellipse if ci % 2 == 0 else draw.rectangle)([a, a, b, b], fill=fg)
+            img.save(folder / name / f"{i:03d}.png")
+    return folder
+
+
+def make_dataset(tmp: Path, size: int = 32, attested: bool = True, **kw) -> Path:
+    """Write, import and (optionally) attest a tiny two-class dataset; returns the dataset folder."""
+    source = write_shapes_folder(tmp / "images", **kw)
+    dataset = tmp / "dataset"
+    import_folder(source, dataset, size=size)
+    if attested:
+        attest(dataset, rights="own", people="none", attested_by="test")
+    return dataset
+
+
+def tiny_config(dataset: Path, family: str = "dcgan", **overrides):
+    """A TrainConfig for a model small enough to train a few steps on CPU in well under a second."""
+    from engine.families import get_family
+    from engine.training import TrainConfig
+
+    fields = dict(dataset=str(dataset), family=family, family_options=dict(get_family(family).tiny_options),
+                  batch_size=8, steps=6, preview_every=3, preview_count=4, checkpoint_every=3, log_every=1,
+                  r1_gamma=1.0, r1_every=2, seed=1)
+    fields.update(overrides)
+    return TrainConfig(**fields)

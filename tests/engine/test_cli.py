@@ -1,0 +1,111 @@
+"""gan-studio-cli end to end in subprocesses: import, attest, train, info, generate, resume, hard kill."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.training.checkpoint import list_checkpoints, load_checkpoint
+
+from .helpers import write_shapes_folder
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--option", "latent_dim=16", "--option", "base_channels=8", "--option", "max_channels=32", "--batch", "8"]
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cli {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    write_shapes_folder(tmp / "art")
+    (tmp / "art" / "circles" / "broken.png").write_text("this is not an image")
+    return tmp
+
+
+def test_cli_end_to_end(workspace):
+    data, run, out = workspace / "ds", workspace / "run", workspace / "gen"
+    report = json.loads(cli("import", str(workspace / "art"), "--out", str(data), "--size", "32", "--json").stdout)
+    assert report["kept"] == 24 and len(report["skipped"]) == 1
+
+    refused = cli("train", str(data), "--out", str(run), "--steps", "2", *TINY, check=False)
+    assert refused.returncode == 2
+    assert "gan-studio-cli attest" in refused.stderr and "Traceback" not in refused.stderr
+
+    cli("attest", str(data), "--rights", "own", "--people", "none", "--by", "tester")
+    summary = json.loads(cli("train", str(data), "--out", str(run), "--steps", "4", "--preview-every", "2",
+                             "--checkpoint-every", "2", *TINY, "--json").stdout)
+    assert summary["step"] == 4 and not summary["stopped"]
+    assert any("Training 'dcgan' on CPU" in line for line in summary["log"])
+
+    info = json.loads(cli("info", str(run), "--json").stdout)
+    assert info["family"] == "dcgan" and info["step"] == 4 and info["classes"] == ["circles", "squares"]
+
+    cli("generate", str(run), "--count", "5", "--out", str(out), "--seed", "10", "--class", "squares")
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"seed-{s:06d}.png" for s in range(10, 15)]
+    assert Image.open(files[0]).size == (32, 32)
+
+    resumed = json.loads(cli("resume", str(run), "--steps", "6", "--json").stdout)
+    assert resumed["step"] == 6
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
+    (["generate", "/no/such/run", "--out", "x"], "/no/such/run"),
+    (["info", "/no/such/run"], "not a GAN Studio run folder"),
+    (["train", "x", "--family", "nope", "--steps", "1"], None),
+])
+def test_user_errors_are_one_line(args, needle, workspace):
+    proc = cli(*args, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    if needle:
+        assert needle in proc.stderr
+
+
+def test_unknown_family_lists_known_ones(workspace):
+    data = workspace / "ds2"
+    cli("import", str(workspace / "art"), "--out", str(data), "--size", "32")
+    cli("attest", str(data), "--rights", "own", "--people", "none")
+    proc = cli("train", str(data), "--family", "nope", "--steps", "1", check=False)
+    assert proc.returncode == 2 and "dcgan" in proc.stderr and "fastgan" in proc.stderr
+
+
+def test_hard_kill_mid_training_resumes_cleanly(workspace):
+    data, run = workspace / "ds3", workspace / "killed"
+    cli("import", str(workspace / "art"), "--out", str(data), "--size", "32")
+    cli("attest", str(data), "--rights", "own", "--people", "none")
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", str(data), "--out", str(run),
+                             "--steps", "100000", "--checkpoint-every", "3", *TINY, "--json"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while len(list_checkpoints(run)) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        assert list_checkpoints(run), "no checkpoint appeared"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    for path in list_checkpoints(run):
+        assert load_checkpoint(path)["step"] % 3 == 0  # every complete file is a valid checkpoint
+    last = load_checkpoint(list_checkpoints(run)[-1])["step"]
+    summary = json.loads(cli("resume", str(run), "--steps", str(last + 3), "--json").stdout)
+    assert summary["step"] == last + 3
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)), "stats history must be one consistent sequence after resume"

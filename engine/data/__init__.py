@@ -17,12 +17,13 @@ from engine.data.dataset import PreparedDataset, load_dataset
 from engine.data.importer import import_folder
 from engine.data.manifest import dataset_fingerprint, is_dataset
 from engine.data.options import ALPHAS, FITS, ImportOptions
-from engine.data.report import FileWarning, ImportReport, SkippedFile, read_report
+from engine.data.report import FileWarning, ImportFailed, ImportReport, SkippedFile, read_report
 
 __all__ = [
     "ALPHAS",
     "FITS",
     "FileWarning",
+    "ImportFailed",
     "ImportOptions",
     "ImportReport",
     "PreparedDataset",

@@ -82,9 +82,10 @@ def _build_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -
         results = run_pool(candidates, ctx)
         del ctx
         _check_rebuilt(results, root, manifest, options)
-        folder = builder.publish(list(range(len(kept))), [int(e.get("label_index", -1)) for e in kept],
-                                 {"fingerprint": manifest["fingerprint"], "sha256": [e["sha256"] for e in kept],
-                                  "paths": [e["path"] for e in kept], "classes": manifest.get("classes", [])})
+        meta = {"fingerprint": manifest["fingerprint"], "sha256": [e["sha256"] for e in kept],
+                "paths": [e["path"] for e in kept], "classes": manifest.get("classes", [])}
+        labels = [int(e.get("label_index", -1)) for e in kept]
+        folder = builder.publish(list(range(len(kept))), labels, meta)
     except BaseException:
         builder.abort()
         raise

@@ -37,8 +37,8 @@ def phash_batch(thumbnails: np.ndarray) -> list[str]:
     """64-bit perceptual hashes (16 hex digits each) of (N, 32, 32) thumbnails.
 
     Equal to ``str(imagehash.phash(image))``, but only the 8x8 low-frequency corner of the DCT is
-    computed, for all images in two batched matrix products: imagehash's per-image scipy transform was the slowest
-    step of importing small images.
+    computed, for all images in two batched matrix products: imagehash's per-image scipy transform
+    was the slowest step of importing small images.
     """
     if len(thumbnails) == 0:
         return []

@@ -16,9 +16,9 @@ from engine.data.manifest import (MANIFEST_FORMAT_VERSION, MANIFEST_KIND, comput
                                   manifest_path, read_manifest, write_manifest)
 from engine.data.options import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_MAX_PIXELS, ImportOptions
 from engine.data.prepare import FileResult, PrepareContext, fill_hashes, run_pool
-from engine.data.report import FileWarning, ImportReport, SkippedFile, resolution_histogram
+from engine.data.report import FileWarning, ImportFailed, ImportReport, SkippedFile, resolution_histogram
 from engine.data.scan import IMAGE_EXTENSIONS, ScanResult, scan_folder
-from engine.errors import DataError
+from engine.errors import ConfigError, DataError
 from engine.fsutil import atomic_write_json
 
 REPORT_NAME = "report.json"
@@ -36,6 +36,7 @@ class _Previous:
 
     @property
     def reuse_rows(self) -> dict[str, int]:
+        """sha256 -> row of the previous cache at the same size/fit/alpha."""
         return {} if self.cache is None else {s: i for i, s in enumerate(self.cache.meta["sha256"])}
 
 
@@ -51,11 +52,14 @@ def import_folder(source: Path | str, dataset_dir: Path | str, *, size: int = 64
     callbacks, and the phash ``duplicate_distance``. Writes dataset.json, report.json and the cache
     for (size, fit, alpha); files whose sha256 was already prepared with these options are reused,
     not decoded. Returns the ImportReport. Raises ConfigError for bad options, DataError when the
-    folders are unusable or no image survives (``exc.report`` then holds the report), and
+    folders are unusable (ImportFailed, a DataError with ``.report``, when no image survives), and
     ImportCancelled on cancel; in every error case the previous dataset is left untouched.
     """
     started = time.perf_counter()
     options = ImportOptions(size=size, fit=fit, alpha=alpha, max_pixels=max_pixels)
+    if not 0 <= duplicate_distance <= 64:
+        raise ConfigError(f"duplicate_distance counts differing bits of a 64-bit hash: use 0 to 64 "
+                          f"(default {DEFAULT_DUPLICATE_DISTANCE}), not {duplicate_distance}.")
     src, out = Path(source).expanduser().resolve(), Path(dataset_dir).expanduser().resolve()
     _check_destination(src, out)
     scan = scan_folder(src, exclude=out, should_cancel=should_cancel)
@@ -64,12 +68,14 @@ def import_folder(source: Path | str, dataset_dir: Path | str, *, size: int = 64
     previous = _load_previous(out, options)
     results, cache_dir, classes = _prepare_all(scan, out, options, previous, progress, should_cancel)
     created_at = (previous.manifest or {}).get("created_at")
+    caches = _unchanged_caches(out, previous.manifest, results, classes)
+    caches[options.cache_key] = cache_dir.name
     del previous  # release the old cache's memory map before its folder is deleted
     report = _build_report(scan, out, options, results, classes, duplicate_distance)
-    write_manifest(out, _manifest(scan, options, results, classes, report, cache_dir, created_at))
+    write_manifest(out, _manifest(scan, options, results, classes, report, caches, created_at))
     report.seconds = round(time.perf_counter() - started, 3)
     atomic_write_json(out / REPORT_NAME, report.to_dict())
-    remove_unused_caches(out, {cache_dir.name})
+    remove_unused_caches(out, set(caches.values()))
     return report
 
 
@@ -84,12 +90,11 @@ def _check_destination(src: Path, out: Path) -> None:
                         "dataset; choose a new or empty folder so nothing of yours is overwritten.")
 
 
-def _no_images_error(scan: ScanResult, out: Path, options: ImportOptions) -> DataError:
+def _no_images_error(scan: ScanResult, out: Path, options: ImportOptions) -> ImportFailed:
     kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
-    error = DataError(f"no image files found in {scan.root} (looked for {kinds}, hidden files "
-                      "excluded); pick the folder that holds your images.")
-    error.report = _build_report(scan, out, options, [], [], DEFAULT_DUPLICATE_DISTANCE)  # type: ignore[attr-defined]
-    return error
+    return ImportFailed(f"no image files found in {scan.root} (looked for {kinds}, hidden files "
+                        "excluded); pick the folder that holds your images.",
+                        _build_report(scan, out, options, [], [], DEFAULT_DUPLICATE_DISTANCE))
 
 
 def _load_previous(out: Path, options: ImportOptions) -> _Previous:
@@ -132,14 +137,32 @@ def _prepare_all(scan: ScanResult, out: Path, options: ImportOptions, previous: 
     return results, cache_dir, classes
 
 
+def _unchanged_caches(out: Path, manifest: dict[str, Any] | None, results: list[FileResult],
+                      classes: list[str]) -> dict[str, str]:
+    """Caches at other sizes/fits that hold exactly the new kept files, in order, with the same labels.
+
+    Keeping them means switching between sizes (64, then 32, then 64 again) never re-decodes.
+    """
+    if manifest is None:
+        return {}
+    kept = [r for r in results if r.status == "kept"]
+    shas, paths = [r.sha256 for r in kept], [r.rel for r in kept]
+    labels = np.array([label_index(r.label, classes) for r in kept], dtype=np.int64)
+    valid = {}
+    for key, name in manifest.get("caches", {}).items():
+        cache = open_cache(out / CACHE_FOLDER / name, manifest.get("fingerprint", ""))
+        if cache and cache.meta.get("sha256") == shas and cache.meta.get("paths") == paths \
+                and np.array_equal(cache.labels, labels):
+            valid[key] = name
+    return valid
+
+
 def _nothing_kept_error(scan: ScanResult, out: Path, options: ImportOptions,
-                        results: list[FileResult]) -> DataError:
+                        results: list[FileResult]) -> ImportFailed:
     report = _build_report(scan, out, options, results, [], DEFAULT_DUPLICATE_DISTANCE)
     examples = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
-    error = DataError(f"none of the {len(results)} image files in {scan.root} can be used "
-                      f"(e.g. {examples}); fix or replace them and import again.")
-    error.report = report  # type: ignore[attr-defined]
-    return error
+    return ImportFailed(f"none of the {len(results)} image files in {scan.root} can be used "
+                        f"(e.g. {examples}); fix or replace them and import again.", report)
 
 
 def _remove_empty_folder(folder: Path) -> None:
@@ -168,7 +191,8 @@ def _cache_meta(kept: list[FileResult], classes: list[str]) -> dict[str, Any]:
 def _build_report(scan: ScanResult, out: Path, options: ImportOptions, results: list[FileResult],
                   classes: list[str], duplicate_distance: int) -> ImportReport:
     kept = [r for r in results if r.status == "kept"]
-    skipped = scan.skipped + [SkippedFile(r.rel, r.reason or "unknown") for r in results if r.status != "kept"]
+    failed = [SkippedFile(r.rel, r.reason or "unknown") for r in results if r.status != "kept"]
+    skipped = scan.skipped + failed
     return ImportReport(
         source=str(scan.root), dataset_dir=str(out), options=options.to_dict(),
         total=len(scan.candidates) + len(scan.skipped), kept=len(kept),
@@ -216,7 +240,7 @@ def _small_message(result: FileResult, options: ImportOptions) -> str | None:
 
 
 def _manifest(scan: ScanResult, options: ImportOptions, results: list[FileResult], classes: list[str],
-              report: ImportReport, cache_dir: Path, created_at: str | None) -> dict[str, Any]:
+              report: ImportReport, caches: dict[str, str], created_at: str | None) -> dict[str, Any]:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     files = [_file_entry(r, classes) for r in results]
     files += [{"path": s.path, "status": "skipped", "reason": s.reason, "sha256": None} for s in scan.skipped]
@@ -227,7 +251,7 @@ def _manifest(scan: ScanResult, options: ImportOptions, results: list[FileResult
         "created_at": created_at or now, "updated_at": now,
         "classes": classes, "fingerprint": report.fingerprint,
         "counts": {"kept": report.kept, "skipped": len(report.skipped), "ignored": len(report.ignored)},
-        "caches": {options.cache_key: cache_dir.name},
+        "caches": caches,
         "files": sorted(files, key=lambda e: e["path"]),
     }
 

@@ -1,8 +1,9 @@
 """Per-file work of an import (read, hash, decode, fit, store one cache row) and the thread pool.
 
-Decoding runs in threads: Pillow's decoders and resamplers release the GIL, so threads scale on
-small images without the start-up and pickling cost of processes. Callbacks (progress, cancel) are
-only ever called from the thread that called :func:`run_pool`, never from a worker.
+Decoding runs in threads: Pillow's decoders and resamplers release the GIL, so photos decode in
+parallel without the start-up and pickling cost of processes (for thumbnail-sized images Python
+overhead dominates and threads add little). Callbacks (progress, cancel) are only ever called from
+the thread that called :func:`run_pool`, never from a worker.
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from engine.data.scan import Candidate
 from engine.errors import ImportCancelled
 
 ProgressFn = Callable[[int, int, str], None]
-_MAX_CHUNK = 16
 CancelFn = Callable[[], bool]
+_MAX_CHUNK = 16  # files per task: enough to amortise a future, few enough for smooth progress
 
 
 @dataclass
@@ -139,7 +140,8 @@ def fill_hashes(results: Sequence[FileResult], thumbs: np.ndarray) -> None:
         results[i].phash = value
 
 
-def _prepare_chunk(start: int, chunk: Sequence[Candidate], ctx: PrepareContext) -> tuple[int, list[FileResult]]:
+def _prepare_chunk(start: int, chunk: Sequence[Candidate],
+                   ctx: PrepareContext) -> tuple[int, list[FileResult]]:
     return start, [prepare_file(candidate, start + k, ctx) for k, candidate in enumerate(chunk)]
 
 

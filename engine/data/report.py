@@ -13,6 +13,14 @@ REPORT_FORMAT_VERSION = 1
 _HISTOGRAM_EDGES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
 
 
+class ImportFailed(DataError):
+    """DataError for an import that kept no image; ``report`` tells what happened to every file."""
+
+    def __init__(self, message: str, report: "ImportReport") -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class SkippedFile(NamedTuple):
     """A file that is not in the dataset, with the human reason (relative POSIX path)."""
 

@@ -50,13 +50,14 @@ def scan_folder(source: Path | str, *, exclude: Path | None = None,
     result = ScanResult(root=root.resolve())
     walker = _Walker(result, exclude.resolve() if exclude else None, should_cancel)
     walker.walk(result.root, "")
-    for items in (result.candidates, result.skipped, result.ignored):
-        items.sort(key=lambda item: item[0] if isinstance(item, tuple) else item.rel)
+    result.candidates.sort(key=lambda candidate: candidate.rel)
+    result.skipped.sort()
+    result.ignored.sort()
     return result
 
 
 class _Walker:
-    """Depth-first walk with loop protection for symlinked folders."""
+    """Walk with an explicit stack (no recursion limit on deep trees) and symlink-loop protection."""
 
     def __init__(self, result: ScanResult, exclude: Path | None,
                  should_cancel: Callable[[], bool] | None) -> None:
@@ -64,17 +65,24 @@ class _Walker:
         self.exclude = exclude
         self.should_cancel = should_cancel
         self.visited: set[Path] = set()
+        self.pending: list[tuple[Path, str]] = []
 
     def walk(self, folder: Path, prefix: str) -> None:
-        if self.should_cancel is not None and self.should_cancel():
-            raise ImportCancelled("import cancelled while scanning; the previous dataset is untouched.")
+        self.pending.append((folder, prefix))
+        while self.pending:
+            if self.should_cancel is not None and self.should_cancel():
+                raise ImportCancelled("import cancelled while scanning; the previous dataset is untouched.")
+            self.list_folder(*self.pending.pop())
+
+    def list_folder(self, folder: Path, prefix: str) -> None:
         if folder in self.visited:
             return  # a symlink loop or two links to one folder: import its files once
         self.visited.add(folder)
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            self.result.skipped.append(SkippedFile(prefix or ".", f"cannot read folder: {exc.strerror or exc}"))
+            reason = f"cannot read folder: {exc.strerror or exc}"
+            self.result.skipped.append(SkippedFile(prefix.rstrip("/") or ".", reason))
             return
         for entry in entries:
             self.visit(entry, prefix + entry.name)
@@ -96,7 +104,7 @@ class _Walker:
         if self.exclude is not None and real == self.exclude:
             self.result.ignored.append(SkippedFile(rel, "the prepared dataset folder itself (not scanned)"))
             return
-        self.walk(real, rel + "/")
+        self.pending.append((real, rel + "/"))
 
     def visit_link(self, entry: os.DirEntry[str], rel: str) -> None:
         target = Path(entry.path).resolve()

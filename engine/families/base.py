@@ -202,7 +202,7 @@ class AdversarialFamily(Family):
                 loss = loss + self._r1(x, y)
                 totals["r1"] += self._last_r1 / len(chunks)
             self.scalers["D"].scale(loss / len(chunks)).backward()
-            totals["loss_d"] += float(loss) / len(chunks)
+            totals["loss_d"] += float(loss.detach()) / len(chunks)
             totals["d_real"] += float(real_logits.float().mean()) / len(chunks)
             totals["d_fake"] += float(fake_logits.float().mean()) / len(chunks)
         self._optimizer_step("D")
@@ -228,7 +228,7 @@ class AdversarialFamily(Family):
             with self._autocast():
                 loss = self.g_loss_fn(D(self._augment(fake), y).float())
             self.scalers["G"].scale(loss / len(chunks)).backward()
-            total += float(loss) / len(chunks)
+            total += float(loss.detach()) / len(chunks)
         self._optimizer_step("G")
         return {"loss_g": total}
 

@@ -161,6 +161,21 @@ def test_hidden_and_non_image_entries_are_ignored(imported):
     assert "not an image file type" in ignored["readme.txt"]
 
 
+def test_symlinks_inside_are_followed_loops_end_and_the_dataset_is_not_scanned(tmp_path):
+    source = tmp_path / "src"
+    write_good(source)
+    try:
+        os.symlink(source / "cats/pattern.png", source / "dogs/alias.png")
+        os.symlink(source, source / "dogs/loop", target_is_directory=True)
+    except (OSError, NotImplementedError):
+        pytest.skip("this system does not let tests create symlinks")
+    import_folder(source, source / "prepared", size=32)
+    report = import_folder(source, source / "prepared", size=32)  # now the folder has content
+    assert report.kept == len(GOOD) + 1 and not report.skipped
+    assert ["cats/pattern.png", "dogs/alias.png"] in report.duplicates
+    assert any(item.path == "prepared" for item in report.ignored)
+
+
 def test_bomb_guard_respects_max_pixels(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
@@ -368,6 +383,16 @@ def test_reimport_is_incremental_and_fingerprint_follows_content(tmp_path):
     assert changed.decoded == 1 and changed.fingerprint != first.fingerprint
     assert dataset_fingerprint(tmp_path / "ds") == changed.fingerprint
     assert len(list((tmp_path / "ds" / "cache").iterdir())) == 1  # stale caches are removed
+
+
+def test_switching_sizes_back_and_forth_decodes_nothing_new(tmp_path):
+    source = tmp_path / "src"
+    write_good(source)
+    import_folder(source, tmp_path / "ds", size=32)
+    assert import_folder(source, tmp_path / "ds", size=16).decoded == len(GOOD)
+    back = import_folder(source, tmp_path / "ds", size=32)
+    assert (back.decoded, back.reused) == (0, len(GOOD))
+    assert load_dataset(tmp_path / "ds", 16).images.shape[1] == 16  # both sizes stay prepared
 
 
 def test_reimport_reuses_skip_verdicts_without_decoding(imported, tmp_path):

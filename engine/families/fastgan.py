@@ -290,6 +290,7 @@ class FastGAN(AdversarialFamily):
     Config = FastGANConfig
     min_resolution = 32
     max_resolution = 512
+    tiny_options = {"latent_dim": 16, "base_channels": 4, "max_channels": 16}
 
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(spec, train, device)

@@ -1,0 +1,1 @@
+"""One page per job: dataset, train, generate (translate, upscale, edit, models come later)."""

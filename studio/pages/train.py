@@ -1,0 +1,558 @@
+"""Train page: family, preset and advanced settings; start, pause, stop and resume runs; watch the
+fixed-seed preview, loss curves, speed, ETA, augmentation and log live while the window stays responsive.
+
+All training happens in a TrainWorker on its own QThread. This page only stores what the worker sends
+and redraws on timers: labels at most every ``ui_ms``, the chart and preview on their own timers.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSize, QThread, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
+                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+
+from engine.data import read_report
+from engine.errors import ConfigError, GanStudioError
+from engine.families import family_names, get_family
+from engine.training import RunResult, TrainConfig
+from engine.training.info import run_info
+from studio.errors import ErrorReporter
+from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
+from studio.project import Project
+from studio.runs import format_seconds, preview_path, preview_steps, read_stats
+from studio.sysinfo import gpu_total_memory
+from studio.widgets.config_form import ConfigForm
+from studio.widgets.consent_dialog import consent_status
+from studio.widgets.loss_chart import LossChart
+from studio.widgets.preview_view import PreviewView
+from studio.workers.train_worker import TrainWorker
+
+# TrainConfig fields the page sets itself rather than through the advanced form.
+FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
+RUN_ROLE = Qt.ItemDataRole.UserRole + 1
+LOG_LINES = 2000
+
+
+class TrainPage(QWidget):
+    """Configure, run and watch training runs of the current project."""
+
+    sig_running_changed = Signal(bool)
+    """A run started (True) or its thread ended (False)."""
+    sig_run_finished = Signal(str)
+    """A run ended with a checkpoint; carries the run folder."""
+    sig_consent_requested = Signal(str)
+    """The user asked to record or review the consent of this dataset folder."""
+    sig_job = Signal(str, int, int)
+    """Training progress for the status bar: text ('' when idle), step, target steps."""
+    sig_status = Signal(str)
+    """A one-line message for the status bar."""
+
+    def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None,
+                 ui_ms: int = 100) -> None:
+        super().__init__(parent)
+        self.project, self.errors = project, errors
+        self.tier = device_tier(gpu_total_memory())
+        self.worker: TrainWorker | None = None
+        self.thread: QThread | None = None
+        self.run_dir: Path | None = None
+        self.target_steps: int | None = None
+        self.latest_stats: dict[str, Any] = {}
+        self.last_checkpoint: str | None = None
+        self.result: RunResult | None = None
+        self._stats_dirty = False
+        self._build()
+        self.ui_timer = QTimer(self)
+        self.ui_timer.setInterval(ui_ms)
+        self.ui_timer.timeout.connect(self._refresh_stats)
+        self.ui_timer.start()
+        self.refresh_datasets()
+        self.refresh_runs()
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._settings_column())
+        scroll.setMinimumWidth(380)
+        splitter.addWidget(scroll)
+        splitter.addWidget(self._live_column())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([400, 1000])
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter)
+
+    def _settings_column(self) -> QWidget:
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        title = QLabel("Train")
+        title.setObjectName("Heading")
+        layout.addWidget(title)
+        layout.addWidget(self._what_box())
+        layout.addWidget(self._model_box())
+        layout.addWidget(self._advanced_box())
+        layout.addLayout(self._control_buttons())
+        layout.addWidget(self._runs_box(), 1)
+        return column
+
+    def _what_box(self) -> QGroupBox:
+        box = QGroupBox("Dataset")
+        inner = QVBoxLayout(box)
+        self.dataset_combo = QComboBox()
+        self.dataset_combo.setToolTip("The project's imported datasets")
+        self.dataset_combo.activated.connect(lambda _: self._on_dataset_changed())
+        self.consent_label = QLabel("")
+        self.consent_label.setWordWrap(True)
+        self.consent_button = QPushButton("Consent…")
+        self.consent_button.setToolTip("Record or review the attestation this dataset needs before training")
+        self.consent_button.clicked.connect(self._request_consent)
+        row = QHBoxLayout()
+        row.addWidget(self.consent_label, 1)
+        row.addWidget(self.consent_button)
+        inner.addWidget(self.dataset_combo)
+        inner.addLayout(row)
+        return box
+
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.family_combo = QComboBox()
+        names = family_names()
+        for name in names:
+            self.family_combo.addItem(name, name)
+            self.family_combo.setItemData(self.family_combo.count() - 1, _first_line(get_family(name).__doc__),
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.family_combo.setCurrentIndex(names.index(preferred_family(names)))
+        self.family_combo.currentIndexChanged.connect(self._on_family_changed)
+        self.preset_combo = QComboBox()
+        for key, preset in PRESETS.items():
+            self.preset_combo.addItem(preset.label, key)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.summary, Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setCurrentIndex(list(PRESETS).index(DEFAULT_PRESET))
+        self.preset_combo.currentIndexChanged.connect(lambda _: self.apply_preset())
+        self.preset_label = QLabel("")
+        self.preset_label.setObjectName("Muted")
+        self.preset_label.setWordWrap(True)
+        form.addRow("Family", self.family_combo)
+        form.addRow("Preset", self.preset_combo)
+        form.addRow(self.preset_label)
+        return box
+
+    def _advanced_box(self) -> QGroupBox:
+        box = QGroupBox("Advanced settings")
+        box.setCheckable(True)
+        box.setChecked(False)
+        box.setToolTip("Every setting of the run; hover a setting to read what it does")
+        inner = QVBoxLayout(box)
+        self.advanced_tabs = QTabWidget()
+        self.train_form = ConfigForm(TrainConfig, exclude=FORM_EXCLUDE)
+        self.family_form = ConfigForm(get_family(self.family()).Config)
+        self.advanced_tabs.addTab(_scrolled(self.train_form), "Training")
+        self.advanced_tabs.addTab(_scrolled(self.family_form), "Model options")
+        self.advanced_tabs.setMinimumHeight(320)
+        inner.addWidget(self.advanced_tabs)
+        box.toggled.connect(self.advanced_tabs.setVisible)
+        self.advanced_tabs.setVisible(False)
+        self.advanced_box = box
+        return box
+
+    def _control_buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.start_button = QPushButton("Start training")
+        self.start_button.setProperty("primary", True)
+        self.start_button.setToolTip("Start a new run with these settings (Ctrl+Enter)")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setToolTip("Pause or continue the run (Ctrl+P)")
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Save a checkpoint and stop (Ctrl+.)")
+        self.stop_button.clicked.connect(self.stop)
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            row.addWidget(button)
+        return row
+
+    def _runs_box(self) -> QGroupBox:
+        box = QGroupBox("Runs in this project")
+        inner = QVBoxLayout(box)
+        self.runs_list = QListWidget()
+        self.runs_list.setIconSize(QSize(56, 56))
+        self.runs_list.setMinimumHeight(160)
+        self.runs_list.currentItemChanged.connect(self._on_run_selected)
+        row = QHBoxLayout()
+        self.until_spin = QSpinBox()
+        self.until_spin.setRange(1, 10_000_000)
+        self.until_spin.setSingleStep(100)
+        self.until_spin.setToolTip("Continue the selected run until this step")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected run from its newest checkpoint, exactly where it stopped")
+        self.resume_button.clicked.connect(self.resume_selected)
+        row.addWidget(QLabel("until step"))
+        row.addWidget(self.until_spin, 1)
+        row.addWidget(self.resume_button)
+        inner.addWidget(self.runs_list, 1)
+        inner.addLayout(row)
+        return box
+
+    def _live_column(self) -> QWidget:
+        column = QWidget()
+        layout = QVBoxLayout(column)
+        layout.addLayout(self._stats_grid())
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        layout.addWidget(self.progress)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.preview = PreviewView()
+        splitter.addWidget(self.preview)
+        right = QSplitter(Qt.Orientation.Vertical)
+        self.chart = LossChart()
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(LOG_LINES)
+        self.log.setPlaceholderText("Training log")
+        right.addWidget(self.chart)
+        right.addWidget(self.log)
+        right.setSizes([400, 200])
+        splitter.addWidget(right)
+        splitter.setSizes([560, 440])
+        layout.addWidget(splitter, 1)
+        return column
+
+    def _stats_grid(self) -> QGridLayout:
+        grid = QGridLayout()
+        self.stat_labels: dict[str, QLabel] = {}
+        names = (("step", "Step"), ("speed", "Images/s"), ("eta", "Time left"), ("augment", "Augmentation p"),
+                 ("state", "State"))
+        for column, (key, title) in enumerate(names):
+            caption = QLabel(title)
+            caption.setObjectName("Muted")
+            value = QLabel("-")
+            value.setObjectName("StatValue")
+            grid.addWidget(caption, 0, column)
+            grid.addWidget(value, 1, column)
+            self.stat_labels[key] = value
+        self.stat_labels["state"].setText("idle")
+        return grid
+
+    # -- project, datasets, settings ----------------------------------------------------------------
+    def set_project(self, project: Project) -> None:
+        """Show another project's datasets and runs (never while training)."""
+        self.project = project
+        self.preview.clear()
+        self.chart.clear()
+        self.refresh_datasets()
+        self.refresh_runs()
+
+    def family(self) -> str:
+        """The selected family name."""
+        return str(self.family_combo.currentData())
+
+    def dataset_dir(self) -> Path | None:
+        """The selected dataset folder."""
+        data = self.dataset_combo.currentData()
+        return Path(data) if data else None
+
+    def refresh_datasets(self, select: Path | str | None = None) -> None:
+        """Re-list datasets; keep or set the selection, then refresh consent and preset."""
+        current = str(select) if select else str(self.dataset_dir() or "")
+        self.dataset_combo.blockSignals(True)
+        self.dataset_combo.clear()
+        for path in self.project.datasets():
+            self.dataset_combo.addItem(path.name, str(path))
+        index = self.dataset_combo.findData(current)
+        self.dataset_combo.setCurrentIndex(max(index, 0) if self.dataset_combo.count() else -1)
+        self.dataset_combo.blockSignals(False)
+        self._on_dataset_changed()
+
+    def select_dataset(self, dataset_dir: Path | str) -> None:
+        """Select ``dataset_dir`` (listing it first when it is new)."""
+        if dataset_dir:
+            self.refresh_datasets(select=dataset_dir)
+
+    def _on_dataset_changed(self) -> None:
+        self.refresh_consent()
+        self.apply_preset()
+
+    def refresh_consent(self) -> None:
+        """Enable Start only when the selected dataset has a valid attestation."""
+        ok, text = consent_status(self.dataset_dir())
+        self.consent_ok = ok
+        self.consent_label.setText(text if self.dataset_dir() else "Import a dataset on the Dataset page first.")
+        self.consent_label.setObjectName("ConsentOk" if ok else "ConsentMissing")
+        self.consent_label.style().polish(self.consent_label)
+        self.consent_button.setEnabled(self.dataset_dir() is not None)
+        self._update_buttons()
+
+    def _request_consent(self) -> None:
+        if self.dataset_dir() is not None:
+            self.sig_consent_requested.emit(str(self.dataset_dir()))
+
+    def _on_family_changed(self) -> None:
+        form = ConfigForm(get_family(self.family()).Config)
+        self.advanced_tabs.removeTab(1)
+        self.advanced_tabs.insertTab(1, _scrolled(form), "Model options")
+        self.family_form.deleteLater()
+        self.family_form = form
+        self.apply_preset()
+
+    def set_preset(self, name: str) -> None:
+        """Select preset ``name`` (quick, balanced, quality) and apply it."""
+        self.preset_combo.setCurrentIndex(list(PRESETS).index(name))
+        self.apply_preset()
+
+    def apply_preset(self) -> None:
+        """Fill both forms from the family's defaults plus the selected preset for this device."""
+        family_cls = get_family(self.family())
+        settings = preset_settings(str(self.preset_combo.currentData()), family_cls, self.tier, self._dataset_size())
+        self.train_form.reset()
+        self.train_form.set_values({k: v for k, v in settings.items() if k != "family_options"})
+        self.family_form.reset()
+        self.family_form.set_values(settings["family_options"])
+        self.preset_label.setText(f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
+                                  f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings)}.")
+
+    def _dataset_size(self) -> int:
+        dataset = self.dataset_dir()
+        try:
+            return int(read_report(dataset).options.get("size", 64)) if dataset else 64
+        except GanStudioError:
+            return 64
+
+    def build_config(self) -> TrainConfig:
+        """The TrainConfig the forms describe; ConfigError naming the setting when one is invalid."""
+        dataset = self.dataset_dir()
+        if dataset is None:
+            raise ConfigError("no dataset selected: import a folder on the Dataset page first.")
+        values = self.train_form.values()
+        try:
+            config = TrainConfig(dataset=str(dataset), family=self.family(),
+                                 family_options=self.family_form.changed_values(), **values)
+        except TypeError as exc:
+            raise ConfigError(f"invalid training setting: {exc}") from None
+        config.validate()
+        return config
+
+    # -- runs list --------------------------------------------------------------------------------
+    def refresh_runs(self, select: Path | None = None) -> None:
+        """Re-list the project's runs with their newest preview."""
+        self.runs_list.blockSignals(True)
+        self.runs_list.clear()
+        for run_dir in self.project.runs():
+            self.runs_list.addItem(_run_item(run_dir))
+        self.runs_list.blockSignals(False)
+        for row in range(self.runs_list.count()):
+            if select is not None and self.runs_list.item(row).data(RUN_ROLE) == str(select):
+                self.runs_list.setCurrentRow(row)
+        self._update_buttons()
+
+    def selected_run(self) -> Path | None:
+        """The run folder selected in the list."""
+        item = self.runs_list.currentItem()
+        return Path(item.data(RUN_ROLE)) if item is not None and item.data(RUN_ROLE) else None
+
+    def _on_run_selected(self, *_: object) -> None:
+        run_dir = self.selected_run()
+        self._update_buttons()
+        if run_dir is None or self.is_running():
+            return
+        self.show_run(run_dir)
+
+    def show_run(self, run_dir: Path) -> None:
+        """Show a finished run's previews (scrubbable) and curves, and suggest a step to resume to."""
+        self.preview.set_history(preview_steps(run_dir), lambda step: preview_path(run_dir, step))
+        records = read_stats(run_dir)
+        self.chart.set_history(records)
+        last = records[-1] if records else {}
+        self._show_stats(last, None)
+        try:
+            target = run_info(run_dir).get("steps_target") or 0
+        except GanStudioError:
+            target = 0
+        step = int(last.get("step", 0))
+        self.until_spin.setValue(max(target, step) + (0 if target > step else max(100, step // 2)))
+
+    # -- controls ---------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        """True from start until the worker's thread has ended."""
+        return self.thread is not None
+
+    def start(self) -> bool:
+        """Start a new run with the current settings; False (with a message) when it cannot start."""
+        if self.is_running():
+            return False
+        ok, text = consent_status(self.dataset_dir())
+        if not ok:
+            self.errors.report(f"Training needs a consent attestation for this dataset. {text} "
+                               "Use the Consent… button to record it.")
+            return False
+        try:
+            config = self.build_config()
+        except GanStudioError as exc:
+            self.errors.report(str(exc))
+            return False
+        run_dir = self.project.new_run_dir(config.family)
+        self._launch(TrainWorker.new_run(config, run_dir), run_dir, config.steps, fresh=True)
+        return True
+
+    def resume_selected(self) -> bool:
+        """Continue the selected run up to the step in the spin box."""
+        run_dir = self.selected_run()
+        if run_dir is None or self.is_running():
+            return False
+        self._launch(TrainWorker.resume_run(run_dir, steps=self.until_spin.value()), run_dir,
+                     self.until_spin.value(), fresh=False)
+        return True
+
+    def _launch(self, worker: TrainWorker, run_dir: Path, target: int | None, fresh: bool) -> None:
+        self.worker, self.run_dir, self.target_steps = worker, run_dir, target
+        self.result, self.last_checkpoint, self.latest_stats = None, None, {}
+        if fresh:
+            self.preview.clear()
+            self.chart.clear()
+        self.preview.set_path_for(lambda step: preview_path(run_dir, step))
+        self.log.clear()
+        self._append_log(f"{'Starting' if fresh else 'Resuming'} {run_dir.name}")
+        for signal, slot in ((worker.sig_step, self._on_step), (worker.sig_preview, self._on_preview),
+                             (worker.sig_checkpoint, self._on_checkpoint), (worker.sig_log, self._append_log),
+                             (worker.sig_finished, self._on_finished), (worker.sig_failed, self._on_failed)):
+            signal.connect(slot)
+        self.thread = worker.start(self)
+        self.thread.finished.connect(self._on_thread_finished)
+        self.stat_labels["state"].setText("starting")
+        self._update_buttons()
+        self.sig_running_changed.emit(True)
+
+    def toggle_pause(self) -> None:
+        """Pause a running run, or continue a paused one."""
+        if self.worker is None or self.worker.stopping:
+            return
+        if self.worker.paused:
+            self.worker.resume()
+        else:
+            self.worker.pause()
+        self.stat_labels["state"].setText("paused" if self.worker.paused else "training")
+        self._update_buttons()
+
+    def stop(self) -> None:
+        """Ask the run to save a checkpoint and stop; the page turns idle when its thread ends."""
+        if self.worker is None:
+            return
+        self.worker.stop()
+        self.worker.resume()
+        self.stat_labels["state"].setText("stopping")
+        self.sig_status.emit("Stopping: saving a checkpoint…")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        stopping = bool(self.worker and self.worker.stopping)
+        self.start_button.setEnabled(not running and getattr(self, "consent_ok", False))
+        self.pause_button.setEnabled(running and not stopping)
+        self.pause_button.setText("Continue" if self.worker and self.worker.paused else "Pause")
+        self.stop_button.setEnabled(running and not stopping)
+        self.resume_button.setEnabled(not running and self.selected_run() is not None)
+        for widget in (self.dataset_combo, self.family_combo, self.preset_combo, self.advanced_box):
+            widget.setEnabled(not running)
+
+    # -- worker signals (GUI thread) --------------------------------------------------------------
+    def _on_step(self, stats: dict[str, Any]) -> None:
+        self.latest_stats = stats
+        self.chart.add(stats)
+        self._stats_dirty = True
+
+    def _on_preview(self, grid: Any, step: int) -> None:
+        self.preview.push(grid, step)
+
+    def _on_checkpoint(self, path: str) -> None:
+        self.last_checkpoint = path
+        self._append_log(f"Checkpoint saved: {Path(path).name}")
+
+    def _append_log(self, message: str) -> None:
+        self.log.appendPlainText(f"{datetime.now():%H:%M:%S}  {message}")
+
+    def _on_finished(self, result: RunResult) -> None:
+        self.result = result
+        self._stats_dirty = True
+        verb = "Stopped" if result.stopped else "Finished"
+        self.sig_status.emit(f"{verb} {result.run_dir.name} at step {result.step:,}; checkpoint saved.")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self._append_log(f"Error: {message}")
+        self.errors.report(message, details)
+
+    def _on_thread_finished(self) -> None:
+        run_dir, ended_with_checkpoint = self.run_dir, self.result is not None and self.result.checkpoint is not None
+        self.worker, self.thread = None, None
+        self._refresh_stats()
+        self.stat_labels["state"].setText("stopped" if self.result and self.result.stopped else
+                                          "finished" if self.result else "failed")
+        self.refresh_runs(select=run_dir)
+        self._update_buttons()
+        self.sig_job.emit("", 0, 0)
+        self.sig_running_changed.emit(False)
+        if ended_with_checkpoint and run_dir is not None:
+            self.sig_run_finished.emit(str(run_dir))
+
+    def _refresh_stats(self) -> None:
+        if not self._stats_dirty:
+            return
+        self._stats_dirty = False
+        self._show_stats(self.latest_stats, self.target_steps)
+        if self.is_running() and self.worker is not None and not self.worker.paused and not self.worker.stopping:
+            self.stat_labels["state"].setText("training")
+        step = int(self.latest_stats.get("step", 0))
+        if self.is_running():
+            self.sig_job.emit(f"Training {self.run_dir.name if self.run_dir else ''}", step, self.target_steps or 0)
+
+    def _show_stats(self, stats: dict[str, Any], target: int | None) -> None:
+        step = int(stats.get("step", 0))
+        self.stat_labels["step"].setText(f"{step:,}" + (f" / {target:,}" if target else ""))
+        self.stat_labels["speed"].setText(f"{stats['img_per_sec']:.0f}" if "img_per_sec" in stats else "-")
+        self.stat_labels["eta"].setText(format_seconds(stats.get("eta_seconds")))
+        self.stat_labels["augment"].setText(f"{stats['augment_p']:.2f}" if "augment_p" in stats else "-")
+        self.progress.setRange(0, max(1, target or step or 1))
+        self.progress.setValue(step)
+
+    def shutdown(self, timeout_ms: int = 120_000) -> bool:
+        """Stop a run and wait for its checkpoint (window closing); True when the thread ended."""
+        if self.worker is None or self.thread is None:
+            return True
+        self.worker.stop()
+        self.worker.resume()
+        return self.thread.wait(timeout_ms)
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setWidget(widget)
+    return area
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _run_item(run_dir: Path) -> QListWidgetItem:
+    """A list entry for a run: name, family, progress and dataset, with its newest preview as icon."""
+    try:
+        info = run_info(run_dir)
+    except (GanStudioError, OSError, ValueError) as exc:
+        item = QListWidgetItem(f"{run_dir.name}\n(cannot be read: {exc})")
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        return item
+    target = info.get("steps_target")
+    text = (f"{run_dir.name}\n{info['family']} · step {info['step']:,}" + (f" / {target:,}" if target else "")
+            + f" · {Path(info['dataset']).name}")
+    item = QListWidgetItem(text)
+    if info.get("latest_preview"):
+        item.setIcon(QIcon(QPixmap(info["latest_preview"])))
+    item.setData(RUN_ROLE, str(run_dir))
+    item.setToolTip(f"{run_dir}\ncheckpoints: {', '.join(info['checkpoints']) or 'none'}")
+    return item
+

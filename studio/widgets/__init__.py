@@ -1,0 +1,1 @@
+"""Reusable views: image grid, preview view, loss chart, config form, consent and error dialogs."""

@@ -1,0 +1,52 @@
+"""QObject workers moved to QThreads: they turn engine callbacks into Qt signals and never compute.
+
+Every cross-thread signal is connected to a method of a GUI-thread QObject (never a lambda), so Qt
+queues the call to the GUI thread; workers never touch a widget.
+"""
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
+
+
+def limit_torch_threads() -> int:
+    """Leave one CPU core to the GUI thread: torch gets all cores but one (at least one); returns it."""
+    import torch
+
+    threads = max(1, (os.cpu_count() or 2) - 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+class ThreadWorker(QObject):
+    """A worker that runs one job (:meth:`run`) on its own QThread, then hands itself back.
+
+    ``start()`` creates the thread (child of ``parent``) and returns it; when run() returns, the worker
+    moves back to the GUI thread and the thread's ``finished`` fires, which is when the page may drop
+    its references.
+    """
+
+    def start(self, parent: QObject) -> QThread:
+        """Move to a new QThread and run there; returns the (started) thread."""
+        thread = QThread(parent)
+        self.moveToThread(thread)
+        thread.started.connect(self._main)
+        thread.start()
+        return thread
+
+    @Slot()
+    def _main(self) -> None:
+        try:
+            self.run()
+        finally:
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
+            current = QThread.currentThread()
+            current.quit()  # before exec(): the thread's event loop returns at once and the thread ends
+
+    def run(self) -> None:
+        """The job; subclasses catch every exception and report it with signals."""
+        raise NotImplementedError

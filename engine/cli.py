@@ -144,10 +144,10 @@ def _bar_step(bar: Any, stats: dict[str, Any]) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from engine.inference import TorchRunner
+    from engine.export import open_runner
     from engine.inference.export_images import save_images
 
-    runner = TorchRunner(args.run, device=args.device)
+    runner = open_runner(args.run, device=args.device, prefer_onnx=False)
     class_index = _class_index(runner.classes, args.class_name)
     seeds = list(range(args.seed, args.seed + args.count))
     bar = _progress_bar(args, "Generating", "img")
@@ -155,8 +155,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         progress=bar.update_to if bar is not None else None)
     if bar is not None:
         bar.close()
-    _emit(args, {"out": str(args.out), "files": [str(p) for p in paths], "checkpoint": str(runner.checkpoint)},
-          f"Wrote {len(paths)} images to {args.out}")
+    _emit(args, {"out": str(args.out), "files": [str(p) for p in paths], "source": str(runner.source),
+                 "backend": runner.description},
+          f"Wrote {len(paths)} images to {args.out} ({runner.description})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from engine.export import export_onnx
+
+    result = export_onnx(args.checkpoint or args.run, args.out, fp16=args.fp16,
+                         progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
+    text = (f"Exported {result.path} ({result.precision}, {result.exporter} exporter): parity max abs error "
+            f"{result.max_abs_error:.2e} (bound {result.bound:g}), PSNR {result.psnr_db:.1f} dB; card {result.card_path}")
+    _emit(args, result.to_dict(), "\n".join([text, *result.notes]))
     return 0
 
 
@@ -255,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_resume)
 
     p = sub.add_parser("generate", parents=[common], help="write PNG images from a trained run")
-    p.add_argument("run", help="run folder or checkpoint file")
+    p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
     p.add_argument("--count", type=int, default=16)
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
@@ -263,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("export", parents=[common], help="export a run's generator to ONNX with a parity check")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--checkpoint", help="a specific checkpoint file (default: the newest)")
+    p.add_argument("--fp16", action="store_true", help="half-precision weights (smaller, faster on GPUs)")
+    p.add_argument("--out", required=True, help="target .onnx file")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", parents=[common], help="describe a run folder")
     p.add_argument("run")

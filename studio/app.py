@@ -1,18 +1,76 @@
-"""Start the GAN Studio window."""
+"""Start the GAN Studio window: ``gan-studio`` or ``python main.py``.
+
+Options: ``--project FOLDER`` opens (or creates) that project; ``--theme dark|light``;
+``--screenshot DIR`` drives every page with real content (sample import, a short training run,
+a gallery), saves PNGs into DIR and exits.
+"""
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from studio.paths import icon_path
+from studio.settings import APPLICATION, ORGANIZATION, app_settings, last_project
+from studio.theme import DEFAULT_THEME, THEMES, apply_theme
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our options, and whatever is left for Qt (e.g. -platform)."""
+    parser = argparse.ArgumentParser(prog="gan-studio", description="GAN Studio desktop app")
+    parser.add_argument("--project", type=Path, help="project folder to open (created when missing)")
+    parser.add_argument("--theme", choices=sorted(THEMES), help=f"colour theme (default: {DEFAULT_THEME})")
+    parser.add_argument("--screenshot", type=Path, metavar="DIR",
+                        help="save a screenshot of each page with real content into DIR, then exit")
+    parser.add_argument("--screenshot-steps", type=int, default=None,
+                        help="training steps for --screenshot (default: the quick preset)")
+    return parser.parse_known_args(argv)
+
+
+def initial_project(requested: Path | None, settings: QSettings) -> "object":
+    """The project to open: the requested one, else the last one, else the default project."""
+    from studio.project import Project, default_project_dir
+
+    if requested is not None:
+        return Project.open_or_create(requested)
+    last = last_project(settings)
+    if last is not None:
+        try:
+            return Project.open(last)
+        except Exception:  # a damaged or moved project: fall back to the default, never fail to start
+            pass
+    return Project.open_or_create(default_project_dir())
+
+
+def make_app(argv: list[str]) -> QApplication:
+    """The QApplication (reused when one exists) with the app's names and icon."""
+    app = QApplication.instance() or QApplication(argv)
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setWindowIcon(QIcon(str(icon_path("app"))))
+    return app  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Create the QApplication and the main window; returns the exit status."""
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+    args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
+    app = make_app([sys.argv[0], *qt_args])
+    if args.screenshot is not None:
+        from studio.screenshots import take_screenshots
 
-    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
-    window = QMainWindow()
-    window.setWindowTitle("GAN Studio")
-    window.setCentralWidget(QLabel("GAN Studio: the studio pages arrive with the next release. "
-                                   "Use gan-studio-cli meanwhile."))
-    window.resize(900, 600)
+        return take_screenshots(args.screenshot, project_dir=args.project, theme=args.theme or DEFAULT_THEME,
+                                steps=args.screenshot_steps)
+    from studio.errors import install_excepthook
+    from studio.main_window import MainWindow
+
+    settings = app_settings()
+    theme = args.theme or str(settings.value("theme", DEFAULT_THEME))
+    apply_theme(app, theme)
+    window = MainWindow(initial_project(args.project, settings), settings, theme)  # type: ignore[arg-type]
+    install_excepthook(window.errors)
     window.show()
     return app.exec()

@@ -203,8 +203,8 @@ class AdversarialFamily(Family):
                 totals["r1"] += self._last_r1 / len(chunks)
             self.scalers["D"].scale(loss / len(chunks)).backward()
             totals["loss_d"] += float(loss.detach()) / len(chunks)
-            totals["d_real"] += float(real_logits.float().mean()) / len(chunks)
-            totals["d_fake"] += float(fake_logits.float().mean()) / len(chunks)
+            totals["d_real"] += float(real_logits.detach().float().mean()) / len(chunks)
+            totals["d_fake"] += float(fake_logits.detach().float().mean()) / len(chunks)
         self._optimizer_step("D")
         if not do_r1:
             totals.pop("r1")

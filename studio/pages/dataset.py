@@ -448,6 +448,8 @@ class DatasetPage(QWidget):
             self._rejected = None
 
     def _on_thread_finished(self) -> None:
+        if self.thread is not None:
+            self.thread.deleteLater()
         self.worker, self.thread = None, None
         self._sample_pending = False
         self._show_progress(False)
@@ -464,6 +466,7 @@ class DatasetPage(QWidget):
         if self.worker is not None and self.thread is not None:
             self.worker.cancel()
             self.thread.wait(30_000)
+            self._on_thread_finished()
 
     # -- drag and drop ----------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)

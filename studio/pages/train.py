@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, QThread, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QSize, QThread, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
-                               QSplitter, QTabWidget, QVBoxLayout, QWidget)
+                               QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from engine.data import read_report
 from engine.errors import ConfigError, GanStudioError
@@ -143,23 +143,32 @@ class TrainPage(QWidget):
         form.addRow(self.preset_label)
         return box
 
-    def _advanced_box(self) -> QGroupBox:
-        box = QGroupBox("Advanced settings")
-        box.setCheckable(True)
-        box.setChecked(False)
-        box.setToolTip("Every setting of the run; hover a setting to read what it does")
+    def _advanced_box(self) -> QWidget:
+        box = QWidget()
         inner = QVBoxLayout(box)
+        inner.setContentsMargins(0, 0, 0, 0)
+        self.advanced_button = QToolButton()
+        self.advanced_button.setText("Advanced settings")
+        self.advanced_button.setCheckable(True)
+        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_button.setToolTip("Every setting of the run; hover a setting to read what it does")
+        self.advanced_button.toggled.connect(self._toggle_advanced)
         self.advanced_tabs = QTabWidget()
         self.train_form = ConfigForm(TrainConfig, exclude=FORM_EXCLUDE)
         self.family_form = ConfigForm(get_family(self.family()).Config)
         self.advanced_tabs.addTab(_scrolled(self.train_form), "Training")
         self.advanced_tabs.addTab(_scrolled(self.family_form), "Model options")
         self.advanced_tabs.setMinimumHeight(320)
-        inner.addWidget(self.advanced_tabs)
-        box.toggled.connect(self.advanced_tabs.setVisible)
         self.advanced_tabs.setVisible(False)
+        inner.addWidget(self.advanced_button)
+        inner.addWidget(self.advanced_tabs)
         self.advanced_box = box
         return box
+
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced_tabs.setVisible(shown)
+        self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
 
     def _control_buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
@@ -486,7 +495,10 @@ class TrainPage(QWidget):
         self.errors.report(message, details)
 
     def _on_thread_finished(self) -> None:
+        if self.thread is None:
+            return  # already handled by shutdown()
         run_dir, ended_with_checkpoint = self.run_dir, self.result is not None and self.result.checkpoint is not None
+        self.thread.deleteLater()
         self.worker, self.thread = None, None
         self._refresh_stats()
         self.stat_labels["state"].setText("stopped" if self.result and self.result.stopped else
@@ -524,7 +536,11 @@ class TrainPage(QWidget):
             return True
         self.worker.stop()
         self.worker.resume()
-        return self.thread.wait(timeout_ms)
+        ended = self.thread.wait(timeout_ms)
+        if ended:
+            QCoreApplication.processEvents()  # deliver the worker's last signals (result, checkpoint)
+            self._on_thread_finished()
+        return ended
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:

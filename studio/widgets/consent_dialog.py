@@ -21,7 +21,7 @@ from engine.errors import ConsentError, GanStudioError
 
 RIGHTS_TEXT = {
     "own": "I made these images myself (or own all rights to them).",
-    "licensed": "A licence allows training on these images (e.g. Apache-2.0, CC-BY, a written agreement).",
+    "licensed": "A licence allows training on them (e.g. Apache-2.0, CC-BY, a written agreement).",
     "public-domain": "The images are in the public domain.",
 }
 PEOPLE_TEXT = {
@@ -67,7 +67,7 @@ class ConsentDialog(QDialog):
         self.dataset_dir = Path(dataset_dir)
         self.attestation: Attestation | None = None
         self.setWindowTitle(f"Consent for {self.dataset_dir.name}")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(760)
         layout = QVBoxLayout(self)
         intro = QLabel("Before training, state on what basis you may use these images. The statement is "
                        "stored beside the dataset, bound to its exact files: if the files change, you "
@@ -112,7 +112,8 @@ class ConsentDialog(QDialog):
         self.attested_by.textChanged.connect(self._update_button)
         self.note = QPlainTextEdit()
         self.note.setPlaceholderText("Optional: licence name, link, agreement reference...")
-        self.note.setFixedHeight(56)
+        self.note.setMinimumHeight(56)
+        self.note.setMaximumHeight(80)
         self.fingerprint_label = QLabel("")
         self.fingerprint_label.setObjectName("Muted")
         self.fingerprint_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

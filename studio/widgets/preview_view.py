@@ -20,7 +20,7 @@ PathForStep = Callable[[int], Path]
 
 
 class ImageCanvas(QWidget):
-    """Draws one QImage centred and scaled to fit; crisp (nearest) when enlarging pixel art."""
+    """Draws one QImage centred and scaled to fit; crisp whole-number zoom from 2x up, smooth otherwise."""
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,15 +41,15 @@ class ImageCanvas(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             return
         target = self._target_rect()
-        enlarging = target.width() >= self.image.width()
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not enlarging)
+        whole = target.width() % self.image.width() == 0
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not whole)
         painter.drawImage(target, self.image)
 
     def _target_rect(self) -> QRect:
         assert self.image is not None
         scale = min(self.width() / self.image.width(), self.height() / self.image.height())
-        if scale >= 1:
-            scale = max(1, int(scale))  # whole-number zoom keeps every pixel the same size
+        if scale >= 2:
+            scale = int(scale)  # whole-number zoom keeps every pixel the same size (crisp pixel art)
         w, h = int(self.image.width() * scale), int(self.image.height() * scale)
         return QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
 
@@ -113,7 +113,9 @@ class PreviewView(QWidget):
         self.path_for = path_for
 
     def push(self, grid: np.ndarray, step: int) -> None:
-        """A new preview arrived; only the newest one is kept until the next draw."""
+        """A new preview arrived: remember its step (for scrubbing) and keep only the newest array."""
+        if not self.steps or step > self.steps[-1]:
+            self.steps.append(step)
         self._pending = (grid, step)
 
     def flush(self) -> None:
@@ -122,10 +124,8 @@ class PreviewView(QWidget):
             return
         grid, step = self._pending
         self._pending = None
+        following = self.slider.value() >= self.slider.maximum()
         self.latest = array_to_qimage(grid)
-        following = self.is_live()
-        if not self.steps or step > self.steps[-1]:
-            self.steps.append(step)
         self._sync_slider(keep_value=not following)
         if following:
             self._draw(self.latest, step)
@@ -154,7 +154,7 @@ class PreviewView(QWidget):
 
     def _show_index(self, index: int) -> None:
         step = self.steps[index]
-        if index == len(self.steps) - 1 and self.latest is not None:
+        if index == len(self.steps) - 1 and self.latest is not None and self._pending is None:
             self._draw(self.latest, step)
             return
         path = self.path_for(step) if self.path_for else None

@@ -54,6 +54,10 @@ class GenerateWorker(QObject):
         """Stop the running export after the current batch (safe from the GUI thread)."""
         self._cancel.set()
 
+    def arm(self) -> None:
+        """Clear an old cancel before a new export is requested (GUI thread), so an early cancel counts."""
+        self._cancel.clear()
+
     @Slot(str)
     def load(self, source: str) -> None:
         """Load the model of a run folder or checkpoint file (no-op when it is already loaded)."""
@@ -84,7 +88,6 @@ class GenerateWorker(QObject):
         if self.runner is None:
             self.sig_failed.emit("Load a model before exporting images.", "")
             return
-        self._cancel.clear()
         written: list[Path] = []
         ok = self._guard(lambda: written.extend(save_images(
             self.runner, list(seeds), Path(out_dir), class_index=class_index, truncation=truncation,

@@ -111,3 +111,31 @@ def test_unknown_option_is_named(name):
     cfg = TrainConfig(dataset="x", family=name, family_options={"no_such_option": 1})
     with pytest.raises(ConfigError, match="no_such_option"):
         get_family(name)(_spec(name), cfg, torch.device("cpu"))
+
+
+def _checkpoint_of(fam, name: str, path):
+    """A checkpoint file in the Trainer's layout for a family built in a test."""
+    save_checkpoint(path, {"family": name, "spec": vars(fam.spec), "classes": [f"c{i}" for i in range(fam.spec.num_classes)],
+                           "config": fam.train.to_dict(), "step": 1, "family_state": fam.state_dict(),
+                           "dataset_fingerprint": "f" * 64, "attestation_id": "a" * 32})
+    return path
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("classes", [0, 2])
+def test_onnx_export_matches_pytorch(name, classes, tmp_path):
+    import numpy as np
+
+    from engine.export import OrtRunner, export_onnx
+    from engine.inference import TorchRunner
+
+    spec = _spec(name, classes=classes)
+    fam = _family(name, spec)
+    fam.train_step(*_batch(spec), step=0, micro_batches=1)  # trained weights, BN statistics moved
+    ckpt = _checkpoint_of(fam, name, tmp_path / "step-000001.pt")
+    result = export_onnx(ckpt, tmp_path / "g.onnx")
+    assert result.max_abs_error <= 1e-4 and result.psnr_db > 60
+    ort_images = OrtRunner(tmp_path / "g.onnx").generate([3, 4, 5], class_index=1 if classes else None)
+    torch_images = TorchRunner(ckpt, device="cpu").generate([3, 4, 5], class_index=1 if classes else None)
+    assert ort_images.shape == (3, spec.resolution, spec.resolution, spec.channels)
+    assert np.abs(ort_images.astype(int) - torch_images).max() <= 1  # uint8 rounding at most

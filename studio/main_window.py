@@ -1,0 +1,351 @@
+"""The main window: a sidebar of pages, menus with keyboard shortcuts, and a status bar showing the
+device, memory in use and the running job. It owns the project and closes it (and itself) cleanly:
+a running training run is asked about, checkpointed and stopped first."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QWidget)
+
+from engine.errors import GanStudioError
+from studio.errors import ErrorReporter
+from studio.pages.dataset import DatasetPage
+from studio.pages.generate import GeneratePage
+from studio.pages.train import TrainPage
+from studio.paths import icon_path
+from studio.project import Project
+from studio.settings import add_recent_project, app_settings, recent_projects
+from studio.sysinfo import device_summary, memory_summary
+from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
+
+PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"))
+LATER_PAGES = (("translate", "Translate"), ("upscale", "Upscale"), ("edit", "Edit"), ("models", "Models"))
+LATER_TOOLTIP = "{title}: coming in a later release"
+MEMORY_MS = 2000
+
+
+class MainWindow(QMainWindow):
+    """GAN Studio's window over one open project."""
+
+    def __init__(self, project: Project, settings: QSettings | None = None, theme: str | None = None) -> None:
+        super().__init__()
+        self.project = project
+        self.settings = settings or app_settings()
+        self.theme_name = get_theme(theme or str(self.settings.value("theme", DEFAULT_THEME))).name
+        self.errors = ErrorReporter(self, project.logs_dir)
+        self._close_when_stopped = False
+        self._pending_project: Project | None = None
+        self._jobs: dict[str, tuple[str, int, int]] = {}
+        self.dataset_page = DatasetPage(project, self.errors)
+        self.train_page = TrainPage(project, self.errors)
+        self.generate_page = GeneratePage(project, self.errors)
+        self.pages = {"dataset": self.dataset_page, "train": self.train_page, "generate": self.generate_page}
+        self._build_central()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect_pages()
+        self.setWindowIcon(QIcon(str(icon_path("app"))))
+        self.resize(1400, 900)
+        self._restore_state()
+        self._set_title()
+        self.train_page.chart.apply_theme(get_theme(self.theme_name))
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("Sidebar")
+        self.sidebar.setFixedWidth(168)
+        self.sidebar.setIconSize(QSize(22, 22))
+        self.stack = QStackedWidget()
+        for index, (key, title) in enumerate(PAGES):
+            item = QListWidgetItem(QIcon(str(icon_path(key))), title)
+            item.setToolTip(f"{title} (Ctrl+{index + 1})")
+            self.sidebar.addItem(item)
+            self.stack.addWidget(self.pages[key])
+        for key, title in LATER_PAGES:
+            item = QListWidgetItem(QIcon(str(icon_path(key))), title)
+            item.setFlags(Qt.ItemFlag.NoItemFlags)  # listed so the road ahead is visible; not a fake page
+            item.setToolTip(LATER_TOOLTIP.format(title=title))
+            self.sidebar.addItem(item)
+        self.sidebar.currentRowChanged.connect(self._on_sidebar)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.sidebar.setCurrentRow(0)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.job_label = QLabel("")
+        self.job_progress = QProgressBar()
+        self.job_progress.setFixedWidth(180)
+        self.job_progress.setVisible(False)
+        self.memory_label = QLabel("")
+        self.memory_label.setToolTip("Memory used by GAN Studio (and by PyTorch on the GPU)")
+        self.device_label = QLabel(device_summary())
+        self.device_label.setToolTip("Where training and generation run")
+        for widget in (self.job_label, self.job_progress, self.memory_label, self.device_label):
+            bar.addPermanentWidget(widget)
+        self.memory_timer = QTimer(self)
+        self.memory_timer.setInterval(MEMORY_MS)
+        self.memory_timer.timeout.connect(self._update_memory)
+        self.memory_timer.start()
+        self._update_memory()
+
+    def _action(self, menu_name: str, text: str, slot: object, shortcut: str | QKeySequence | None = None,
+                checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(shortcut).toString()})")
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        self.menus[menu_name].addAction(action)
+        self.addAction(action)  # shortcuts work whichever page has focus
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.menus = {name: bar.addMenu(name) for name in ("&File", "&View", "&Training", "&Generate", "&Help")}
+        self._action("&File", "New Project…", self.new_project_dialog, "Ctrl+Shift+N")
+        self._action("&File", "Open Project…", self.open_project_dialog, "Ctrl+Shift+O")
+        self.recent_menu = self.menus["&File"].addMenu("Open Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.menus["&File"].addSeparator()
+        self._action("&File", "Import Images Folder…", self._import_folder, "Ctrl+O")
+        self._action("&File", "Try the Sample Dataset", self.dataset_page.try_sample)
+        self.menus["&File"].addSeparator()
+        self._action("&File", "Quit", self.close, QKeySequence.StandardKey.Quit)
+        for index, (key, title) in enumerate(PAGES):
+            self._action("&View", title, lambda _=False, k=key: self.show_page(k), f"Ctrl+{index + 1}")
+        self.menus["&View"].addSeparator()
+        self.light_action = self._action("&View", "Light Theme", self._toggle_theme, "Ctrl+Shift+L", checkable=True)
+        self.light_action.setChecked(self.theme_name == "light")
+        self._action("&Training", "Start", self._start_training, "Ctrl+Return")
+        self._action("&Training", "Pause / Continue", self.train_page.toggle_pause, "Ctrl+P")
+        self._action("&Training", "Stop", self.train_page.stop, "Ctrl+.")
+        self._action("&Generate", "Export Images…", self.generate_page.export_batch, "Ctrl+E")
+        self._action("&Generate", "Copy Seeds", self.generate_page.copy_seeds, "Ctrl+Shift+C")
+        self._action("&Help", "Keyboard Shortcuts", self.show_shortcuts, "F1")
+        self._action("&Help", "About GAN Studio", self.show_about)
+
+    def _connect_pages(self) -> None:
+        self.dataset_page.sig_dataset_changed.connect(self._on_dataset_changed)
+        self.dataset_page.sig_attested.connect(lambda _: self.train_page.refresh_consent())
+        self.dataset_page.sig_sample_ready.connect(self.train_sample)
+        self.train_page.sig_consent_requested.connect(self._open_consent)
+        self.train_page.sig_run_finished.connect(lambda run: self.generate_page.refresh_runs(select=run))
+        self.train_page.sig_running_changed.connect(self._on_training_changed)
+        for key, page in self.pages.items():
+            page.sig_status.connect(self.show_status)
+            page.sig_job.connect(lambda text, done, total, k=key: self._on_job(k, text, done, total))
+        self.errors.sig_reported.connect(self.show_status)
+
+    # -- navigation -------------------------------------------------------------------------------
+    def show_page(self, key: str) -> None:
+        """Switch to page ``key`` (dataset, train, generate)."""
+        self.sidebar.setCurrentRow([k for k, _ in PAGES].index(key))
+
+    def current_page(self) -> str:
+        """Key of the page shown."""
+        return PAGES[self.stack.currentIndex()][0]
+
+    def _on_sidebar(self, row: int) -> None:
+        if 0 <= row < len(PAGES):
+            self.stack.setCurrentIndex(row)
+
+    def show_status(self, text: str) -> None:
+        """Show a message in the status bar for a while."""
+        self.statusBar().showMessage(text.splitlines()[0] if text else "", 10_000)
+
+    def _on_job(self, key: str, text: str, done: int, total: int) -> None:
+        if text:
+            self._jobs[key] = (text, done, total)
+        else:
+            self._jobs.pop(key, None)
+        if not self._jobs:
+            self.job_label.setText("")
+            self.job_progress.setVisible(False)
+            return
+        text, done, total = self._jobs.get(key) or next(reversed(self._jobs.values()))
+        self.job_label.setText(text)
+        self.job_progress.setVisible(True)
+        self.job_progress.setRange(0, total)  # 0..0: busy, total unknown
+        self.job_progress.setValue(done)
+
+    def _update_memory(self) -> None:
+        self.memory_label.setText(memory_summary())
+
+    # -- page wiring ------------------------------------------------------------------------------
+    def _import_folder(self) -> None:
+        self.show_page("dataset")
+        self.dataset_page.choose_folder()
+
+    def _on_dataset_changed(self, folder: str) -> None:
+        if folder and not self.train_page.is_running():
+            self.train_page.select_dataset(folder)
+
+    def _open_consent(self, folder: str) -> None:
+        self.show_page("dataset")
+        self.dataset_page.open_consent(Path(folder))
+
+    def _start_training(self) -> None:
+        self.show_page("train")
+        self.train_page.start()
+
+    def train_sample(self, folder: str) -> None:
+        """The sample is imported and attested: select it and start a quick run."""
+        self.train_page.select_dataset(folder)
+        self.train_page.set_preset("quick")
+        self.show_page("train")
+        self.train_page.start()
+
+    def _on_training_changed(self, running: bool) -> None:
+        if running:
+            return
+        if self._pending_project is not None:
+            project, self._pending_project = self._pending_project, None
+            self._switch_project(project)
+        if self._close_when_stopped:
+            QTimer.singleShot(0, self.close)
+
+    # -- projects ---------------------------------------------------------------------------------
+    def new_project_dialog(self) -> None:
+        """Ask for a new (empty) folder and make it the open project."""
+        folder = QFileDialog.getExistingDirectory(self, "New project: choose a new, empty folder",
+                                                  str(self.project.root.parent))
+        if folder:
+            self._open_project(Project.create, Path(folder))
+
+    def open_project_dialog(self) -> None:
+        """Ask for a project folder and open it."""
+        folder = QFileDialog.getExistingDirectory(self, "Open project", str(self.project.root.parent))
+        if folder:
+            self._open_project(Project.open, Path(folder))
+
+    def open_project(self, folder: Path | str) -> bool:
+        """Open the project in ``folder`` (after stopping training, when the user agrees)."""
+        return self._open_project(Project.open, Path(folder))
+
+    def _open_project(self, opener: object, folder: Path) -> bool:
+        try:
+            project = opener(folder)  # type: ignore[operator]
+        except GanStudioError as exc:
+            self.errors.report(str(exc))
+            return False
+        if self.train_page.is_running():
+            if not self.confirm_stop_training("open another project"):
+                return False
+            self._pending_project = project
+            self.train_page.stop()
+            return True
+        self._switch_project(project)
+        return True
+
+    def _switch_project(self, project: Project) -> None:
+        self.project = project
+        self.errors.log_dir = project.logs_dir
+        for page in self.pages.values():
+            page.set_project(project)
+        add_recent_project(self.settings, project.root)
+        self._set_title()
+        self.show_status(f"Opened project {project.root}")
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in recent_projects(self.settings):
+            action = self.recent_menu.addAction(str(folder))
+            action.triggered.connect(lambda _=False, f=folder: self.open_project(f))
+        self.recent_menu.setEnabled(True)
+
+    def _set_title(self) -> None:
+        self.setWindowTitle(f"GAN Studio — {self.project.name}")
+
+    # -- theme, help ------------------------------------------------------------------------------
+    def set_theme(self, name: str) -> None:
+        """Switch the whole app to theme ``name`` and remember it."""
+        theme = apply_theme(QApplication.instance(), name)  # type: ignore[arg-type]
+        self.theme_name = theme.name
+        self.train_page.chart.apply_theme(theme)
+        self.light_action.setChecked(theme.name == "light")
+        self.settings.setValue("theme", theme.name)
+
+    def _toggle_theme(self) -> None:
+        self.set_theme("light" if self.theme_name == "dark" else "dark")
+
+    def shortcut_lines(self) -> list[str]:
+        """Every menu action with a shortcut, as ``Ctrl+1  Dataset`` lines."""
+        lines = []
+        for menu in self.menus.values():
+            for action in menu.actions():
+                if not action.shortcut().isEmpty():
+                    lines.append(f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} "
+                                 f"{action.text().rstrip('…')}")
+        return lines
+
+    def show_shortcuts(self) -> None:
+        """List the keyboard shortcuts."""
+        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(self.shortcut_lines()),
+                          parent=self)
+        box.setStyleSheet("QLabel { font-family: monospace; }")
+        box.open()
+
+    def show_about(self) -> None:
+        """A short About box."""
+        QMessageBox.about(self, "About GAN Studio", "GAN Studio: train and use GANs on your own images, offline.\n"
+                          f"Project: {self.project.root}\nThemes: {', '.join(THEMES)}")
+
+    # -- closing ----------------------------------------------------------------------------------
+    def confirm_stop_training(self, action: str = "close GAN Studio") -> bool:
+        """Ask whether to stop the running training run (a checkpoint is saved first)."""
+        answer = QMessageBox.question(
+            self, "Training is running",
+            f"A training run is in progress. To {action}, GAN Studio saves a checkpoint and stops the run; "
+            "you can resume it later from the Train page.\n\nStop training now?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        """Ask, checkpoint and stop training first; then save the window state and end the workers."""
+        if self.train_page.is_running():
+            event.ignore()
+            if not self._close_when_stopped and self.confirm_stop_training():
+                self._close_when_stopped = True
+                self.train_page.stop()
+                self.show_status("Saving a checkpoint before closing…")
+            return
+        self._save_state()
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """End every worker thread (a running run is stopped with a checkpoint)."""
+        self.memory_timer.stop()
+        self.dataset_page.shutdown()
+        self.train_page.shutdown()
+        self.generate_page.shutdown()
+
+    def _save_state(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/page", self.current_page())
+        self.settings.setValue("theme", self.theme_name)
+        add_recent_project(self.settings, self.project.root)
+        self.settings.sync()
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        page = str(self.settings.value("window/page", "dataset"))
+        if page in self.pages:
+            self.show_page(page)

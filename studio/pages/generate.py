@@ -1,0 +1,428 @@
+"""Generate page: pick a run or checkpoint, page through a gallery of seeds, enlarge, copy seeds, choose
+a class and truncation, save the selection or batch-export N images with progress and cancel.
+
+A GenerateWorker on a long-lived QThread holds the model; this page only sends requests (queued
+signals) and shows the answers. Requests carry an id so a burst of page flips draws only the last.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QSize, QThread, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDialog, QFileDialog, QHBoxLayout,
+                               QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from engine.training.checkpoint import list_checkpoints
+from studio.errors import ErrorReporter
+from studio.project import Project
+from studio.widgets.images import array_to_qimage
+from studio.widgets.preview_view import ImageCanvas
+from studio.workers.generate_worker import GenerateWorker
+
+PAGE_SIZE = 24
+GALLERY_ICON = 128
+SEED_ROLE = Qt.ItemDataRole.UserRole + 1
+ALL_CLASSES = -1  # combo data for "cycle through the classes"
+MAX_SEED = 2**31 - 1
+
+
+def _gallery_pixmap(image: np.ndarray) -> QPixmap:
+    """A gallery pixmap: small models' images enlarged by a whole factor (crisp) to about 128 px."""
+    pixmap = QPixmap.fromImage(array_to_qimage(image))
+    factor = max(1, GALLERY_ICON // max(1, pixmap.width()))
+    if factor == 1:
+        return pixmap
+    return pixmap.scaled(pixmap.width() * factor, pixmap.height() * factor,
+                         Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+
+
+class EnlargedImage(QDialog):
+    """One generated image, large, with its seed and a Copy seed button."""
+
+    def __init__(self, pixmap: QPixmap, seed: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.seed = seed
+        self.setWindowTitle(f"Seed {seed}")
+        canvas = ImageCanvas()
+        canvas.set_image(pixmap.toImage())
+        canvas.setMinimumSize(QSize(420, 420))
+        copy = QPushButton(f"Copy seed {seed}")
+        copy.clicked.connect(self.copy_seed)
+        close = QPushButton("Close")
+        close.clicked.connect(self.accept)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(copy)
+        row.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(canvas, 1)
+        layout.addLayout(row)
+
+    def copy_seed(self) -> None:
+        """Put the seed on the clipboard."""
+        QApplication.clipboard().setText(str(self.seed))
+
+
+class GeneratePage(QWidget):
+    """Browse and export images from the project's trained models."""
+
+    sig_job = Signal(str, int, int)
+    """Export progress for the status bar: text ('' when idle), done, total."""
+    sig_status = Signal(str)
+    """A one-line message for the status bar."""
+    sig_request_load = Signal(str)
+    """To the worker: load this run folder or checkpoint."""
+    sig_request_page = Signal(object, object, float, int)
+    """To the worker: seeds, class index or None, truncation, request id."""
+    sig_request_export = Signal(object, str, object, float)
+    """To the worker: seeds, output folder, class index or None, truncation."""
+
+    def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project, self.errors = project, errors
+        self.worker: GenerateWorker | None = None
+        self.thread: QThread | None = None
+        self.model: dict[str, Any] | None = None
+        self.request_id = 0
+        self.exporting = False
+        self.export_dir: Path | None = None
+        self.enlarged: EnlargedImage | None = None
+        self._regenerate_timer = QTimer(self)
+        self._regenerate_timer.setSingleShot(True)
+        self._regenerate_timer.setInterval(150)
+        self._regenerate_timer.timeout.connect(self.request_page)
+        self._build()
+        self.refresh_runs()
+
+    # -- layout -----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        layout = QVBoxLayout(self)
+        layout.addLayout(self._model_row())
+        layout.addLayout(self._controls_row())
+        self.body = QStackedWidget()
+        empty = QLabel("No trained model yet. Train one on the Train page; its images appear here.")
+        empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        empty.setObjectName("Muted")
+        self.gallery = self._gallery()
+        self.body.addWidget(empty)
+        self.body.addWidget(self.gallery)
+        layout.addWidget(self.body, 1)
+        layout.addLayout(self._export_row())
+
+    def _model_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        title = QLabel("Generate")
+        title.setObjectName("Heading")
+        self.run_combo = QComboBox()
+        self.run_combo.setMinimumWidth(260)
+        self.run_combo.setToolTip("Runs of this project that have a checkpoint")
+        self.run_combo.currentIndexChanged.connect(self._on_run_changed)
+        self.checkpoint_combo = QComboBox()
+        self.checkpoint_combo.setToolTip("Which checkpoint of the run to use")
+        self.checkpoint_combo.currentIndexChanged.connect(self._on_checkpoint_changed)
+        self.model_label = QLabel("")
+        self.model_label.setObjectName("Muted")
+        for widget in (title, QLabel("Run"), self.run_combo, QLabel("Checkpoint"), self.checkpoint_combo):
+            row.addWidget(widget)
+        row.addWidget(self.model_label, 1)
+        return row
+
+    def _controls_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.class_combo = QComboBox()
+        self.class_combo.setToolTip("Class to generate (class-conditional models only)")
+        self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.class_combo.currentIndexChanged.connect(lambda _: self._schedule())
+        self.truncation = QSlider(Qt.Orientation.Horizontal)
+        self.truncation.setRange(10, 100)
+        self.truncation.setValue(100)
+        self.truncation.setMaximumWidth(160)
+        self.truncation.setToolTip("Truncation: lower values give more typical, less varied images")
+        self.truncation.valueChanged.connect(self._on_truncation)
+        self.truncation_label = QLabel("1.00")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, MAX_SEED)
+        self.seed_spin.setToolTip("First seed of the page; the same seed always gives the same image")
+        self.seed_spin.valueChanged.connect(lambda _: self._schedule())
+        self.prev_button, self.next_button = QPushButton("◀ Previous"), QPushButton("Next ▶")
+        self.prev_button.setToolTip(f"The {PAGE_SIZE} seeds before (PgUp)")
+        self.next_button.setToolTip(f"The next {PAGE_SIZE} seeds (PgDown)")
+        self.prev_button.setShortcut("PgUp")
+        self.next_button.setShortcut("PgDown")
+        self.prev_button.clicked.connect(lambda: self.page_by(-1))
+        self.next_button.clicked.connect(lambda: self.page_by(1))
+        for widget in (QLabel("Class"), self.class_combo, QLabel("Truncation"), self.truncation,
+                       self.truncation_label, QLabel("First seed"), self.seed_spin, self.prev_button, self.next_button):
+            row.addWidget(widget)
+        row.addStretch(1)
+        return row
+
+    def _gallery(self) -> QListWidget:
+        gallery = QListWidget()
+        gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        gallery.setMovement(QListWidget.Movement.Static)
+        gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        gallery.setIconSize(QSize(GALLERY_ICON, GALLERY_ICON))
+        gallery.setGridSize(QSize(144, 162))
+        gallery.setUniformItemSizes(True)
+        gallery.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        gallery.setToolTip("Double-click to enlarge; select several to save them")
+        gallery.itemDoubleClicked.connect(self.enlarge)
+        gallery.itemSelectionChanged.connect(self._update_buttons)
+        return gallery
+
+    def _export_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.copy_button = QPushButton("Copy seeds")
+        self.copy_button.setToolTip("Copy the selected images' seeds (Ctrl+Shift+C)")
+        self.copy_button.clicked.connect(self.copy_seeds)
+        self.save_button = QPushButton("Save selected…")
+        self.save_button.setToolTip("Write the selected images as PNG files to a folder")
+        self.save_button.clicked.connect(self.save_selected)
+        self.count_spin = QSpinBox()
+        self.count_spin.setRange(1, 100_000)
+        self.count_spin.setValue(64)
+        self.count_spin.setToolTip("How many images to export, from the first seed on")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setProperty("primary", True)
+        self.export_button.setToolTip("Write this many images to a folder (Ctrl+E)")
+        self.export_button.clicked.connect(self.export_batch)
+        self.progress = QProgressBar()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_export)
+        for widget in (self.copy_button, self.save_button):
+            row.addWidget(widget)
+        row.addStretch(1)
+        for widget in (QLabel("Images"), self.count_spin, self.export_button, self.progress, self.cancel_button):
+            row.addWidget(widget)
+        self._update_buttons()
+        return row
+
+    # -- worker -----------------------------------------------------------------------------------
+    def _ensure_worker(self) -> GenerateWorker:
+        if self.worker is None:
+            self.thread = QThread(self)
+            self.worker = GenerateWorker()
+            self.worker.moveToThread(self.thread)
+            self.sig_request_load.connect(self.worker.load)
+            self.sig_request_page.connect(self.worker.generate)
+            self.sig_request_export.connect(self.worker.export)
+            self.worker.sig_loaded.connect(self._on_loaded)
+            self.worker.sig_images.connect(self._on_images)
+            self.worker.sig_progress.connect(self._on_progress)
+            self.worker.sig_exported.connect(self._on_exported)
+            self.worker.sig_failed.connect(self._on_failed)
+            self.thread.start()
+        return self.worker
+
+    def shutdown(self) -> None:
+        """Cancel an export and end the worker thread (window closing)."""
+        if self.worker is not None and self.thread is not None:
+            self.worker.cancel()
+            self.worker.latest_request = 2**62  # drop queued gallery requests
+            self.thread.quit()
+            self.thread.wait(30_000)
+            self.worker, self.thread = None, None
+
+    # -- runs and models --------------------------------------------------------------------------
+    def set_project(self, project: Project) -> None:
+        """Show another project's runs."""
+        self.project = project
+        self.refresh_runs()
+
+    def refresh_runs(self, select: Path | str | None = None) -> None:
+        """List runs that have a checkpoint; keep or set the selection, then load its model."""
+        current = str(select) if select else self.run_combo.currentData()
+        runs = [r for r in self.project.runs() if list_checkpoints(r)]
+        self.run_combo.blockSignals(True)
+        self.run_combo.clear()
+        for run_dir in runs:
+            self.run_combo.addItem(run_dir.name, str(run_dir))
+        index = self.run_combo.findData(current) if current else -1
+        self.run_combo.setCurrentIndex(index if index >= 0 else (0 if runs else -1))
+        self.run_combo.blockSignals(False)
+        self.body.setCurrentIndex(1 if runs else 0)
+        self._on_run_changed()
+
+    def _on_run_changed(self, *_: object) -> None:
+        run = self.run_combo.currentData()
+        self.checkpoint_combo.blockSignals(True)
+        self.checkpoint_combo.clear()
+        if run:
+            self.checkpoint_combo.addItem("newest", run)
+            for path in reversed(list_checkpoints(Path(run))):
+                self.checkpoint_combo.addItem(path.name, str(path))
+        self.checkpoint_combo.blockSignals(False)
+        self._on_checkpoint_changed()
+
+    def _on_checkpoint_changed(self, *_: object) -> None:
+        source = self.checkpoint_combo.currentData()
+        self.model = None
+        self.gallery.clear()
+        self._update_buttons()
+        if source:
+            self.model_label.setText("Loading model…")
+            self._ensure_worker()
+            self.sig_request_load.emit(str(source))
+        else:
+            self.model_label.setText("")
+
+    def _on_loaded(self, info: dict[str, Any]) -> None:
+        self.model = info
+        classes = info["classes"]
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.class_combo.addItem("All classes (cycling)" if classes else "Unconditional model", ALL_CLASSES)
+        for index, name in enumerate(classes):
+            self.class_combo.addItem(name, index)
+        self.class_combo.blockSignals(False)
+        self.class_combo.setEnabled(bool(classes))
+        self.truncation.setEnabled(info["supports_truncation"])
+        self.model_label.setText(f"{info['family']}, step {info['step']:,}, {info['resolution']} px"
+                                 + (f", {len(classes)} classes" if classes else ""))
+        self._update_buttons()
+        self.request_page()
+
+    # -- gallery ----------------------------------------------------------------------------------
+    def seeds(self) -> list[int]:
+        """The seeds of the current gallery page."""
+        first = self.seed_spin.value()
+        return list(range(first, min(first + PAGE_SIZE, MAX_SEED + 1)))
+
+    def class_index(self) -> int | None:
+        """The chosen class, or None to cycle through all classes."""
+        data = self.class_combo.currentData()
+        return None if data is None or data == ALL_CLASSES else int(data)
+
+    def truncation_value(self) -> float:
+        """Truncation between 0.1 and 1.0 (1.0 when the model does not support it)."""
+        return self.truncation.value() / 100 if self.truncation.isEnabled() else 1.0
+
+    def page_by(self, pages: int) -> None:
+        """Move the first seed by whole pages."""
+        self.seed_spin.setValue(max(0, self.seed_spin.value() + pages * PAGE_SIZE))
+
+    def _on_truncation(self, value: int) -> None:
+        self.truncation_label.setText(f"{value / 100:.2f}")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # Debounce: a dragged slider or a held arrow key asks for one page, not dozens.
+        if self.model is not None:
+            self._regenerate_timer.start()
+
+    def request_page(self) -> None:
+        """Ask the worker for the current page's images."""
+        if self.model is None or self.worker is None:
+            return
+        self.request_id += 1
+        self.worker.latest_request = self.request_id
+        self.sig_request_page.emit(self.seeds(), self.class_index(), self.truncation_value(), self.request_id)
+
+    def _on_images(self, images: np.ndarray, seeds: list[int], request_id: int) -> None:
+        if request_id != self.request_id:
+            return  # an older page; a newer one is on its way
+        self.gallery.clear()
+        for image, seed in zip(images, seeds):
+            item = QListWidgetItem(QIcon(_gallery_pixmap(image)), f"seed {seed}")
+            item.setData(SEED_ROLE, int(seed))
+            item.setToolTip(f"seed {seed}: double-click to enlarge")
+            self.gallery.addItem(item)
+        self.sig_status.emit(f"Seeds {seeds[0]}–{seeds[-1]}" if seeds else "")
+        self._update_buttons()
+
+    def selected_seeds(self) -> list[int]:
+        """Seeds of the selected gallery images, in gallery order."""
+        items = sorted(self.gallery.selectedItems(), key=self.gallery.row)
+        return [int(item.data(SEED_ROLE)) for item in items]
+
+    def enlarge(self, item: QListWidgetItem) -> EnlargedImage:
+        """Show one image large (double-click)."""
+        pixmap = item.icon().pixmap(QSize(1024, 1024))
+        self.enlarged = EnlargedImage(pixmap, int(item.data(SEED_ROLE)), self)
+        self.enlarged.open()
+        return self.enlarged
+
+    def copy_seeds(self) -> None:
+        """Put the selected seeds on the clipboard, comma-separated."""
+        seeds = self.selected_seeds()
+        if seeds:
+            QApplication.clipboard().setText(", ".join(str(s) for s in seeds))
+            self.sig_status.emit(f"Copied {len(seeds)} seed(s) to the clipboard.")
+
+    # -- export -----------------------------------------------------------------------------------
+    def ask_folder(self, title: str) -> Path | None:
+        """Ask for an output folder, starting in the project's exports folder."""
+        folder = QFileDialog.getExistingDirectory(self, title, str(self.project.exports_dir))
+        return Path(folder) if folder else None
+
+    def save_selected(self) -> bool:
+        """Write the selected images to a chosen folder."""
+        seeds = self.selected_seeds()
+        if not seeds:
+            self.sig_status.emit("Select one or more images first.")
+            return False
+        folder = self.ask_folder("Save the selected images to")
+        return folder is not None and self.start_export(seeds, folder)
+
+    def export_batch(self) -> bool:
+        """Write ``count`` images, from the first seed on, to a chosen folder."""
+        folder = self.ask_folder(f"Export {self.count_spin.value()} images to")
+        if folder is None:
+            return False
+        first = self.seed_spin.value()
+        return self.start_export(list(range(first, min(first + self.count_spin.value(), MAX_SEED + 1))), folder)
+
+    def start_export(self, seeds: list[int], folder: Path) -> bool:
+        """Send an export request to the worker; False when a model is missing or one is running."""
+        if self.model is None or self.exporting or self.worker is None:
+            return False
+        self.exporting, self.export_dir = True, folder
+        self.worker.arm()
+        self.progress.setRange(0, len(seeds))
+        self.progress.setValue(0)
+        self._update_buttons()
+        self.sig_job.emit(f"Exporting to {folder.name}", 0, len(seeds))
+        self.sig_request_export.emit(seeds, str(folder), self.class_index(), self.truncation_value())
+        return True
+
+    def cancel_export(self) -> None:
+        """Stop the running export after the current batch."""
+        if self.worker is not None and self.exporting:
+            self.worker.cancel()
+
+    def _on_progress(self, done: int, total: int, name: str) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.sig_job.emit(f"Exporting {Path(name).name}", done, total)
+
+    def _on_exported(self, paths: list[str], cancelled: bool) -> None:
+        self.exporting = False
+        self._update_buttons()
+        self.sig_job.emit("", 0, 0)
+        note = " (cancelled)" if cancelled else ""
+        self.sig_status.emit(f"Wrote {len(paths)} images to {self.export_dir}{note}.")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        if self.exporting:
+            self.exporting = False
+            self.sig_job.emit("", 0, 0)
+        if self.model is None:
+            self.model_label.setText("Could not load this model.")
+        self._update_buttons()
+        self.errors.report(message, details)
+
+    def _update_buttons(self) -> None:
+        has_model = self.model is not None
+        selected = bool(self.gallery.selectedItems()) if hasattr(self, "gallery") else False
+        self.export_button.setEnabled(has_model and not self.exporting)
+        self.save_button.setEnabled(has_model and selected and not self.exporting)
+        self.copy_button.setEnabled(selected)
+        self.progress.setVisible(self.exporting)
+        self.cancel_button.setVisible(self.exporting)
+        for widget in (self.prev_button, self.next_button, self.seed_spin):
+            widget.setEnabled(has_model)

@@ -1,0 +1,117 @@
+"""``gan-studio --screenshot DIR``: drive each page with real content and save what the app shows.
+
+Imports the bundled sample into a fresh project, records its attestation through the consent dialog,
+trains a quick run (real previews and curves), fills the Generate gallery from it, and grabs
+dataset.png, consent.png, train.png, generate.png and train-light.png.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop
+from PySide6.QtWidgets import QApplication, QWidget
+
+from studio.paths import SAMPLE_DATASET
+from studio.settings import SETTINGS_ENV, app_settings
+from studio.theme import apply_theme
+
+WINDOW_SIZE = (1440, 900)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Process events until ``condition()`` holds; RuntimeError naming ``what`` after ``timeout`` s."""
+    app = QApplication.instance()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)  # type: ignore[union-attr]
+        time.sleep(0.01)
+
+
+def settle(seconds: float = 0.4) -> None:
+    """Let timers fire and widgets repaint for a moment."""
+    end = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() > end, seconds + 5, "the window to settle")
+
+
+def grab(widget: QWidget, path: Path) -> Path:
+    """Save what ``widget`` shows as a PNG."""
+    settle()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(path)):
+        raise RuntimeError(f"could not write {path}")
+    print(f"wrote {path}")
+    return path
+
+
+def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str = "dark",
+                     steps: int | None = None) -> int:
+    """Produce the screenshots into ``out_dir``; returns 0 (an exit status)."""
+    scratch = Path(tempfile.mkdtemp(prefix="gan-studio-shots-"))
+    os.environ[SETTINGS_ENV] = str(scratch / "settings.ini")  # leave the user's settings alone
+    from studio.main_window import MainWindow
+    from studio.project import Project
+
+    app = QApplication.instance()
+    apply_theme(app, theme)  # type: ignore[arg-type]
+    project = Project.create(project_dir or scratch / "Sample project")
+    window = MainWindow(project, app_settings(), theme)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    dataset = _dataset_page(window, Path(out_dir))
+    _train_page(window, Path(out_dir), dataset, steps)
+    _generate_page(window, Path(out_dir))
+    window.set_theme("light")
+    window.show_page("train")
+    grab(window, Path(out_dir) / "train-light.png")
+    window.set_theme(theme)
+    window.close()
+    return 0
+
+
+def _dataset_page(window: "object", out: Path) -> Path:
+    page = window.dataset_page  # type: ignore[attr-defined]
+    window.show_page("dataset")  # type: ignore[attr-defined]
+    page.start_import(SAMPLE_DATASET)
+    wait_until(lambda: not page.is_busy(), 120, "the sample import")
+    dialog = page.open_consent()
+    dialog.set_choices("licensed", "none", "GAN Studio sample (Noto Emoji, Apache-2.0)",
+                       "Noto Emoji by Google, Apache License 2.0 (resources/sample/LICENSE)")
+    dialog.record()
+    review = page.open_consent()  # reopened for review: the recorded statement and its history
+    grab(review, out / "consent.png")
+    review.reject()
+    page.report_view.setCurrentIndex(0)
+    grab(window, out / "dataset.png")  # type: ignore[arg-type]
+    return page.dataset_dir
+
+
+def _train_page(window: "object", out: Path, dataset: Path, steps: int | None) -> None:
+    page = window.train_page  # type: ignore[attr-defined]
+    window.show_page("train")  # type: ignore[attr-defined]
+    page.select_dataset(dataset)
+    page.set_preset("quick")
+    if steps:
+        page.train_form.set_values({"steps": steps, "preview_every": max(1, steps // 30)})
+    if not page.start():
+        raise RuntimeError("training did not start (see the error dialog)")
+    target = page.target_steps or 1
+    wait_until(lambda: int(page.latest_stats.get("step", 0)) >= int(target * 0.85) or not page.is_running(),
+               1800, "training to get near its end")
+    grab(window, out / "train.png")  # type: ignore[arg-type]
+    wait_until(lambda: not page.is_running(), 600, "training to finish")
+
+
+def _generate_page(window: "object", out: Path) -> None:
+    page = window.generate_page  # type: ignore[attr-defined]
+    window.show_page("generate")  # type: ignore[attr-defined]
+    page.refresh_runs()
+    wait_until(lambda: page.gallery.count() > 0, 120, "the gallery")
+    for row in (2, 5, 9):
+        page.gallery.item(row).setSelected(True)
+    grab(window, out / "generate.png")  # type: ignore[arg-type]

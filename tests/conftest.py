@@ -4,6 +4,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any test imports Qt
+# Tiny test models gain nothing from several threads, and subprocesses (CLI tests) running beside the
+# test process would otherwise oversubscribe a 2-core CI machine, where OpenMP spinning costs 10x.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from pathlib import Path  # noqa: E402
 

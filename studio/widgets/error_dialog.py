@@ -47,9 +47,9 @@ class ErrorDialog(QDialog):
         box.accepted.connect(self.accept)
         self.copy_button = QPushButton("Copy details")
         self.toggle_button = QPushButton("Show details")
-        for button in (self.copy_button, self.toggle_button):
-            button.setVisible(bool(self.details))
-            box.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+        if self.details:  # user errors are words only; the buttons exist but stay out of the dialog
+            for button in (self.copy_button, self.toggle_button):
+                box.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
         self.copy_button.clicked.connect(self.copy_details)
         self.toggle_button.clicked.connect(self._toggle_details)
         return box

@@ -72,6 +72,7 @@ class PreviewView(QWidget):
 
     def _build(self, frame_ms: int) -> None:
         self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
         self.slider.setEnabled(False)
         self.slider.setToolTip("Scrub through earlier previews of this run; drag to the right end to follow live")
         self.slider.valueChanged.connect(self._on_slider)
@@ -133,7 +134,7 @@ class PreviewView(QWidget):
     # -- scrubbing --------------------------------------------------------------------------------
     def is_live(self) -> bool:
         """True when the view follows the newest frame (slider at the right end)."""
-        return not self.steps or self.slider.value() >= len(self.steps) - 1
+        return self.slider.value() >= self.slider.maximum()
 
     def follow_live(self) -> None:
         """Move the slider to the newest frame."""

@@ -30,8 +30,8 @@ def describe_runner(runner: Any) -> dict[str, Any]:
 class GenerateWorker(QObject):
     """Holds one runner; its slots run on the worker's thread in request order."""
 
-    sig_loaded = Signal(dict)
-    """A model was loaded: checkpoint, family, step, resolution, classes, supports_truncation."""
+    sig_loaded = Signal(object)
+    """A model was loaded: dict of checkpoint, family, step, resolution, classes, supports_truncation."""
     sig_images = Signal(object, object, int)
     """Generated images (uint8 NHWC numpy), their seeds, and the id of the request they answer."""
     sig_progress = Signal(int, int, str)

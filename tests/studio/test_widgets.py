@@ -1,0 +1,138 @@
+"""Reusable widgets: the generated config form, presets, the lazy 10,000-image grid, the coalescing
+preview view, and the loss chart's throttled redraw."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.families import family_names, get_family
+from engine.training import TrainConfig
+from studio.pages.train import FORM_EXCLUDE
+from studio.presets import PRESETS, TIERS, WIDTH_FIELDS, device_tier, preset_settings
+from studio.widgets.config_form import (ConfigForm, FloatEditor, IntEditor, OptionalEditor, TriStateEditor,
+                                        field_docs)
+from studio.widgets.image_grid import ImageGrid
+from studio.widgets.loss_chart import LossChart
+from studio.widgets.preview_view import PreviewView
+
+
+def test_config_form_is_generated_from_the_dataclass_with_docstring_tooltips(qtbot):
+    form = ConfigForm(TrainConfig, exclude=FORM_EXCLUDE)
+    qtbot.addWidget(form)
+    expected = {f.name for f in dataclasses.fields(TrainConfig)} - set(FORM_EXCLUDE)
+    assert set(form.editors) == expected
+    assert "Images per step" in form.editors["batch_size"].toolTip()
+    assert "(default: 32)" in form.labels["batch_size"].toolTip()
+    assert isinstance(form.editors["resolution"], OptionalEditor)
+    assert isinstance(form.editors["amp"], TriStateEditor)
+    assert isinstance(form.editors["lr_g"], FloatEditor) and isinstance(form.editors["steps"], OptionalEditor)
+    assert form.values()["resolution"] is None and form.changed_values() == {}
+    form.set_values({"resolution": 32, "amp": False, "lr_g": 1e-4, "steps": None, "minutes": 2.5})
+    assert form.changed_values() == {"resolution": 32, "amp": False, "lr_g": 1e-4, "steps": None, "minutes": 2.5}
+    TrainConfig(dataset="x", **form.values()).validate()
+
+
+@pytest.mark.parametrize("family", family_names())
+def test_every_family_gets_a_model_form_with_its_docstrings(qtbot, family):
+    config_cls = get_family(family).Config
+    form = ConfigForm(config_cls)
+    qtbot.addWidget(form)
+    docs = field_docs(config_cls)
+    assert docs and set(docs) == {f.name for f in dataclasses.fields(config_cls)}
+    for name, editor in form.editors.items():
+        assert docs[name] in editor.toolTip()
+    assert isinstance(form.editors["latent_dim"], IntEditor)
+    assert config_cls(**form.values()) == config_cls()
+
+
+def test_presets_fit_the_device_and_every_family():
+    assert device_tier(None) == "cpu" and device_tier(4 * 2**30) == "gpu-small" and device_tier(80 * 2**30) == "gpu-large"
+    for family in family_names():
+        family_cls = get_family(family)
+        for tier in TIERS:
+            for name in PRESETS:
+                settings = preset_settings(name, family_cls, tier, 64)
+                assert family_cls.min_resolution <= settings["resolution"] <= family_cls.max_resolution
+                TrainConfig(dataset="x", family=family, **settings).validate()
+        quick_cpu = preset_settings("quick", family_cls, "cpu", 256)
+        quick_gpu = preset_settings("quick", family_cls, "gpu-large", 256)
+        assert quick_cpu["batch_size"] < quick_gpu["batch_size"] and quick_cpu["resolution"] <= quick_gpu["resolution"]
+
+
+def test_presets_scale_width_fields_of_any_family_generically():
+    @dataclasses.dataclass
+    class Options:
+        base_channels: int = 40
+        """Width."""
+        depth: int = 3
+        """Not a width field."""
+
+    class Fake:
+        Config = Options
+        min_resolution, max_resolution = 16, 128
+
+    settings = preset_settings("quick", Fake, "cpu", 100)
+    assert settings["family_options"] == {"base_channels": 20} and WIDTH_FIELDS == ("base_channels",)
+    assert settings["resolution"] == 32  # capped for a CPU, and a power of two
+    assert preset_settings("quality", Fake, "gpu-large", 100)["resolution"] == 64
+
+
+def test_thumbnail_grid_stays_lazy_and_fast_with_10000_images(qtbot):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (10_000, 64, 64, 3), dtype=np.uint8)
+    labels = np.arange(10_000) % 3
+    grid = ImageGrid()
+    qtbot.addWidget(grid)
+    grid.resize(900, 600)
+    grid.show()
+    started = time.perf_counter()
+    grid.thumbnails.set_images(images, labels, ["a", "b", "c"], [f"img{i}.png" for i in range(10_000)])
+    qtbot.wait(50)
+    grid.scrollToBottom()
+    qtbot.wait(50)
+    grid.scrollToTop()
+    qtbot.wait(50)
+    elapsed = time.perf_counter() - started
+    made = grid.thumbnails.pixmaps_made
+    assert 0 < made < 600, f"{made} thumbnails made for two screens of a 10,000-image grid"
+    assert elapsed < 3.0
+    grid.thumbnails.set_class_filter(1)
+    assert grid.model().rowCount() == 3333
+    index = grid.model().index(0, 0)
+    assert grid.model().data(index, 3).startswith("img1.png")  # ToolTipRole names the file
+
+
+def test_preview_view_draws_only_the_newest_frame_and_scrubs_saved_ones(qtbot, tmp_path):
+    view = PreviewView(frame_ms=60_000)  # the timer never fires here; flush() stands in for it
+    qtbot.addWidget(view)
+    for step in range(1, 51):
+        view.push(np.full((20, 20, 3), step, np.uint8), step)
+    assert view.frames_drawn == 0
+    view.flush()
+    view.flush()
+    assert view.frames_drawn == 1 and view.canvas.image.pixelColor(0, 0).red() == 50
+    assert view.steps == list(range(1, 51)) and view.slider.maximum() == 49
+    Image.new("RGB", (12, 12), (200, 10, 10)).save(tmp_path / "step-000003.png")
+    view.set_path_for(lambda step: tmp_path / f"step-{step:06d}.png")
+    view.slider.setValue(2)
+    assert view.canvas.image.width() == 12 and "earlier" in view.step_label.text()
+    view.push(np.zeros((20, 20, 3), np.uint8), 51)
+    view.flush()
+    assert view.canvas.image.width() == 12  # scrubbing: a new frame does not yank the view back
+    view.follow_live()
+    assert view.canvas.image.width() == 20
+
+
+def test_loss_chart_redraws_on_its_timer_not_per_step(qtbot):
+    chart = LossChart(redraw_ms=60_000)
+    qtbot.addWidget(chart)
+    for step in range(1, 501):
+        chart.add({"step": step, "loss_d": 1.0 / step, "loss_g": 2.0, "img_per_sec": 5.0, "augment_p": 0.1})
+    assert chart.redraws == 0 and set(chart.series) == {"loss_d", "loss_g"}
+    chart.redraw()
+    chart.redraw()
+    assert chart.redraws == 1 and len(chart.curves["loss_d"].getData()[0]) == 500

@@ -191,6 +191,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from engine.metrics import download_inception_weights, evaluate
+    from engine.metrics.evaluate import format_result
+
+    if args.download_inception:
+        print(f"Inception weights: {download_inception_weights()}", file=sys.stderr)
+    bars: list[Any] = []
+    stage = {"name": None}
+
+    def progress(done: int, total: int, message: str) -> None:
+        if not bars:
+            bars.append(_tqdm()(unit="img", dynamic_ncols=True))
+        if stage["name"] != message:
+            stage["name"] = message
+            bars[0].reset(total=total)
+            bars[0].set_description(message)
+        bars[0].update(done - bars[0].n)
+
+    try:
+        result = evaluate(args.run, dataset_dir=args.dataset, metrics=args.metrics, extractor=args.extractor,
+                          num_samples=args.num_samples, max_real=args.max_real, device=args.device, seed=args.seed,
+                          inception_weights=args.inception_weights, progress=None if args.json else progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    _emit(args, result, format_result(result))
+    return 0
+
+
 # -- plumbing ----------------------------------------------------------------------------------------
 def _tqdm():
     from tqdm import tqdm
@@ -286,6 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="describe a run folder")
     p.add_argument("run")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("evaluate", parents=[common], help="score generated images against the training images")
+    p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
+    p.add_argument("--dataset", help="dataset to compare with (default: the run's; required for .onnx files)")
+    p.add_argument("--metrics", default="kid", help="comma-separated: kid, fid, pr, is, memorization (default: kid)")
+    p.add_argument("--extractor", choices=["efflite0", "inception"], default="efflite0",
+                   help="efflite0: offline, scores labelled FD/KD (EffLite0); inception: standard FID/KID/IS, "
+                        "needs the pytorch-fid weights file")
+    p.add_argument("--num-samples", type=int, default=1000, help="generated images to score")
+    p.add_argument("--max-real", type=int, default=5000, help="at most this many real images (cached)")
+    p.add_argument("--seed", type=int, default=0, help="first seed of the generated images")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--inception-weights", help="path of pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--download-inception", action="store_true",
+                   help="download the Inception weights first (needs internet)")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

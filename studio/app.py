@@ -15,6 +15,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from studio.paths import icon_path
+from studio.qt_compat import install_refcount_guard
 from studio.settings import APPLICATION, ORGANIZATION, app_settings, last_project
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme
 
@@ -48,6 +49,7 @@ def initial_project(requested: Path | None, settings: QSettings) -> "object":
 
 def make_app(argv: list[str]) -> QApplication:
     """The QApplication (reused when one exists) with the app's names and icon."""
+    install_refcount_guard()
     app = QApplication.instance() or QApplication(argv)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

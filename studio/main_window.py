@@ -17,6 +17,7 @@ from studio.pages.generate import GeneratePage
 from studio.pages.train import TrainPage
 from studio.paths import icon_path
 from studio.project import Project
+from studio.qt_compat import install_refcount_guard
 from studio.settings import add_recent_project, app_settings, recent_projects
 from studio.sysinfo import device_summary, memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
@@ -32,6 +33,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, project: Project, settings: QSettings | None = None, theme: str | None = None) -> None:
         super().__init__()
+        install_refcount_guard()  # idempotent; PySide6 6.12.0 would otherwise abort during training
         self.project = project
         self.settings = settings or app_settings()
         self.theme_name = get_theme(theme or str(self.settings.value("theme", DEFAULT_THEME))).name

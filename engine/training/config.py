@@ -72,6 +72,10 @@ class TrainConfig:
     """How many recent checkpoints to keep."""
     nan_lr_factor: float = 0.5
     """On a non-finite loss, roll back and multiply both learning rates by this."""
+    kid_every: int | None = None
+    """Measure KID against the dataset every N steps (0 = off; None = every 1000 steps on a GPU, off on CPU)."""
+    kid_samples: int = 250
+    """Generated images per KID measurement (more = steadier, slower)."""
     log_every: int = 10
     """Append a line to stats.jsonl every N steps."""
     format_version: int = FORMAT_VERSION

@@ -29,7 +29,7 @@ from engine.fsutil import atomic_write_json
 from engine.training.checkpoint import (checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint,
                                         prune_checkpoints, save_checkpoint)
 from engine.training.config import TrainConfig
-from engine.training.previews import make_grid_uint8, preview_inputs, save_png
+from engine.training.previews import make_grid_uint8, preview_inputs, save_png, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
 _MAX_ROLLBACKS = 5
@@ -47,6 +47,7 @@ class Callbacks:
     on_preview(grid, step) gets the fixed-seed preview grid as uint8 HxWxC numpy;
     on_checkpoint(path) after each checkpoint is written; on_error(exc) before the error propagates;
     on_log(message) for notes the user should see (device, OOM retries, NaN roll-backs);
+    on_metric(record) after each quality measurement ({'step', 'kid', 'kid_std', 'kid_name'});
     should_stop() and should_pause() are polled every step.
     """
 
@@ -55,6 +56,7 @@ class Callbacks:
     on_checkpoint: Callable[[Path], None] | None = None
     on_error: Callable[[BaseException], None] | None = None
     on_log: Callable[[str], None] | None = None
+    on_metric: Callable[[dict[str, Any]], None] | None = None
     should_stop: Callable[[], bool] | None = None
     should_pause: Callable[[], bool] | None = None
 
@@ -114,6 +116,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.micro_batches = 1
         self.rollbacks = 0
+        self.best_kid: float | None = None
 
     @classmethod
     def resume(cls, run_dir: Path | str, callbacks: Callbacks | None = None, *, steps: int | None = None,
@@ -166,6 +169,7 @@ class Trainer:
         self.preview_z, self.preview_labels = preview_inputs(self.family, cfg.preview_count, cfg.seed)
         if self.resume_requested:
             self._restore(existing)
+        self.kid_every = self._kid_interval()
         self._write_run_files()
         self._open_stats()
         self.good_state = _clone_state(self.family.state_dict())
@@ -224,6 +228,8 @@ class Trainer:
                 self._report(stats, rate)
             if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == 1):
                 self._preview()
+            if self.kid_every and self.step % self.kid_every == 0:
+                self._measure_kid()
             if self.step % cfg.checkpoint_every == 0:
                 self._save_checkpoint()
             if self.step % _SNAPSHOT_EVERY == 0:
@@ -311,6 +317,38 @@ class Trainer:
         if self.cb.on_preview:
             self.cb.on_preview(grid, self.step)
 
+    def _kid_interval(self) -> int:
+        every = self.config.kid_every
+        if every is None:  # on a CPU a measurement costs as much as many training steps
+            every = 1000 if self.device.type == "cuda" else 0
+        if every:
+            from engine.metrics import KIDMonitor  # heavy (feature network); only when asked for
+
+            self.kid_monitor = KIDMonitor(self.config.dataset, num_fake=self.config.kid_samples,
+                                          device=str(self.device), size=self.dataset.size, seed=self.config.seed)
+            self._log(f"Measuring {self.kid_monitor.name} every {every} steps on {self.config.kid_samples} samples")
+        return every
+
+    def _measure_kid(self) -> None:
+        # A private generator: measuring must not move the training RNG (exact resume).
+        gen = torch.Generator().manual_seed(self.config.seed + 104729)
+        n, fam = self.config.kid_samples, self.family
+        z = torch.randn(n, fam.latent_dim, generator=gen)
+        labels = torch.randint(0, fam.spec.num_classes, (n,), generator=gen) if fam.spec.num_classes else None
+        images = np.concatenate([to_uint8_nhwc(fam.sample(z[i:i + 64], None if labels is None else labels[i:i + 64]))
+                                 for i in range(0, n, 64)])
+        value = self.kid_monitor.measure(lambda _n: images)
+        record = {"step": self.step, "kid": value, "kid_std": self.kid_monitor.last[1], "kid_name": self.kid_monitor.name}
+        self.stats_file.write(json.dumps(record) + "\n")
+        self.stats_file.flush()
+        if self.cb.on_metric:
+            self.cb.on_metric(record)
+        if self.best_kid is None or value < self.best_kid:
+            self.best_kid = value
+            path = self.run_dir / "checkpoints" / "best-kid.pt"
+            save_checkpoint(path, self._checkpoint_state())
+            self._log(f"New best {self.kid_monitor.name} {value:.4f} at step {self.step}: saved {path.name}")
+
     def _log(self, message: str) -> None:
         self.log_lines.append(message)
         stamp = datetime.now().strftime("%H:%M:%S")
@@ -354,19 +392,22 @@ class Trainer:
 
     def _save_checkpoint(self) -> Path:
         path = checkpoint_path(self.run_dir, self.step)
-        save_checkpoint(path, {
-            "family": self.config.family, "spec": vars(self.family.spec), "classes": self.dataset.classes,
-            "config": self.config.to_dict(), "step": self.step, "train_seconds": self.train_seconds,
-            "micro_batches": self.micro_batches, "family_state": self.family.state_dict(),
-            "rng": _rng_state(self.device), "sampler": self.sampler.state_dict(),
-            "dataset_fingerprint": self.dataset.fingerprint, "attestation_id": self.attestation.id,
-            "app_version": engine.__version__,
-        })
+        save_checkpoint(path, self._checkpoint_state())
         self.last_checkpoint_step = self.step
         prune_checkpoints(self.run_dir, self.config.keep_checkpoints, protect={path})
         if self.cb.on_checkpoint:
             self.cb.on_checkpoint(path)
         return path
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "family": self.config.family, "spec": vars(self.family.spec), "classes": self.dataset.classes,
+            "config": self.config.to_dict(), "step": self.step, "train_seconds": self.train_seconds,
+            "micro_batches": self.micro_batches, "family_state": self.family.state_dict(),
+            "rng": _rng_state(self.device), "sampler": self.sampler.state_dict(),
+            "dataset_fingerprint": self.dataset.fingerprint, "attestation_id": self.attestation.id,
+            "app_version": engine.__version__, "best_kid": self.best_kid,
+        }
 
     def _restore(self, path: Path | None) -> None:
         if path is None:
@@ -381,6 +422,7 @@ class Trainer:
         _set_rng_state(state["rng"], self.device)
         self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
         self.micro_batches = int(state.get("micro_batches", 1))
+        self.best_kid = state.get("best_kid")
         self._log(f"Resumed from {path.name} (step {self.step})")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, QThread, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QPixmap, QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDialog, QFileDialog, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox,
                                QStackedWidget, QVBoxLayout, QWidget)
@@ -91,6 +91,7 @@ class GeneratePage(QWidget):
         self.exporting = False
         self.export_dir: Path | None = None
         self.enlarged: EnlargedImage | None = None
+        self._load_on_show = False
         self._regenerate_timer = QTimer(self)
         self._regenerate_timer.setSingleShot(True)
         self._regenerate_timer.setInterval(150)
@@ -264,7 +265,10 @@ class GeneratePage(QWidget):
         self.model = None
         self.gallery.clear()
         self._update_buttons()
-        if source:
+        self._load_on_show = bool(source) and not self.isVisible()
+        if self._load_on_show:
+            self.model_label.setText("")  # loaded when the page is first shown: no cost at start-up
+        elif source:
             self.model_label.setText("Loading model…")
             self._ensure_worker()
             self.sig_request_load.emit(str(source))
@@ -286,6 +290,12 @@ class GeneratePage(QWidget):
                                  + (f", {len(classes)} classes" if classes else ""))
         self._update_buttons()
         self.request_page()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Load the selected model the first time the page is shown."""
+        super().showEvent(event)
+        if self._load_on_show:
+            self._on_checkpoint_changed()
 
     # -- gallery ----------------------------------------------------------------------------------
     def seeds(self) -> list[int]:

@@ -53,7 +53,7 @@ class TrainPage(QWidget):
     """A one-line message for the status bar."""
 
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None,
-                 ui_ms: int = 100) -> None:
+                 ui_ms: int = 250) -> None:
         super().__init__(parent)
         self.project, self.errors = project, errors
         self.tier = device_tier(gpu_total_memory())
@@ -242,6 +242,7 @@ class TrainPage(QWidget):
             caption.setObjectName("Muted")
             value = QLabel("-")
             value.setObjectName("StatValue")
+            value.setMinimumWidth(130)  # a wider text must not re-layout the page on every update
             grid.addWidget(caption, 0, column)
             grid.addWidget(value, 1, column)
             self.stat_labels[key] = value

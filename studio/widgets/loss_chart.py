@@ -1,6 +1,12 @@
-"""Loss curves with pyqtgraph, redrawn at most every ``redraw_ms`` however fast steps arrive."""
+"""Loss curves with pyqtgraph, redrawn at most every ``redraw_ms`` however fast steps arrive.
+
+Axis ranges change in jumps (x doubles, y gets a margin) rather than on every point: pyqtgraph
+re-renders an axis whenever its range moves, which costs more than drawing the curves themselves
+and would make every redraw a visible pause of the event loop while training runs.
+"""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pyqtgraph as pg
@@ -22,13 +28,16 @@ def is_curve_key(key: str) -> bool:
 class LossChart(QWidget):
     """One plot with a curve per loss over training steps; feed it with :meth:`add`."""
 
-    def __init__(self, parent: QWidget | None = None, redraw_ms: int = 100) -> None:
+    def __init__(self, parent: QWidget | None = None, redraw_ms: int = 250) -> None:
         super().__init__(parent)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.enableAutoRange(x=False, y=False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.x_max, self.y_range = 0.0, (0.0, 0.0)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -50,6 +59,7 @@ class LossChart(QWidget):
             self.plot.removeItem(curve)
         self.legend.clear()
         self.series, self.curves = {}, {}
+        self.x_max, self.y_range = 0.0, (0.0, 0.0)
         self._dirty = False
 
     def add(self, stats: dict[str, Any]) -> None:
@@ -78,7 +88,28 @@ class LossChart(QWidget):
         self._dirty = False
         for key, (xs, ys) in self.series.items():
             self._curve(key).setData(xs, ys)
+        self._fit_ranges()
         self.redraws += 1
+
+    def _fit_ranges(self) -> None:
+        """Grow x by doubling and refit y with a margin, only when the data leaves the shown range."""
+        last_x = max((xs[-1] for xs, _ in self.series.values() if xs), default=0.0)
+        if last_x > self.x_max:
+            self.x_max = max(10.0, self.x_max)
+            while self.x_max < last_x:
+                self.x_max *= 2
+            self.plot.setXRange(0, self.x_max, padding=0)
+        low, high = self._y_extent()
+        shown_low, shown_high = self.y_range
+        span = max(high - low, 1e-6)
+        if low < shown_low or high > shown_high or span < 0.4 * (shown_high - shown_low):
+            self.y_range = (low - 0.15 * span, high + 0.15 * span)
+            self.plot.setYRange(*self.y_range, padding=0)
+
+    def _y_extent(self) -> tuple[float, float]:
+        """Min and max over the recent part of every curve (old spikes do not flatten the view)."""
+        values = [v for _, ys in self.series.values() for v in ys[-2000:] if math.isfinite(v)]
+        return (min(values), max(values)) if values else (0.0, 1.0)
 
     def _curve(self, key: str) -> pg.PlotDataItem:
         if key not in self.curves:

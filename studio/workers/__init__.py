@@ -6,6 +6,8 @@ queues the call to the GUI thread; workers never touch a widget.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
 
@@ -18,6 +20,21 @@ def limit_torch_threads() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def lower_thread_priority(niceness: int = 5) -> None:
+    """Make the calling thread yield the CPU to the GUI thread when they compete (Linux, best effort).
+
+    On Linux a thread id passed to setpriority() sets the niceness of that one thread; elsewhere this
+    does nothing. Threads the worker starts later (e.g. torch's) inherit it.
+    """
+    get_id = getattr(threading, "get_native_id", None)
+    if get_id is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, get_id(), niceness)
+    except (OSError, AttributeError):
+        pass  # not permitted or not supported: the GUI still works, it may just stutter more
 
 
 class ThreadWorker(QObject):

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from engine.errors import GanStudioError
 from engine.inference import TorchRunner
 from engine.inference.export_images import save_images
-from studio.workers import limit_torch_threads
+from studio.workers import limit_torch_threads, lower_thread_priority
 
 
 def describe_runner(runner: Any) -> dict[str, Any]:
@@ -62,6 +62,7 @@ class GenerateWorker(QObject):
     def load(self, source: str) -> None:
         """Load the model of a run folder or checkpoint file (no-op when it is already loaded)."""
         limit_torch_threads()
+        lower_thread_priority()
         if source == self.source and self.runner is not None:
             self.sig_loaded.emit(describe_runner(self.runner))
             return

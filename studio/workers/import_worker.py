@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 
 from engine.data import ImportFailed, import_folder
 from engine.errors import GanStudioError, ImportCancelled
-from studio.workers import ThreadWorker
+from studio.workers import ThreadWorker, lower_thread_priority
 
 
 class ImportWorker(ThreadWorker):
@@ -42,6 +42,7 @@ class ImportWorker(ThreadWorker):
 
     def run(self) -> None:
         """Run the import and report the outcome with exactly one of the ending signals."""
+        lower_thread_priority()  # the engine's decoding pool inherits it: the window stays smooth
         try:
             report = import_folder(self.source, self.dataset_dir, **self.options, progress=self._progress,
                                    should_cancel=self._cancel.is_set)

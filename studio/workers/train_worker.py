@@ -19,7 +19,7 @@ from PySide6.QtCore import Signal
 
 from engine.errors import GanStudioError
 from engine.training import Callbacks, Trainer, TrainConfig
-from studio.workers import ThreadWorker, limit_torch_threads
+from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 TrainerFactory = Callable[[Callbacks], Trainer]
 
@@ -94,6 +94,7 @@ class TrainWorker(ThreadWorker):
     def run(self) -> None:
         """Train, then emit exactly one of sig_finished / sig_failed."""
         limit_torch_threads()
+        lower_thread_priority()
         try:
             result = self.make_trainer(self.callbacks()).run()
         except GanStudioError as exc:

@@ -202,3 +202,24 @@ def test_checkpoint_loading_never_unpickles_code(tmp_path):
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_kid_is_measured_logged_and_best_checkpoint_kept(dataset, tmp_path):
+    metrics = []
+    trainer = Trainer(tiny_config(dataset, steps=4, kid_every=2, kid_samples=12),
+                      Callbacks(on_metric=metrics.append), run_dir=tmp_path / "r")
+    trainer.run()
+    assert [m["step"] for m in metrics] == [2, 4]
+    assert all(math.isfinite(m["kid"]) and m["kid_name"] == "KD (EffLite0)" for m in metrics)
+    lines = [json.loads(x) for x in (tmp_path / "r" / "stats.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "kid" in x] == [2, 4]
+    best = load_checkpoint(tmp_path / "r" / "checkpoints" / "best-kid.pt")
+    assert best["best_kid"] == min(m["kid"] for m in metrics)
+    assert best["step"] == min(metrics, key=lambda m: m["kid"])["step"]
+
+
+def test_kid_is_off_by_default_on_cpu(dataset, tmp_path):
+    trainer = Trainer(tiny_config(dataset, steps=1), run_dir=tmp_path / "r")
+    trainer.run()
+    assert trainer.kid_every == 0
+    assert not (tmp_path / "r" / "checkpoints" / "best-kid.pt").exists()

@@ -9,6 +9,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from engine.families import get_family
+from studio.qt_compat import install_refcount_guard
+
+install_refcount_guard()  # PySide6 6.12.0 drops references to None/True on every slot call and emit
 
 TINY_STEPS = 6
 

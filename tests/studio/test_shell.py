@@ -97,6 +97,8 @@ def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, proj
     assert train.start()
     qtbot.waitUntil(lambda: not train.is_running(), timeout=30_000)
     gen = window.generate_page
+    assert gen.worker is None  # nothing is loaded until the page is shown
+    window.show_page("generate")
     qtbot.waitUntil(lambda: gen.gallery.count() > 0, timeout=30_000)
     assert gen.truncation.isEnabled() and gen.class_combo.count() == 3
     first = gen.gallery.item(0).icon().pixmap(256).toImage()
@@ -118,3 +120,17 @@ def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, proj
     assert cancelled and count < 5_000 and len(list(out.iterdir())) == count
     assert "cancelled" in window.statusBar().currentMessage()
     assert Path(gen.export_dir) == out
+
+
+def test_cancelling_an_import_leaves_no_dataset(window, qtbot, project):
+    from studio.paths import SAMPLE_DATASET
+
+    page = window.dataset_page
+    messages = []
+    page.sig_status.connect(messages.append)
+    assert page.start_import(SAMPLE_DATASET)
+    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.is_busy(), timeout=30_000)
+    assert any("cancelled" in m for m in messages)
+    assert project.datasets() == [] and page.dataset_combo.count() == 0
+    assert not page.progress.isVisible() and page.import_button.isEnabled()

@@ -128,3 +128,17 @@ def test_uncaught_exceptions_become_a_dialog(window, qtbot, monkeypatch):
         sys.excepthook(type(exc), exc, exc.__traceback__)
     qtbot.waitUntil(lambda: window.errors.last_dialog is not None, timeout=5_000)
     assert "escaped a slot" in window.errors.last_dialog.details
+
+
+def test_opening_another_project_during_training_asks_and_switches_after_the_checkpoint(
+        window, qtbot, project, art_folder, tmp_path, monkeypatch):
+    from studio.project import Project
+
+    monkeypatch.setattr(MainWindow, "confirm_stop_training", lambda self, action="": "project" in action)
+    train = _start_tiny(window, qtbot, project, art_folder, steps=1_000_000)
+    run_dir = train.run_dir
+    other = Project.create(tmp_path / "other")
+    assert window.open_project(other.root)
+    assert window.project == project  # still the old one until the run has stopped
+    qtbot.waitUntil(lambda: window.project == other, timeout=60_000)
+    assert not train.is_running() and latest_checkpoint(run_dir) is not None

@@ -136,3 +136,22 @@ def test_loss_chart_redraws_on_its_timer_not_per_step(qtbot):
     chart.redraw()
     chart.redraw()
     assert chart.redraws == 1 and len(chart.curves["loss_d"].getData()[0]) == 500
+
+
+def test_many_emits_and_slot_calls_cannot_kill_the_interpreter(qtbot):
+    from PySide6.QtCore import QObject, Signal
+
+    from studio.qt_compat import install_refcount_guard
+
+    class Source(QObject):
+        sig_ping = Signal()
+        """Test signal."""
+
+    install_refcount_guard()
+    source, calls = Source(), []
+    source.sig_ping.connect(lambda: calls.append(1))
+    source.objectNameChanged.connect(lambda _: None)
+    for i in range(30_000):  # PySide6 6.12.0 would abort long before this without the guard
+        source.sig_ping.emit()
+        source.setObjectName(str(i % 7))
+    assert len(calls) == 30_000

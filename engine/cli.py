@@ -202,7 +202,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, message: str) -> None:
         if not bars:
-            bars.append(_tqdm()(unit="img", dynamic_ncols=True))
+            bars.append(_tqdm()(total=total, desc=message, unit="img", dynamic_ncols=True))
+            stage["name"] = message
         if stage["name"] != message:
             stage["name"] = message
             bars[0].reset(total=total)

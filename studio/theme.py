@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-from studio.paths import STYLE_DIR
+from studio.paths import ICON_DIR, STYLE_DIR
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,12 @@ def apply_theme(app: QApplication, name: str | None) -> Theme:
     theme = get_theme(name)
     app.setStyle("Fusion")
     app.setPalette(_palette(theme))
-    qss = STYLE_DIR / f"{theme.name}.qss"
-    app.setStyleSheet(qss.read_text(encoding="utf-8") if qss.is_file() else "")
+    app.setStyleSheet(style_sheet(theme.name))
     return theme
+
+
+def style_sheet(name: str) -> str:
+    """The theme's style sheet with ``@ICONS@`` replaced by the icon folder (Qt has no relative urls)."""
+    qss = STYLE_DIR / f"{name}.qss"
+    text = qss.read_text(encoding="utf-8") if qss.is_file() else ""
+    return text.replace("@ICONS@", ICON_DIR.as_posix())

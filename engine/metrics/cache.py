@@ -58,7 +58,7 @@ def sample_order(n: int) -> np.ndarray:
 
 
 def real_statistics(dataset_dir: Path | str, extractor: str | FeatureExtractor = "efflite0", size: int | None = None,
-                    max_images: int | None = DEFAULT_MAX_IMAGES, *, batch_size: int = 64,
+                    max_images: int | None = DEFAULT_MAX_IMAGES, *, batch_size: int = 32,
                     progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
                     device: str = "cpu") -> RealFeatures:
     """Features of up to ``max_images`` (None: all) images of a prepared dataset at ``size`` px, cached.

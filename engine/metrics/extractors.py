@@ -63,7 +63,7 @@ def _load_builtin() -> None:
 
 def to_model_input(images: np.ndarray, size: int, antialias: bool = True) -> torch.Tensor:
     """uint8 (N,H,W,C) -> float (N,3,size,size) in [-1, 1]; alpha is composited on white, gray repeated."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.from_numpy(np.array(images)).permute(0, 3, 1, 2).float().div_(255.0)
     if x.shape[1] in (2, 4):  # straight alpha: blend onto white, as the dataset import does by default
         alpha = x[:, -1:]
         x = x[:, :-1] * alpha + (1.0 - alpha)
@@ -132,7 +132,7 @@ class FeatureExtractor:
         own = {"kid": "KD", "fid": "FD"}.get(metric, standard[metric])
         return f"{own} ({self.short})"
 
-    def features(self, images: np.ndarray, batch_size: int = 64, progress: Progress | None = None,
+    def features(self, images: np.ndarray, batch_size: int = 32, progress: Progress | None = None,
                  should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """float32 (N, dim) features of uint8 NHWC ``images`` (see :func:`to_model_input`).
 
@@ -141,7 +141,7 @@ class FeatureExtractor:
         """
         return self.features_and_logits(images, batch_size, progress, should_cancel)[0]
 
-    def features_and_logits(self, images: np.ndarray, batch_size: int = 64, progress: Progress | None = None,
+    def features_and_logits(self, images: np.ndarray, batch_size: int = 32, progress: Progress | None = None,
                             should_cancel: Callable[[], bool] | None = None
                             ) -> tuple[np.ndarray, np.ndarray | None]:
         """(features float32 (N, dim), logits float32 (N, classes) or None when ``has_logits`` is False)."""

@@ -81,11 +81,7 @@ def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 100, subset_size:
     """
     a, b = _as_features(feat_a, "first feature set"), _as_features(feat_b, "second feature set")
     _same_dim(a, b)
-    m = min(int(subset_size), len(a), len(b))
-    if m < 2:
-        raise MetricsError(f"KID needs subsets of at least 2 images, got subset size {subset_size}")
-    if m == len(a) == len(b):
-        subsets = 1  # every "subset" would be the whole of both sets
+    subsets, m = kid_plan(len(a), len(b), subsets, subset_size)
     rng = np.random.default_rng(seed)
     pick_a = np.stack([rng.choice(len(a), m, replace=False) for _ in range(subsets)])
     pick_b = np.stack([rng.choice(len(b), m, replace=False) for _ in range(subsets)])
@@ -100,6 +96,16 @@ def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 100, subset_size:
     sel_y[len(rows_a) + inv_b.reshape(-1), cols] = 1.0
     scores = _mmd_per_subset(feats, sel_x, sel_y, m).numpy()
     return float(scores.mean()), float(scores.std())
+
+
+def kid_plan(n_a: int, n_b: int, subsets: int, subset_size: int) -> tuple[int, int]:
+    """(subsets, subset size) KID really uses for sets of n_a and n_b rows."""
+    m = min(int(subset_size), n_a, n_b)
+    if m < 2:
+        raise MetricsError(f"KID needs subsets of at least 2 images, got {m} (subset size {subset_size}, "
+                           f"sets of {n_a} and {n_b})")
+    # When both sets are used whole, every "subset" is the same: one is enough (and the std is 0).
+    return (1 if m == n_a == n_b else max(1, int(subsets))), m
 
 
 def _mmd_per_subset(feats: torch.Tensor, sel_x: torch.Tensor, sel_y: torch.Tensor, m: int) -> torch.Tensor:

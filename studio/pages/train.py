@@ -466,11 +466,14 @@ class TrainPage(QWidget):
         self.pause_button.setText("Continue" if self.worker and self.worker.paused else "Pause")
         self.stop_button.setEnabled(running and not stopping)
         self.resume_button.setEnabled(not running and self.selected_run() is not None)
+        self.until_spin.setEnabled(not running and self.selected_run() is not None)
         for widget in (self.dataset_combo, self.family_combo, self.preset_combo, self.advanced_box):
             widget.setEnabled(not running)
 
     # -- worker signals (GUI thread) --------------------------------------------------------------
     def _on_step(self, stats: dict[str, Any]) -> None:
+        if not self.latest_stats:  # first step: the run folder exists now, so list it
+            self.refresh_runs(select=self.run_dir)
         self.latest_stats = stats
         self.chart.add(stats)
         self._stats_dirty = True

@@ -11,12 +11,15 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from studio.theme import Theme, get_theme
 
 # Stats plotted as curves: every "loss_*" key, plus these auxiliary losses when a family reports them.
 EXTRA_CURVES = ("recon", "r1")
+SMOOTHING = 0.9
+"""Weight of the running average in the smoothed curve (raw points are drawn faintly underneath)."""
 NAMES = {"loss_d": "D loss", "loss_g": "G loss", "recon": "D reconstruction", "r1": "R1 penalty"}
 
 
@@ -42,8 +45,9 @@ class LossChart(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        self.series: dict[str, tuple[list[float], list[float]]] = {}
+        self.series: dict[str, tuple[list[float], list[float], list[float]]] = {}
         self.curves: dict[str, pg.PlotDataItem] = {}
+        self.raw_curves: dict[str, pg.PlotDataItem] = {}
         self.theme = get_theme(None)
         self.redraws = 0
         self._dirty = False
@@ -55,10 +59,10 @@ class LossChart(QWidget):
 
     def clear(self) -> None:
         """Remove every curve (a new run starts)."""
-        for curve in self.curves.values():
+        for curve in [*self.curves.values(), *self.raw_curves.values()]:
             self.plot.removeItem(curve)
         self.legend.clear()
-        self.series, self.curves = {}, {}
+        self.series, self.curves, self.raw_curves = {}, {}, {}
         self.x_max, self.y_range = 0.0, (0.0, 0.0)
         self._dirty = False
 
@@ -68,10 +72,11 @@ class LossChart(QWidget):
         if step is None:
             return
         for key, value in stats.items():
-            if is_curve_key(key) and isinstance(value, (int, float)):
-                xs, ys = self.series.setdefault(key, ([], []))
+            if is_curve_key(key) and isinstance(value, (int, float)) and math.isfinite(value):
+                xs, ys, smooth = self.series.setdefault(key, ([], [], []))
                 xs.append(float(step))
                 ys.append(float(value))
+                smooth.append(SMOOTHING * smooth[-1] + (1 - SMOOTHING) * value if smooth else float(value))
                 self._dirty = True
 
     def set_history(self, records: list[dict[str, Any]]) -> None:
@@ -86,14 +91,15 @@ class LossChart(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        for key, (xs, ys) in self.series.items():
-            self._curve(key).setData(xs, ys)
+        for key, (xs, ys, smooth) in self.series.items():
+            self._curve(key).setData(xs, smooth)
+            self.raw_curves[key].setData(xs, ys)
         self._fit_ranges()
         self.redraws += 1
 
     def _fit_ranges(self) -> None:
         """Grow x by doubling and refit y with a margin, only when the data leaves the shown range."""
-        last_x = max((xs[-1] for xs, _ in self.series.values() if xs), default=0.0)
+        last_x = max((xs[-1] for xs, _, _ in self.series.values() if xs), default=0.0)
         if last_x > self.x_max:
             self.x_max = max(10.0, self.x_max)
             while self.x_max < last_x:
@@ -108,14 +114,22 @@ class LossChart(QWidget):
 
     def _y_extent(self) -> tuple[float, float]:
         """Min and max over the recent part of every curve (old spikes do not flatten the view)."""
-        values = [v for _, ys in self.series.values() for v in ys[-2000:] if math.isfinite(v)]
+        values = [v for _, ys, _ in self.series.values() for v in ys[-2000:]]
         return (min(values), max(values)) if values else (0.0, 1.0)
 
     def _curve(self, key: str) -> pg.PlotDataItem:
+        """The smoothed curve of ``key`` (created with its faint raw companion on first use)."""
         if key not in self.curves:
-            color = self.theme.curve_colors[len(self.curves) % len(self.theme.curve_colors)]
-            self.curves[key] = self.plot.plot(pen=pg.mkPen(color, width=1.5), name=NAMES.get(key, key))
+            index = len(self.curves)
+            self.raw_curves[key] = self.plot.plot(pen=self._pen(index, raw=True))
+            self.curves[key] = self.plot.plot(pen=self._pen(index, raw=False), name=NAMES.get(key, key))
         return self.curves[key]
+
+    def _pen(self, index: int, raw: bool) -> object:
+        color = QColor(self.theme.curve_colors[index % len(self.theme.curve_colors)])
+        if raw:
+            color.setAlpha(70)
+        return pg.mkPen(color, width=1 if raw else 2)
 
     def apply_theme(self, theme: Theme) -> None:
         """Recolour background, axes and curves for ``theme``."""
@@ -125,5 +139,8 @@ class LossChart(QWidget):
             self.plot.getAxis(axis).setPen(pg.mkPen(theme.chart_axis))
             self.plot.getAxis(axis).setTextPen(pg.mkPen(theme.chart_axis))
         self.legend.setLabelTextColor(theme.text)
-        for i, curve in enumerate(self.curves.values()):
-            curve.setPen(pg.mkPen(theme.curve_colors[i % len(theme.curve_colors)], width=1.5))
+        for _, label in self.legend.items:  # existing labels keep their colour unless re-set
+            label.setText(label.text, color=theme.text)
+        for i, key in enumerate(self.curves):
+            self.curves[key].setPen(self._pen(i, raw=False))
+            self.raw_curves[key].setPen(self._pen(i, raw=True))

@@ -175,6 +175,12 @@ def test_efflite0_classifies_sample_photos(efflite0):
         top5 = efflite0.net._fc(torch.from_numpy(feats)).topk(5).indices.tolist()
     assert top5[0][0] in CAT_CLASSES, top5[0]
     assert top5[1][0] in COFFEE_CLASSES, top5[1]
+    # The extractor runs the network with BatchNorm folded into the convolutions: same features.
+    from engine.metrics.efflite0 import load_efflite0
+
+    with torch.inference_mode():
+        plain = load_efflite0().forward_features(to_model_input(images, 224))
+    np.testing.assert_allclose(feats, plain.numpy(), rtol=1e-3, atol=1e-4)
 
 
 def test_alpha_is_composited_on_white_and_gray_is_repeated():

@@ -14,7 +14,9 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from engine.errors import GanStudioError
 from studio.paths import icon_path
+from studio.project import Project, default_project_dir
 from studio.qt_compat import install_refcount_guard
 from studio.settings import APPLICATION, ORGANIZATION, app_settings, last_project
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme
@@ -32,17 +34,15 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def initial_project(requested: Path | None, settings: QSettings) -> "object":
+def initial_project(requested: Path | None, settings: QSettings) -> Project:
     """The project to open: the requested one, else the last one, else the default project."""
-    from studio.project import Project, default_project_dir
-
     if requested is not None:
         return Project.open_or_create(requested)
     last = last_project(settings)
     if last is not None:
         try:
             return Project.open(last)
-        except Exception:  # a damaged or moved project: fall back to the default, never fail to start
+        except GanStudioError:  # a damaged or moved project: fall back to the default, never fail to start
             pass
     return Project.open_or_create(default_project_dir())
 
@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = app_settings()
     theme = args.theme or str(settings.value("theme", DEFAULT_THEME))
     apply_theme(app, theme)
-    window = MainWindow(initial_project(args.project, settings), settings, theme)  # type: ignore[arg-type]
+    try:
+        project = initial_project(args.project, settings)
+    except GanStudioError as exc:
+        print(f"gan-studio: {exc}", file=sys.stderr)
+        return 2
+    window = MainWindow(project, settings, theme)
     install_excepthook(window.errors)
     window.show()
     return app.exec()

@@ -24,7 +24,8 @@ SIZES = (32, 64, 128, 256, 512)
 DEFAULT_SIZE = 64
 SAMPLE_ATTESTATION = {"rights": "licensed", "people": "none",
                       "attested_by": "GAN Studio sample (Noto Emoji, Apache-2.0)",
-                      "note": "Bundled sample: Noto Emoji by Google, Apache License 2.0 (see resources/sample/LICENSE)."}
+                      "note": "Bundled sample: Noto Emoji by Google, Apache License 2.0 "
+                              "(see resources/sample/LICENSE)."}
 
 
 def folder_from_mime(mime: QMimeData) -> Path | None:
@@ -77,7 +78,8 @@ class ReportView(QTabWidget):
             report = ImportReport(source="", dataset_dir="", options={})
         else:
             self.summary.setPlainText(report.summary())
-        skipped = [(s.path, s.reason) for s in report.skipped] + [(s.path, f"ignored: {s.reason}") for s in report.ignored]
+        skipped = [(s.path, s.reason) for s in report.skipped]
+        skipped += [(s.path, f"ignored: {s.reason}") for s in report.ignored]
         _fill_table(self.skipped, skipped)
         _fill_table(self.sizes, [(bucket, f"{count:,}") for bucket, count in report.resolution_histogram.items()])
         _fill_table(self.warnings, [(w.path or "(all)", w.message) for w in report.warnings])
@@ -153,7 +155,8 @@ class DatasetPage(QWidget):
         self.import_button.setToolTip("Choose a folder of images to import (Ctrl+O); you can also drop a folder here")
         self.import_button.clicked.connect(self.choose_folder)
         self.sample_button = QPushButton("Try the sample dataset")
-        self.sample_button.setToolTip("Import 300 bundled emoji (Apache-2.0), attest them and start a quick training run")
+        self.sample_button.setToolTip("Import 300 bundled emoji (Apache-2.0), attest them and start a quick "
+                                      "training run")
         self.sample_button.clicked.connect(self.try_sample)
         for widget in (title, self.dataset_combo):
             row.addWidget(widget)

@@ -337,7 +337,7 @@ class GeneratePage(QWidget):
         if request_id != self.request_id:
             return  # an older page; a newer one is on its way
         self.gallery.clear()
-        for image, seed in zip(images, seeds):
+        for image, seed in zip(images, seeds, strict=True):
             item = QListWidgetItem(QIcon(_gallery_pixmap(image)), f"seed {seed}")
             item.setData(SEED_ROLE, int(seed))
             item.setToolTip(f"seed {seed}: double-click to enlarge")

@@ -65,6 +65,7 @@ class TrainPage(QWidget):
         self.last_checkpoint: str | None = None
         self.result: RunResult | None = None
         self._stats_dirty = False
+        self.consent_ok = False
         self._build()
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(ui_ms)
@@ -461,7 +462,7 @@ class TrainPage(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         stopping = bool(self.worker and self.worker.stopping)
-        self.start_button.setEnabled(not running and getattr(self, "consent_ok", False))
+        self.start_button.setEnabled(not running and self.consent_ok)
         self.pause_button.setEnabled(running and not stopping)
         self.pause_button.setText("Continue" if self.worker and self.worker.paused else "Pause")
         self.stop_button.setEnabled(running and not stopping)

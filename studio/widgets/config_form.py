@@ -30,7 +30,7 @@ def field_docs(config_cls: type) -> dict[str, str]:
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs = {}
-    for node, after in zip(body, body[1:]):
+    for node, after in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and _is_string(after):
             docs[node.target.id] = inspect.cleandoc(after.value.value)  # type: ignore[attr-defined]
     return docs

@@ -57,7 +57,7 @@ class ThumbnailModel(QAbstractListModel):
         self.rows = everything if label is None else np.flatnonzero(self.labels == label)
         self.endResetModel()
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008, N802 (Qt's signature)
         """Number of rows shown (after the class filter)."""
         return 0 if parent.isValid() else int(len(self.rows))
 

@@ -63,7 +63,7 @@ def test_sidebar_lists_later_pages_disabled_and_shortcuts_are_listed(window):
     lines = "\n".join(window.shortcut_lines())
     for text in ("Ctrl+1", "Ctrl+2", "Ctrl+3", "Ctrl+O", "Ctrl+Return", "Ctrl+P", "Ctrl+E"):
         assert text in lines
-    window.train_page.start_button.toolTip().index("Ctrl+Enter")
+    assert "Ctrl+Enter" in window.train_page.start_button.toolTip()
 
 
 def test_dropping_a_folder_imports_it(window, qtbot, art_folder):
@@ -134,3 +134,12 @@ def test_cancelling_an_import_leaves_no_dataset(window, qtbot, project):
     assert any("cancelled" in m for m in messages)
     assert project.datasets() == [] and page.dataset_combo.count() == 0
     assert not page.progress.isVisible() and page.import_button.isEnabled()
+
+
+def test_main_refuses_a_folder_that_is_not_a_project_in_words(tmp_path, capsys):
+    from studio.app import main
+
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "letter.txt").write_text("x")
+    assert main(["--project", str(tmp_path / "busy")]) == 2
+    assert "already holds other files" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from engine.errors import GanStudioError
 from studio.errors import ErrorReporter
 from studio.pages.dataset import DatasetPage
 from studio.pages.generate import GeneratePage
+from studio.pages.models import ModelsPage
 from studio.pages.train import TrainPage
 from studio.paths import icon_path
 from studio.project import Project
@@ -22,8 +23,8 @@ from studio.settings import add_recent_project, app_settings, recent_projects
 from studio.sysinfo import device_summary, memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
 
-PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"))
-LATER_PAGES = (("translate", "Translate"), ("upscale", "Upscale"), ("edit", "Edit"), ("models", "Models"))
+PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"), ("models", "Models"))
+LATER_PAGES = (("translate", "Translate"), ("upscale", "Upscale"), ("edit", "Edit"))
 LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
 
@@ -44,7 +45,9 @@ class MainWindow(QMainWindow):
         self.dataset_page = DatasetPage(project, self.errors)
         self.train_page = TrainPage(project, self.errors)
         self.generate_page = GeneratePage(project, self.errors)
-        self.pages = {"dataset": self.dataset_page, "train": self.train_page, "generate": self.generate_page}
+        self.models_page = ModelsPage(project, self.errors)
+        self.pages = {"dataset": self.dataset_page, "train": self.train_page, "generate": self.generate_page,
+                      "models": self.models_page}
         self._build_central()
         self._build_status_bar()
         self._build_menus()
@@ -142,7 +145,8 @@ class MainWindow(QMainWindow):
         self.dataset_page.sig_attested.connect(lambda _: self.train_page.refresh_consent())
         self.dataset_page.sig_sample_ready.connect(self.train_sample)
         self.train_page.sig_consent_requested.connect(self._open_consent)
-        self.train_page.sig_run_finished.connect(lambda run: self.generate_page.refresh_runs(select=run))
+        self.train_page.sig_run_finished.connect(self._on_run_finished)
+        self.models_page.sig_exported.connect(lambda run: self.generate_page.refresh_runs(select=run))
         self.train_page.sig_running_changed.connect(self._on_training_changed)
         for key, page in self.pages.items():
             page.sig_status.connect(self.show_status)
@@ -151,7 +155,7 @@ class MainWindow(QMainWindow):
 
     # -- navigation -------------------------------------------------------------------------------
     def show_page(self, key: str) -> None:
-        """Switch to page ``key`` (dataset, train, generate)."""
+        """Switch to page ``key`` (dataset, train, generate, models)."""
         self.sidebar.setCurrentRow([k for k, _ in PAGES].index(key))
 
     def current_page(self) -> str:
@@ -207,6 +211,10 @@ class MainWindow(QMainWindow):
         self.train_page.set_preset("quick")
         self.show_page("train")
         self.train_page.start()
+
+    def _on_run_finished(self, run: str) -> None:
+        self.generate_page.refresh_runs(select=run)
+        self.models_page.refresh(select=run)
 
     def _on_training_changed(self, running: bool) -> None:
         if running:
@@ -332,6 +340,7 @@ class MainWindow(QMainWindow):
         self.dataset_page.shutdown()
         self.train_page.shutdown()
         self.generate_page.shutdown()
+        self.models_page.shutdown()
 
     def _save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -1,8 +1,9 @@
 """``gan-studio --screenshot DIR``: drive each page with real content and save what the app shows.
 
 Imports the bundled sample into a fresh project, records its attestation through the consent dialog,
-trains a quick run (real previews and curves), fills the Generate gallery from it, and grabs
-dataset.png, consent.png, train.png, generate.png and train-light.png.
+trains a quick run (real previews and curves), fills the Generate gallery from it, exports it to ONNX
+and benchmarks it on the Models page, and grabs dataset.png, consent.png, train.png, generate.png,
+models.png and train-light.png.
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str 
     dataset = _dataset_page(window, Path(out_dir))
     _train_page(window, Path(out_dir), dataset, steps)
     _generate_page(window, Path(out_dir))
+    _models_page(window, Path(out_dir))
     window.set_theme("light")
     window.show_page("train")
     grab(window, Path(out_dir) / "train-light.png")
@@ -115,3 +117,18 @@ def _generate_page(window: "object", out: Path) -> None:
     for row in (2, 5, 9):
         page.gallery.item(row).setSelected(True)
     grab(window, out / "generate.png")  # type: ignore[arg-type]
+
+
+def _models_page(window: "object", out: Path) -> None:
+    page = window.models_page  # type: ignore[attr-defined]
+    window.show_page("models")  # type: ignore[attr-defined]
+    page.refresh()
+    if not page.start_export():
+        raise RuntimeError("the ONNX export did not start")
+    wait_until(lambda: not page.is_busy(), 600, "the ONNX export")
+    if not page.start_benchmark():
+        raise RuntimeError("the benchmark did not start")
+    wait_until(lambda: not page.is_busy(), 600, "the benchmark")
+    if not page.bench_rows:
+        raise RuntimeError(f"the benchmark failed: {page.bench_label.text()}")
+    grab(window, out / "models.png")  # type: ignore[arg-type]

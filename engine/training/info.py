@@ -29,14 +29,18 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
     }
 
 
-def _last_stats(path: Path) -> dict[str, Any]:
+def _last_stats(path: Path, tail_bytes: int = 65536) -> dict[str, Any]:
+    """The last complete training-stats line (with losses) of stats.jsonl, reading only the file's tail."""
     if not path.is_file():
         return {}
-    for line in reversed(path.read_text(encoding="utf-8").splitlines()):
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - tail_bytes))
+        lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    for line in reversed(lines):
         try:
-            return json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a hard kill can leave a half line at the end
+            continue  # a hard kill can leave a half line at the end; the first line may be cut by the seek
+        if "loss_d" in record or "loss_g" in record:
+            return record
     return {}
-
-

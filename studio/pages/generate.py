@@ -40,6 +40,17 @@ def _gallery_pixmap(image: np.ndarray) -> QPixmap:
                          Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
 
 
+def model_line(info: dict[str, Any]) -> str:
+    """The info line: family, step, size, classes, and the backend that runs it (with the fallback note)."""
+    classes = info["classes"]
+    text = f"{info['family']}, step {info['step']:,}, {info['resolution']} px" + (
+        f", {len(classes)} classes" if classes else "")
+    backend = info.get("description", "")
+    if info.get("backend_note"):
+        backend = f"{backend} ({info['backend_note']})"
+    return f"{text} — {backend}" if backend else text
+
+
 class EnlargedImage(QDialog):
     """One generated image, large, with its seed and a Copy seed button."""
 
@@ -127,6 +138,7 @@ class GeneratePage(QWidget):
         self.checkpoint_combo.currentIndexChanged.connect(self._on_checkpoint_changed)
         self.model_label = QLabel("")
         self.model_label.setObjectName("Muted")
+        self.model_label.setWordWrap(True)
         for widget in (title, QLabel("Run"), self.run_combo, QLabel("Checkpoint"), self.checkpoint_combo):
             row.addWidget(widget)
         row.addWidget(self.model_label, 1)
@@ -286,8 +298,8 @@ class GeneratePage(QWidget):
         self.class_combo.blockSignals(False)
         self.class_combo.setEnabled(bool(classes))
         self.truncation.setEnabled(info["supports_truncation"])
-        self.model_label.setText(f"{info['family']}, step {info['step']:,}, {info['resolution']} px"
-                                 + (f", {len(classes)} classes" if classes else ""))
+        self.model_label.setText(model_line(info))
+        self.model_label.setToolTip("\n".join([info.get("checkpoint", ""), *info.get("notes", [])]))
         self._update_buttons()
         self.request_page()
 

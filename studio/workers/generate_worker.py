@@ -1,7 +1,8 @@
 """GenerateWorker: a trained model on a long-lived QThread, answering gallery and export requests.
 
-The page sends requests through queued signals; the worker loads the engine's TorchRunner once per
-checkpoint, skips gallery requests that a newer one has replaced, and writes exports with the
+The page sends requests through queued signals; the worker opens the engine's runner once per source
+(open_runner: onnxruntime for a run whose ONNX export is current, PyTorch otherwise and for a chosen
+checkpoint), skips gallery requests that a newer one has replaced, and writes exports with the
 engine's save_images (progress throttled, cancel from the GUI thread).
 """
 from __future__ import annotations
@@ -15,16 +16,37 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import GanStudioError
-from engine.inference import TorchRunner
+from engine.export.ort_runner import find_export, open_runner
 from engine.inference.export_images import save_images
 from studio.workers import limit_torch_threads, lower_thread_priority
 
 
-def describe_runner(runner: Any) -> dict[str, Any]:
-    """What the page needs to know about a loaded model."""
+NO_EXPORT_NOTE = "no ONNX export yet — export it on the Models page for faster generation"
+OLD_EXPORT_NOTE = "the ONNX export is older than the newest checkpoint — export again on the Models page"
+
+
+def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
+    """What the page needs to know about a loaded model, including which backend runs it and why."""
+    backend = str(getattr(runner, "backend", "") or "")
     return {"checkpoint": str(runner.checkpoint), "family": runner.family_name, "step": runner.step,
             "resolution": runner.resolution, "classes": list(runner.classes), "latent_dim": runner.latent_dim,
-            "supports_truncation": bool(getattr(runner, "supports_truncation", False))}
+            "supports_truncation": bool(getattr(runner, "supports_truncation", False)),
+            "backend": backend, "description": str(getattr(runner, "description", backend)),
+            "backend_note": _backend_note(backend, source), "notes": list(getattr(runner, "notes", []) or [])}
+
+
+def _backend_note(backend: str, source: str | None) -> str:
+    """Why PyTorch runs a whole run folder (no current export); '' when onnxruntime runs or a checkpoint was chosen."""
+    if backend == "onnxruntime" or source is None or not Path(source).is_dir():
+        return ""
+    return OLD_EXPORT_NOTE if any(Path(source).glob("exports/*.onnx")) else NO_EXPORT_NOTE
+
+
+def _source_key(source: str) -> tuple[str, str]:
+    """A run folder is a new model once an export appears (or goes stale): key on the export used."""
+    path = Path(source)
+    export = find_export(path) if path.is_dir() else None
+    return source, "" if export is None else f"{export}:{export.stat().st_mtime_ns}"
 
 
 class GenerateWorker(QObject):
@@ -44,7 +66,7 @@ class GenerateWorker(QObject):
     def __init__(self, progress_interval: float = 0.05) -> None:
         super().__init__()
         self.runner: Any = None
-        self.source: str | None = None
+        self.source: tuple[str, str] | None = None
         self.latest_request = 0
         self.progress_interval = progress_interval
         self._cancel = threading.Event()
@@ -63,15 +85,19 @@ class GenerateWorker(QObject):
         """Load the model of a run folder or checkpoint file (no-op when it is already loaded)."""
         limit_torch_threads()
         lower_thread_priority()
-        if source == self.source and self.runner is not None:
-            self.sig_loaded.emit(describe_runner(self.runner))
+        key: list[tuple[str, str]] = []
+        if not self._guard(lambda: key.append(_source_key(source))):
+            return
+        if key[0] == self.source and self.runner is not None:
+            self.sig_loaded.emit(describe_runner(self.runner, source))
             return
         self.runner, self.source = None, None
-        if self._guard(self._load, source):
-            self.sig_loaded.emit(describe_runner(self.runner))
+        if self._guard(self._load, source, key[0]):
+            self.sig_loaded.emit(describe_runner(self.runner, source))
 
-    def _load(self, source: str) -> None:
-        self.runner, self.source = TorchRunner(source), source
+    def _load(self, source: str, key: tuple[str, str]) -> None:
+        # A run folder gets onnxruntime when its export is current; a chosen checkpoint file runs in PyTorch.
+        self.runner, self.source = open_runner(source), key
 
     @Slot(object, object, float, int)
     def generate(self, seeds: list[int], class_index: int | None, truncation: float, request_id: int) -> None:

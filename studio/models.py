@@ -1,0 +1,128 @@
+"""What a run folder holds for the Models page (checkpoints, ONNX exports and their model cards), and
+the PyTorch-vs-onnxruntime timing the page's Benchmark runs. Plain Python: no Qt here."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import CheckpointError
+from engine.export.ort_runner import find_export
+from engine.training.checkpoint import list_checkpoints
+
+
+@dataclass
+class ExportInfo:
+    """One exports/*.onnx file and the parity numbers of its model card (None when the card is missing)."""
+
+    path: Path
+    precision: str | None
+    max_abs_error: float | None
+    psnr_db: float | None
+    exporter: str | None
+    step: int | None
+    current: bool
+
+
+def read_card(onnx_path: Path) -> dict[str, Any]:
+    """The model card JSON beside an export, or {} when it is missing or damaged."""
+    try:
+        return json.loads(Path(onnx_path).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def list_exports(run_dir: Path) -> list[ExportInfo]:
+    """The run's ONNX exports, newest first; ``current`` marks the one generation would use."""
+    current = find_export(run_dir)
+    paths = sorted(Path(run_dir).glob("exports/*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    infos = []
+    for path in paths:
+        card = read_card(path)
+        parity = card.get("parity", {})
+        infos.append(ExportInfo(path, parity.get("precision"), parity.get("max_abs_error"), parity.get("psnr_db"),
+                                card.get("exporter"), card.get("step"), path == current))
+    return infos
+
+
+def export_path(run_dir: Path, fp16: bool) -> Path:
+    """Where the Models page writes a run's export: exports/generator-step-NNNNNN[-fp16].onnx."""
+    checkpoints = list_checkpoints(Path(run_dir))
+    if not checkpoints:
+        raise CheckpointError(f"run {Path(run_dir).name} has no checkpoint to export; train it first")
+    stem = checkpoints[-1].stem  # step-NNNNNN
+    return Path(run_dir) / "exports" / f"generator-{stem}{'-fp16' if fp16 else ''}.onnx"
+
+
+def parity_line(precision: str | None, max_abs_error: float | None, psnr_db: float | None,
+                bound: float | None = None) -> str:
+    """``fp32 parity: max abs error 2.1e-07 (bound 1e-04), PSNR 131.2 dB``."""
+    if max_abs_error is None:
+        return "no model card"
+    bound_text = f" (bound {bound:.0e})" if bound is not None else ""
+    psnr = "inf" if psnr_db is None or psnr_db == float("inf") else f"{psnr_db:.1f}"
+    return f"{precision} parity: max abs error {max_abs_error:.2e}{bound_text}, PSNR {psnr} dB"
+
+
+@dataclass
+class BenchRow:
+    """Median latencies of one batch size on both backends."""
+
+    batch: int
+    torch_ms: float
+    ort_ms: float
+    torch_backend: str
+    ort_backend: str
+
+    @property
+    def speedup(self) -> float:
+        """PyTorch time over onnxruntime time (above 1: onnxruntime is faster)."""
+        return self.torch_ms / self.ort_ms if self.ort_ms > 0 else float("inf")
+
+
+def benchmark_run(run_dir: Path, batches: tuple[int, ...] = (1, 8), runs: int = 15, warmup: int = 3,
+                  progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """Median ms per call of the run's newest checkpoint in PyTorch and its current export in onnxruntime.
+
+    Calls alternate backend by backend so machine noise hits both alike (as bench/inference.py does).
+    """
+    from engine.export import OrtRunner
+    from engine.inference import TorchRunner
+
+    say = progress or (lambda _msg: None)
+    onnx = find_export(Path(run_dir))
+    if onnx is None:
+        raise CheckpointError(f"run {Path(run_dir).name} has no ONNX export as new as its newest checkpoint; "
+                             "export it to ONNX first")
+    say("Loading both runners")
+    torch_runner, ort_runner = TorchRunner(run_dir), OrtRunner(onnx)
+    rows = []
+    for batch in batches:
+        say(f"Timing batch {batch} ({runs} runs each after {warmup} warm-up)")
+        z = np.random.default_rng(batch).standard_normal((batch, torch_runner.latent_dim)).astype(np.float32)
+        t_ms, o_ms = _alternate(lambda: torch_runner(z), lambda: ort_runner(z), runs, warmup)
+        rows.append(BenchRow(batch, t_ms, o_ms, torch_runner.description, ort_runner.description))
+    return rows
+
+
+def _alternate(first: Callable[[], Any], second: Callable[[], Any], runs: int, warmup: int) -> tuple[float, float]:
+    for _ in range(warmup):
+        first()
+        second()
+    a, b = [], []
+    for _ in range(runs):
+        a.append(_ms(first))
+        b.append(_ms(second))
+    return statistics.median(a), statistics.median(b)
+
+
+def _ms(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000

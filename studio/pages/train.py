@@ -430,6 +430,7 @@ class TrainPage(QWidget):
         self._append_log(f"{'Starting' if fresh else 'Resuming'} {run_dir.name}")
         for signal, slot in ((worker.sig_step, self._on_step), (worker.sig_preview, self._on_preview),
                              (worker.sig_checkpoint, self._on_checkpoint), (worker.sig_log, self._append_log),
+                             (worker.sig_metric, self.chart.add),
                              (worker.sig_finished, self._on_finished), (worker.sig_failed, self._on_failed)):
             signal.connect(slot)
         self.thread = worker.start(self)

@@ -17,10 +17,10 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from studio.theme import Theme, get_theme
 
 # Stats plotted as curves: every "loss_*" key, plus these auxiliary losses when a family reports them.
-EXTRA_CURVES = ("recon", "r1")
+EXTRA_CURVES = ("recon", "r1", "kid")
 SMOOTHING = 0.9
 """Weight of the running average in the smoothed curve (raw points are drawn faintly underneath)."""
-NAMES = {"loss_d": "D loss", "loss_g": "G loss", "recon": "D reconstruction", "r1": "R1 penalty"}
+NAMES = {"loss_d": "D loss", "loss_g": "G loss", "recon": "D reconstruction", "r1": "R1 penalty", "kid": "KD (EffLite0)"}
 
 
 def is_curve_key(key: str) -> bool:

@@ -37,6 +37,8 @@ class TrainWorker(ThreadWorker):
     """A checkpoint file was written."""
     sig_log = Signal(str)
     """A line for the user (device, resume, pause, recoveries)."""
+    sig_metric = Signal(object)
+    """A quality measurement dict (step, kid, kid_std, kid_name) when the run measures KID."""
     sig_finished = Signal(object)
     """The run ended (limit reached or stopped) with a checkpoint; carries the engine's RunResult."""
     sig_failed = Signal(str, str)
@@ -89,7 +91,8 @@ class TrainWorker(ThreadWorker):
     def callbacks(self) -> Callbacks:
         """The engine callbacks that feed this worker's signals."""
         return Callbacks(on_step=self._on_step, on_preview=self._on_preview, on_checkpoint=self._on_checkpoint,
-                         on_log=self.sig_log.emit, should_stop=self._stop.is_set, should_pause=self._pause.is_set)
+                         on_log=self.sig_log.emit, on_metric=self.sig_metric.emit,
+                         should_stop=self._stop.is_set, should_pause=self._pause.is_set)
 
     def run(self) -> None:
         """Train, then emit exactly one of sig_finished / sig_failed."""

@@ -156,3 +156,15 @@ def test_many_emits_and_slot_calls_cannot_kill_the_interpreter(qtbot):
         source.sig_ping.emit()
         source.setObjectName(str(i % 7))
     assert len(calls) == 30_000
+
+
+def test_loss_chart_plots_kid_measurements_from_stats_and_metric_records(qtbot):
+    chart = LossChart(redraw_ms=60_000)
+    qtbot.addWidget(chart)
+    chart.set_history([{"step": 1, "loss_d": 1.0, "loss_g": 2.0},
+                       {"step": 2, "kid": 0.4, "kid_std": 0.01, "kid_name": "KD (EffLite0)"}])
+    chart.add({"step": 4, "kid": 0.3, "kid_std": 0.01, "kid_name": "KD (EffLite0)"})
+    chart.redraw()
+    xs, _ = chart.raw_curves["kid"].getData()
+    assert list(xs) == [2.0, 4.0]
+    assert "kid_std" not in chart.series

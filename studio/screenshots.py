@@ -2,8 +2,8 @@
 
 Imports the bundled sample into a fresh project, records its attestation through the consent dialog,
 trains a quick run (real previews and curves), fills the Generate gallery from it, exports it to ONNX
-and benchmarks it on the Models page, and grabs dataset.png, consent.png, train.png, generate.png,
-models.png and train-light.png.
+and benchmarks it on the Models page, evaluates it on the Models page's Evaluate tab, and grabs
+dataset.png, consent.png, train.png, generate.png, models.png, evaluate.png and train-light.png.
 """
 from __future__ import annotations
 
@@ -68,6 +68,7 @@ def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str 
     _train_page(window, Path(out_dir), dataset, steps)
     _generate_page(window, Path(out_dir))
     _models_page(window, Path(out_dir))
+    _evaluate_tab(window, Path(out_dir))
     window.set_theme("light")
     window.show_page("train")
     grab(window, Path(out_dir) / "train-light.png")
@@ -132,3 +133,19 @@ def _models_page(window: "object", out: Path) -> None:
     if not page.bench_rows:
         raise RuntimeError(f"the benchmark failed: {page.bench_label.text()}")
     grab(window, out / "models.png")  # type: ignore[arg-type]
+
+
+def _evaluate_tab(window: "object", out: Path, samples: int = 64, real: int = 300) -> None:
+    models = window.models_page  # type: ignore[attr-defined]
+    window.show_page("models")  # type: ignore[attr-defined]
+    models.show_evaluate()
+    panel = models.evaluate_panel
+    panel.samples_spin.setValue(samples)
+    panel.real_spin.setValue(real)
+    if not panel.start():
+        raise RuntimeError("the evaluation did not start")
+    wait_until(lambda: not panel.is_busy(), 900, "the evaluation")
+    if panel.result is None:
+        raise RuntimeError(f"the evaluation failed: {panel.scores_label.text()}")
+    grab(window, out / "evaluate.png")  # type: ignore[arg-type]
+    models.tabs.setCurrentIndex(0)

@@ -13,10 +13,11 @@ from typing import Any
 from PySide6.QtCore import QThread, Qt, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+                               QTableWidget, QTableWidgetItem, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.training.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
+from studio.pages.evaluate import EvaluatePanel
 from studio.models import BenchRow, export_path, list_exports, parity_line
 from studio.project import Project
 from studio.workers.model_workers import BenchmarkWorker, ExportWorker
@@ -65,8 +66,20 @@ class ModelsPage(QWidget):
         self.tree.setAlternatingRowColors(True)
         self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.tree.itemSelectionChanged.connect(self._update_buttons)
-        layout.addWidget(self.tree, 2)
+        layout.addWidget(self.tree, 1)
         layout.addLayout(self._actions_row())
+        self.tabs = QTabWidget()
+        export_tab = QWidget()
+        export_layout = QVBoxLayout(export_tab)
+        self.evaluate_panel = EvaluatePanel(self.errors)
+        self.evaluate_panel.sig_job.connect(self.sig_job)
+        self.evaluate_panel.sig_status.connect(self.sig_status)
+        self.evaluate_panel.sig_busy_changed.connect(self._on_evaluating)
+        self.tabs.addTab(export_tab, "Export and benchmark")
+        self.tabs.addTab(self.evaluate_panel, "Evaluate")
+        self.tabs.setTabToolTip(1, "Quality scores (KD/FD with EffLite0) and the memorization check")
+        layout.addWidget(self.tabs, 3)
+        layout = export_layout
         self.export_label = QLabel("Select a run and export it: the parity check against PyTorch appears here.")
         bench_title = QLabel("Benchmark: median latency per call after warm-up, PyTorch vs onnxruntime")
         bench_title.setObjectName("Muted")
@@ -164,8 +177,15 @@ class ModelsPage(QWidget):
         self.refresh(select=run_dir)
 
     def is_busy(self) -> bool:
-        """True while an export or a benchmark runs."""
-        return self.thread is not None
+        """True while an export, a benchmark or an evaluation runs."""
+        return self.thread is not None or self.evaluate_panel.is_busy()
+
+    def show_evaluate(self) -> None:
+        """Show the Evaluate tab."""
+        self.tabs.setCurrentWidget(self.evaluate_panel)
+
+    def _on_evaluating(self, busy: bool) -> None:
+        self._update_buttons()
 
     def _update_buttons(self) -> None:
         run = self.selected_run()
@@ -173,6 +193,8 @@ class ModelsPage(QWidget):
         self.export_button.setEnabled(can)
         self.bench_button.setEnabled(can)
         self.fp16_check.setEnabled(not self.is_busy())
+        if not self.evaluate_panel.is_busy():
+            self.evaluate_panel.set_run(run)
 
     # -- jobs -------------------------------------------------------------------------------------
     def start_export(self) -> bool:
@@ -258,7 +280,8 @@ class ModelsPage(QWidget):
         self._update_buttons()
 
     def shutdown(self) -> None:
-        """Wait for a running export or benchmark (window closing); neither can be interrupted midway."""
+        """Cancel an evaluation; wait for a running export or benchmark (neither can be interrupted midway)."""
+        self.evaluate_panel.shutdown()
         if self.thread is not None:
             self.thread.wait(120_000)
             self._on_thread_finished()

@@ -56,8 +56,9 @@ class TrainConfig:
     """channels_last memory format; None = on when training on CUDA."""
     grad_clip: float | None = None
     """Clip gradient norm of G and D to this value (None = off)."""
-    conditional: bool = True
-    """Train class-conditional when the dataset has class folders."""
+    conditional: bool = False
+    """Train class-conditional when the dataset has class folders (off by default: on small folders
+    short conditional runs collapsed each class to nearly one image, see docs/training.md)."""
     seed: int = 0
     """Random seed; the same seed on CPU gives the same weights."""
     device: str = "auto"

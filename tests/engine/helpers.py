@@ -43,6 +43,6 @@ def tiny_config(dataset: Path, family: str = "dcgan", **overrides):
 
     fields = dict(dataset=str(dataset), family=family, family_options=dict(get_family(family).tiny_options),
                   batch_size=8, steps=6, preview_every=3, preview_count=4, checkpoint_every=3, log_every=1,
-                  r1_gamma=1.0, r1_every=2, seed=1)
+                  r1_gamma=1.0, r1_every=2, seed=1, conditional=True)
     fields.update(overrides)
     return TrainConfig(**fields)

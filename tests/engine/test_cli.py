@@ -17,7 +17,8 @@ from engine.training.checkpoint import list_checkpoints, load_checkpoint
 from .helpers import write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--option", "latent_dim=16", "--option", "base_channels=8", "--option", "max_channels=32", "--batch", "8"]
+TINY = ["--option", "latent_dim=16", "--option", "base_channels=8", "--option", "max_channels=32", "--batch", "8",
+        "--set", "conditional=true"]
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

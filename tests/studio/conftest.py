@@ -86,6 +86,6 @@ def make_tiny(train_page, steps: int = TINY_STEPS, **overrides) -> None:
     train_page.family_combo.setCurrentIndex(index)
     train_page.family_form.set_values(dict(get_family("dcgan").tiny_options))
     values = dict(steps=steps, batch_size=8, resolution=32, preview_every=2, preview_count=4,
-                  checkpoint_every=1000, log_every=1, seed=1)
+                  checkpoint_every=1000, log_every=1, seed=1, conditional=True)
     values.update(overrides)
     train_page.train_form.set_values(values)

@@ -72,8 +72,9 @@ def test_cancel_then_missing_dataset_in_words(window, qtbot, project, art_folder
     for dataset in project.datasets():
         shutil.rmtree(dataset)
     qtbot.mouseClick(panel.check_button, LEFT)
-    with qtbot.waitSignal(panel.worker.sig_failed, timeout=60_000):
-        pass
+    # The worker fails at its first check, possibly before a waitSignal could connect: wait on the
+    # page's state instead of the signal.
+    qtbot.waitUntil(lambda: panel.scores_label.text().startswith("Evaluation failed:"), timeout=60_000)
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
     dialog = window.errors.last_dialog
     assert dialog is not None and not dialog.details

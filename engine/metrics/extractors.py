@@ -7,7 +7,7 @@ front ends must show next to its numbers (``FD/KD (EffLite0)`` is not the publis
 """
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from typing import Callable
 
 import numpy as np
 import torch
@@ -15,29 +15,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.metrics.errors import MetricsCancelled, MetricsError
+from engine.registry import Registry
 
 Progress = Callable[[int, int, str], None]
-_EXTRACTORS: dict[str, type["FeatureExtractor"]] = {}
-E = TypeVar("E", bound=type)
+def _load_builtin() -> None:
+    # Importing the modules runs their @register_extractor decorators.
+    import engine.metrics.efflite0  # noqa: F401
+    import engine.metrics.inception  # noqa: F401
 
 
-def register_extractor(name: str) -> Callable[[E], E]:
-    """Class decorator: make a FeatureExtractor subclass available as ``name``."""
-
-    def deco(cls: E) -> E:
-        if name in _EXTRACTORS and _EXTRACTORS[name] is not cls:
-            raise RuntimeError(f"feature extractor {name!r} registered twice")
-        cls.name = name  # type: ignore[attr-defined]
-        _EXTRACTORS[name] = cls  # type: ignore[assignment]
-        return cls
-
-    return deco
+EXTRACTORS: Registry = Registry("feature extractor", MetricsError, _load_builtin)
+register_extractor = EXTRACTORS.register
 
 
 def extractor_names() -> list[str]:
     """Names of every registered extractor, sorted."""
-    _load_builtin()
-    return sorted(_EXTRACTORS)
+    return EXTRACTORS.names()
 
 
 def get_extractor(name: str = "efflite0", device: str = "cpu", **options) -> "FeatureExtractor":
@@ -46,19 +39,7 @@ def get_extractor(name: str = "efflite0", device: str = "cpu", **options) -> "Fe
     ``device`` is "cpu", "cuda", "mps" or "auto"; ``options`` go to the extractor (for "inception":
     ``weights=PATH`` of the pytorch-fid weights file).
     """
-    _load_builtin()
-    try:
-        cls = _EXTRACTORS[name]
-    except KeyError:
-        raise MetricsError(f"unknown feature extractor {name!r}; choose one of: "
-                           f"{', '.join(sorted(_EXTRACTORS))}") from None
-    return cls(device=device, **options)
-
-
-def _load_builtin() -> None:
-    # Importing the modules runs their @register_extractor decorators.
-    import engine.metrics.efflite0  # noqa: F401
-    import engine.metrics.inception  # noqa: F401
+    return EXTRACTORS.get(name)(device=device, **options)
 
 
 def to_model_input(images: np.ndarray, size: int, antialias: bool = True) -> torch.Tensor:

@@ -6,6 +6,7 @@ the methods of :class:`Family`.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -38,7 +39,7 @@ def build_family_config(config_cls: type, options: dict[str, Any]) -> Any:
     return config_cls(**options)
 
 
-class Family:
+class Family(ABC):
     """Base class of a registered model family (see engine.families.registry)."""
 
     name: ClassVar[str] = ""
@@ -62,18 +63,18 @@ class Family:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     # -- subclasses implement ------------------------------------------------------------------
+    @abstractmethod
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
         """One optimisation step on ``real`` (N,C,H,W in [-1,1]); returns scalar stats."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
         """Images in [-1,1] (N,C,H,W) for latents ``z`` (N, latent_dim)."""
-        raise NotImplementedError
 
     @property
+    @abstractmethod
     def latent_dim(self) -> int:
         """Length of the latent vector the generator takes."""
-        raise NotImplementedError
 
     # -- shared ------------------------------------------------------------------------------
     def export_modules(self) -> dict[str, nn.Module]:
@@ -142,13 +143,13 @@ class AdversarialFamily(Family):
         self.images_seen = 0
 
     # -- subclasses implement ------------------------------------------------------------------
+    @abstractmethod
     def build_generator(self) -> nn.Module:
         """G(z, labels) -> (N,C,H,W) in [-1,1]."""
-        raise NotImplementedError
 
+    @abstractmethod
     def build_discriminator(self) -> nn.Module:
         """D(x, labels) -> (N,) logits."""
-        raise NotImplementedError
 
     def discriminate_real(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, auxiliary loss) for real images; families with self-supervised D override this."""

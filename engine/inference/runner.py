@@ -1,6 +1,7 @@
 """The interface every generator runner shares (PyTorch, onnxruntime)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ def to_uint8_nhwc_np(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
-class GeneratorRunner:
+class GeneratorRunner(ABC):
     """``runner(z, labels) -> uint8 NHWC`` and ``runner.generate(seeds, ...)`` over some backend.
 
     Subclasses set ``family_name, resolution, channels, num_classes, classes, latent_dim, source,
@@ -38,9 +39,9 @@ class GeneratorRunner:
     source: Path
     supports_truncation = True
 
+    @abstractmethod
     def _forward(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         """float32 (N,C,H,W) images in [-1,1]."""
-        raise NotImplementedError
 
     def __call__(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Images (N,H,W,C) uint8 for latents (N, latent_dim) and optional class indices (N,)."""

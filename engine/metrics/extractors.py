@@ -7,6 +7,7 @@ front ends must show next to its numbers (``FD/KD (EffLite0)`` is not the publis
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Callable
 
 import numpy as np
@@ -65,7 +66,7 @@ def check_images(images: np.ndarray) -> np.ndarray:
     return arr
 
 
-class FeatureExtractor:
+class FeatureExtractor(ABC):
     """Base class: subclasses set the attributes below and implement :meth:`_build` and :meth:`_forward`.
 
     ``name`` is the registry name, ``label`` the caption for its scores, ``short`` the suffix of each
@@ -92,12 +93,13 @@ class FeatureExtractor:
         if self.device.type != "mps":  # NHWC convolutions are faster on CPU and CUDA
             self.net = self.net.to(memory_format=torch.channels_last)
 
+    @abstractmethod
     def _build(self) -> nn.Module:
-        raise NotImplementedError
+        """The network, with its weights loaded."""
 
+    @abstractmethod
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features, logits or None) for a normalised batch."""
-        raise NotImplementedError
 
     @property
     def cache_key(self) -> str:

@@ -1,9 +1,18 @@
 """Where the studio finds its bundled resources (style sheets, icons, the sample dataset)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+
+def _resources() -> Path:
+    """resources/ beside the source tree (a checkout or editable install), else the installed copy."""
+    source_tree = Path(__file__).resolve().parents[1] / "resources"
+    installed = Path(sys.prefix) / "share" / "gan-studio" / "resources"
+    return source_tree if source_tree.is_dir() or not installed.is_dir() else installed
+
+
+RESOURCES = _resources()
 SAMPLE_DATASET = RESOURCES / "sample"
 STYLE_DIR = RESOURCES / "style"
 ICON_DIR = RESOURCES / "icons"

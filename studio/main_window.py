@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QWidget)
 
 from engine.errors import GanStudioError
+from studio import gc_guard
 from studio.errors import ErrorReporter
 from studio.pages.dataset import DatasetPage
 from studio.pages.generate import GeneratePage
@@ -34,6 +35,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, project: Project, settings: QSettings | None = None, theme: str | None = None) -> None:
         super().__init__()
+        gc_guard.install(QApplication.instance())  # collect cycles on this thread only (see gc_guard)
         install_refcount_guard()  # idempotent; PySide6 6.12.0 would otherwise abort during training
         self.project = project
         self.settings = settings or app_settings()

@@ -168,3 +168,24 @@ def test_loss_chart_plots_kid_measurements_from_stats_and_metric_records(qtbot):
     xs, _ = chart.raw_curves["kid"].getData()
     assert list(xs) == [2.0, 4.0]
     assert "kid_std" not in chart.series
+
+
+def test_cycle_collection_runs_only_from_the_gui_thread_timer(qapp):
+    import gc
+
+    from studio import gc_guard
+
+    collector = gc_guard.install(qapp)
+    assert gc_guard.install(qapp) is collector  # idempotent
+    assert not gc.isenabled(), "automatic collection could free widgets from a worker thread"
+
+    class Node:
+        pass
+
+    for _ in range(collector.thresholds[0] + 10):  # garbage cycles that only the collector can free
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+    before = gc.get_count()[0]
+    collector.collect()
+    assert gc.get_count()[0] < before
+    assert collector.timer.isActive()

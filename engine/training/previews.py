@@ -10,6 +10,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from engine.families.base import Family
+from engine.inference.runner import to_uint8_nhwc_np
 from engine.fsutil import atomic_open
 
 
@@ -22,9 +23,8 @@ def preview_inputs(family: Family, count: int, seed: int) -> tuple[torch.Tensor,
 
 
 def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
-    """(N,C,H,W) in [-1,1] -> uint8 (N,H,W,C) numpy."""
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
+    """(N,C,H,W) tensor in [-1,1] -> uint8 (N,H,W,C) numpy, the same conversion the runners use."""
+    return to_uint8_nhwc_np(images.detach().float().cpu().numpy())
 
 
 def make_grid_uint8(images: torch.Tensor, padding: int = 2) -> np.ndarray:

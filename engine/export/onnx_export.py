@@ -3,6 +3,10 @@
 Success is reported only after ``onnx.checker`` passes and onnxruntime reproduces the PyTorch output
 on fixed random inputs within the bound of the chosen precision; otherwise the export fails with the
 measured numbers and no file is left at the target path.
+
+Two kinds of graph: a *generator* (latents z [+ class labels] -> image, dynamic batch) and a
+*translator* (input image -> image, dynamic batch, height and width; parity is checked at two
+different sizes to prove the spatial axes really are dynamic).
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ from torch import nn
 import engine
 from engine.errors import ConfigError, GanStudioError
 from engine.fsutil import atomic_write_bytes, atomic_write_json
-from engine.inference.torch_runner import TorchRunner
+from engine.families import get_family
+from engine.inference.torch_runner import TorchRunner, resolve_checkpoint
+from engine.inference.translate import TorchTranslator
 from engine.training.checkpoint import load_checkpoint
 
 ONNX_FORMAT_VERSION = 1
@@ -75,6 +81,33 @@ class _GeneratorGraph(nn.Module):
         return image.float().clamp(-1, 1)
 
 
+class _TranslatorGraph(nn.Module):
+    """What a translator graph computes: input image -> output image in [-1, 1], float32 NCHW."""
+
+    def __init__(self, generator: nn.Module, fp16: bool) -> None:
+        super().__init__()
+        self.generator = copy.deepcopy(generator).half() if fp16 else generator
+        self.fp16 = fp16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.generator(x.half() if self.fp16 else x).float().clamp(-1, 1)
+
+
+@dataclass
+class _Subject:
+    """One model to export: its graph, fp32 reference, IO names, dynamic axes and parity inputs."""
+
+    model: Any  # TorchRunner or TorchTranslator
+    graph: nn.Module
+    reference: nn.Module
+    names: list[str]
+    axes: dict[str, dict[int, str]]
+    example: tuple[torch.Tensor, ...]
+    parity_inputs: list[tuple[torch.Tensor, ...]]
+    metadata: dict[str, str]
+    card: dict[str, Any]
+
+
 def export_onnx(source: Path | str, out: Path | str, *, fp16: bool = False, opset: int = OPSET,
                 progress: Callable[[str], None] | None = None) -> ExportResult:
     """Export the EMA generator of a run folder or checkpoint to ``out`` (.onnx) plus ``out``.json card."""
@@ -83,30 +116,67 @@ def export_onnx(source: Path | str, out: Path | str, *, fp16: bool = False, opse
         raise ConfigError(f"export target {out} must end in .onnx")
     say = progress or (lambda _msg: None)
     say("Loading the checkpoint")
-    runner = TorchRunner(source, device="cpu")
-    state = load_checkpoint(runner.checkpoint)
-    conditional = runner.spec.num_classes > 0
-    generator = runner.family.export_modules()["generator"].eval()
-    graph = _GeneratorGraph(generator, conditional, fp16).eval()
-    reference = _GeneratorGraph(generator, conditional, fp16=False).eval()  # parity is always against fp32
-    example = _example_inputs(runner.latent_dim, runner.spec.num_classes, batch=2)
+    checkpoint = resolve_checkpoint(source)
+    state = load_checkpoint(checkpoint)
+    kind = get_family(state["family"]).kind
+    subject = _translator_subject(checkpoint, fp16) if kind == "translate" else _generator_subject(checkpoint, fp16)
     say("Exporting the graph")
-    model_bytes, exporter, notes = _export(graph, example, opset)
+    model_bytes, exporter, notes = _export(subject, opset)
     say("Checking the graph and writing metadata")
-    model_bytes = _add_metadata(model_bytes, _metadata(runner, state, fp16))
+    model_bytes = _add_metadata(model_bytes, {**_common_metadata(subject.model, state, fp16), **subject.metadata})
     say("Comparing onnxruntime with PyTorch")
     precision = "fp16" if fp16 else "fp32"
-    max_err, psnr = _parity(reference, model_bytes, runner.latent_dim, runner.spec.num_classes)
+    max_err, psnr = _parity(subject, model_bytes)
     bound = PARITY_BOUND[precision]
     if not max_err <= bound:
-        raise ExportError(f"export of {runner.checkpoint} failed the parity check: max abs error {max_err:.3g} "
+        raise ExportError(f"export of {checkpoint} failed the parity check: max abs error {max_err:.3g} "
                           f"> {bound:g} allowed for {precision} (PSNR {psnr:.1f} dB); nothing was written to {out}")
     atomic_write_bytes(out, model_bytes)
     card = out.with_suffix(".json")
     result = ExportResult(out, card, precision, exporter, max_err, psnr, bound, notes)
-    atomic_write_json(card, _model_card(runner, state, result))
+    atomic_write_json(card, _model_card(subject, state, result))
     say(f"Exported {out} ({precision}, max abs error {max_err:.2e}, PSNR {psnr:.1f} dB)")
     return result
+
+
+def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
+    runner = TorchRunner(checkpoint, device="cpu")
+    conditional = runner.spec.num_classes > 0
+    generator = runner.family.export_modules()["generator"].eval()
+    names = ["z", "labels"] if conditional else ["z"]
+    example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed)  # noqa: E731
+    c, r = runner.spec.channels, runner.resolution
+    card = {"kind": "generator", "latent_dim": runner.latent_dim, "classes": runner.classes,
+            "inputs": {"z": f"float32 (batch, {runner.latent_dim}) standard normal",
+                       **({"labels": "int64 (batch,) class index"} if conditional else {})},
+            "outputs": {"image": f"float32 (batch, {c}, {r}, {r})"}}
+    return _Subject(
+        runner, _GeneratorGraph(generator, conditional, fp16).eval(),
+        _GeneratorGraph(generator, conditional, fp16=False).eval(),  # parity is always against fp32
+        names, {name: {0: "batch"} for name in [*names, "image"]}, example(2, 0),
+        # two batch sizes also prove the batch axis is dynamic
+        [example(1, 11), example(5, 12)],
+        {"gan_studio.kind": "generator", "gan_studio.latent_dim": str(runner.latent_dim),
+         "gan_studio.classes": json.dumps(runner.classes)}, card)
+
+
+def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
+    model = TorchTranslator(checkpoint, device="cpu")
+    generator = model.family.export_modules()["generator"].eval()
+    m, r, c_in = model.multiple, model.resolution, model.in_channels
+    gen = torch.Generator().manual_seed(0)
+    image = lambda n, h, w: torch.rand(n, c_in, h, w, generator=gen) * 2 - 1  # noqa: E731
+    # parity at the training size and at a smaller, non-square size: both spatial axes are dynamic
+    small_h, small_w = max(m, (r // 2) // m * m), max(m, (3 * r // 4) // m * m)
+    card = {"kind": "translator", "task": model.task, "multiple": m,
+            "inputs": {"input": f"float32 (batch, {c_in}, H, W) in [-1, 1]; H and W multiples of {m}"},
+            "outputs": {"image": f"float32 (batch, {model.out_channels}, H, W)"}}
+    return _Subject(
+        model, _TranslatorGraph(generator, fp16).eval(), _TranslatorGraph(generator, fp16=False).eval(),
+        ["input"], {"input": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}},
+        (image(2, r, r),), [(image(1, r, r),), (image(2, small_h, small_w),)],
+        {"gan_studio.kind": "translator", "gan_studio.task": model.task, "gan_studio.in_channels": str(c_in),
+         "gan_studio.multiple": str(m)}, card)
 
 
 def _example_inputs(latent_dim: int, num_classes: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -117,10 +187,9 @@ def _example_inputs(latent_dim: int, num_classes: int, batch: int, seed: int = 0
     return z, torch.randint(0, num_classes, (batch,), generator=gen)
 
 
-def _export(graph: nn.Module, example: tuple[torch.Tensor, ...], opset: int) -> tuple[bytes, str, list[str]]:
+def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
     """ONNX bytes from the dynamo exporter, or from the TorchScript exporter where dynamo fails."""
-    names = ["z", "labels"][: len(example)]
-    axes = {name: {0: "batch"} for name in [*names, "image"]}
+    graph, example, names, axes = subject.graph, subject.example, subject.names, subject.axes
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -139,20 +208,17 @@ def _export(graph: nn.Module, example: tuple[torch.Tensor, ...], opset: int) -> 
         return buffer.getvalue(), "torchscript", notes
 
 
-def _metadata(runner: TorchRunner, state: dict[str, Any], fp16: bool) -> dict[str, str]:
+def _common_metadata(model: Any, state: dict[str, Any], fp16: bool) -> dict[str, str]:
     return {
         "gan_studio.format_version": str(ONNX_FORMAT_VERSION),
         "gan_studio.app_version": engine.__version__,
-        "gan_studio.kind": "generator",
-        "gan_studio.family": runner.family_name,
-        "gan_studio.resolution": str(runner.resolution),
-        "gan_studio.channels": str(runner.spec.channels),
-        "gan_studio.latent_dim": str(runner.latent_dim),
-        "gan_studio.classes": json.dumps(runner.classes),
+        "gan_studio.family": model.family_name,
+        "gan_studio.resolution": str(model.resolution),
+        "gan_studio.channels": str(model.family.spec.channels),
         "gan_studio.value_range": "[-1, 1]",
         "gan_studio.layout": "NCHW",
         "gan_studio.precision": "fp16" if fp16 else "fp32",
-        "gan_studio.step": str(runner.step),
+        "gan_studio.step": str(model.step),
         "gan_studio.dataset_fingerprint": str(state.get("dataset_fingerprint", "")),
         "gan_studio.attestation_id": str(state.get("attestation_id", "")),
     }
@@ -173,17 +239,16 @@ def _add_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def _parity(reference: nn.Module, model_bytes: bytes, latent_dim: int, num_classes: int) -> tuple[float, float]:
+def _parity(subject: _Subject, model_bytes: bytes) -> tuple[float, float]:
     """Max abs error and PSNR (on [-1,1] images) of onnxruntime vs PyTorch on fixed random inputs."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     worst, mse_sum, count = 0.0, 0.0, 0
-    for batch, seed in ((1, 11), (5, 12)):  # two batch sizes also prove the batch axis is dynamic
-        inputs = _example_inputs(latent_dim, num_classes, batch, seed)
+    for inputs in subject.parity_inputs:
         with torch.no_grad():
-            expected = reference(*inputs).numpy()
-        feed = {name: t.numpy() for name, t in zip(["z", "labels"], inputs)}
+            expected = subject.reference(*inputs).numpy()
+        feed = {name: t.numpy() for name, t in zip(subject.names, inputs)}
         got = session.run(["image"], feed)[0]
         diff = got.astype(np.float64) - expected
         worst = max(worst, float(np.abs(diff).max()))
@@ -193,15 +258,12 @@ def _parity(reference: nn.Module, model_bytes: bytes, latent_dim: int, num_class
     return worst, psnr
 
 
-def _model_card(runner: TorchRunner, state: dict[str, Any], result: ExportResult) -> dict[str, Any]:
+def _model_card(subject: _Subject, state: dict[str, Any], result: ExportResult) -> dict[str, Any]:
+    model = subject.model
     return {
-        "format_version": ONNX_FORMAT_VERSION, "model": result.path.name, "kind": "generator",
-        "family": runner.family_name, "resolution": runner.resolution, "channels": runner.spec.channels,
-        "latent_dim": runner.latent_dim, "classes": runner.classes, "value_range": [-1, 1], "layout": "NCHW",
-        "inputs": {"z": f"float32 (batch, {runner.latent_dim}) standard normal",
-                   **({"labels": "int64 (batch,) class index"} if runner.spec.num_classes else {})},
-        "outputs": {"image": f"float32 (batch, {runner.spec.channels}, {runner.resolution}, {runner.resolution})"},
-        "source_checkpoint": str(runner.checkpoint), "step": runner.step,
+        "format_version": ONNX_FORMAT_VERSION, "model": result.path.name, "family": model.family_name,
+        "resolution": model.resolution, "channels": model.family.spec.channels, **subject.card,
+        "value_range": [-1, 1], "layout": "NCHW", "source_checkpoint": str(model.checkpoint), "step": model.step,
         "dataset_fingerprint": state.get("dataset_fingerprint"), "attestation_id": state.get("attestation_id"),
         "parity": {"precision": result.precision, "max_abs_error": result.max_abs_error,
                    "psnr_db": result.psnr_db, "bound": result.bound},

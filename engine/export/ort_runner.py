@@ -10,6 +10,7 @@ import numpy as np
 
 from engine.errors import CheckpointError, DeviceError
 from engine.inference.runner import GeneratorRunner
+from engine.inference.translate import Translator
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _SESSIONS: dict[tuple, tuple[Any, str, list[str]]] = {}
@@ -112,15 +113,50 @@ class OrtRunner(GeneratorRunner):
         feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
         if self.num_classes:
             feed["labels"] = labels
-        if self.provider == "CPUExecutionProvider":
-            return self.session.run(["image"], feed)[0]
-        # On a GPU provider, bind inputs and outputs so onnxruntime manages the device copies itself.
-        binding = self.session.io_binding()
-        for name, value in feed.items():
-            binding.bind_cpu_input(name, value)
-        binding.bind_output("image")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return _run(self.session, self.provider, feed)
+
+
+def _run(session: Any, provider: str, feed: dict[str, np.ndarray]) -> np.ndarray:
+    """The 'image' output for ``feed``; IO binding on GPU providers so onnxruntime manages device copies."""
+    if provider == "CPUExecutionProvider":
+        return session.run(["image"], feed)[0]
+    binding = session.io_binding()
+    for name, value in feed.items():
+        binding.bind_cpu_input(name, value)
+    binding.bind_output("image")
+    session.run_with_iobinding(binding)
+    return binding.copy_outputs_to_cpu()[0]
+
+
+class OrtTranslator(Translator):
+    """A GAN Studio image-to-image export run with onnxruntime; same interface as TorchTranslator."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: Path | str, providers: tuple[str, ...] | list[str] | None = None) -> None:
+        self.source = self.checkpoint = Path(path)
+        if not self.source.is_file():
+            raise CheckpointError(f"ONNX model {self.source} does not exist")
+        self.session, self.provider, self.notes = _session(self.source, tuple(providers or DEFAULT_PROVIDERS))
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("gan_studio.kind") != "translator":
+            raise CheckpointError(f"{self.source} is not a GAN Studio image-to-image export; export a pix2pix or "
+                                  "cyclegan run with gan-studio-cli export")
+        try:
+            self.family_name, self.task = meta["gan_studio.family"], meta["gan_studio.task"]
+            self.in_channels, self.out_channels = int(meta["gan_studio.in_channels"]), int(meta["gan_studio.channels"])
+            self.resolution, self.multiple = int(meta["gan_studio.resolution"]), int(meta["gan_studio.multiple"])
+            self.step = int(meta.get("gan_studio.step", 0))
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again") from None
+        names = [i.name for i in self.session.get_inputs()]
+        if names != ["input"] or [o.name for o in self.session.get_outputs()] != ["image"]:
+            raise CheckpointError(f"{self.source} must have one input 'input' and one output 'image' (has {names})")
+        self.metadata = dict(meta)
+        self.description = f"onnxruntime {self.provider}"
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return _run(self.session, self.provider, {"input": x})
 
 
 def find_export(run_dir: Path) -> Path | None:

@@ -9,16 +9,23 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 from torch import nn
 
+from engine.data.pairs import DataPlan, single_plan
 from engine.errors import ConfigError
 from engine.nn.augment import AdaptiveAugment, diff_augment, parse_policy
 from engine.nn.ema import ema_beta, make_ema, update_ema
 from engine.nn.losses import get_loss, r1_penalty
 from engine.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from engine.data import PreparedDataset
+
+ExampleLoader = Callable[[int], torch.Tensor]
+"""k -> the first k examples of the data plan as one batch, like train_step receives (for previews)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,8 @@ class Family(ABC):
     """Base class of a registered model family (see engine.families.registry)."""
 
     name: ClassVar[str] = ""
+    kind: ClassVar[str] = "generate"
+    """'generate' (latent noise -> image) or 'translate' (image -> image); front ends list runs by kind."""
     Config: ClassVar[type]
     min_resolution: ClassVar[int] = 16
     max_resolution: ClassVar[int] = 1024
@@ -61,6 +70,10 @@ class Family(ABC):
         self.cfg = build_family_config(self.Config, train.family_options)
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.amp = bool(train.amp if train.amp is not None else device.type == "cuda")
+        self.memory_format = torch.channels_last if (train.channels_last if train.channels_last is not None
+                                                     else device.type == "cuda") else torch.contiguous_format
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
 
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
@@ -81,6 +94,41 @@ class Family(ABC):
         """Modules that make up the published model (the EMA generator)."""
         return {"generator": self.modules["G_ema"]}
 
+    def describe(self) -> dict[str, Any]:
+        """What a run folder records about the model beyond its spec (kind, latent size, task...)."""
+        return {"kind": self.kind, "latent_dim": self.latent_dim}
+
+    def data_plan(self, dataset: "PreparedDataset") -> DataPlan:
+        """Which dataset rows make one training example; noise-to-image families use every row alone."""
+        return single_plan(len(dataset))
+
+    def preview_inputs(self, count: int, seed: int, first_examples: ExampleLoader) -> Any:
+        """Fixed inputs of the preview grid: latents from a private generator and cycling class labels."""
+        gen = torch.Generator().manual_seed(seed + 7919)
+        z = torch.randn(count, self.latent_dim, generator=gen)
+        labels = torch.arange(count) % self.spec.num_classes if self.spec.num_classes else None
+        return z, labels
+
+    def render_preview(self, inputs: Any) -> tuple[torch.Tensor, int | None]:
+        """(images (N,C,H,W) in [-1,1], images per grid row or None for a square grid) for ``inputs``."""
+        return self.sample(*inputs), None
+
+    # -- optimisation helpers for subclasses --------------------------------------------------
+    def _make_scalers(self, keys: tuple[str, ...]) -> None:
+        self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=self.amp) for k in keys}
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
+    def _optimizer_step(self, key: str) -> None:
+        opt, scaler = self.optimizers[key], self.scalers[key]
+        if self.train.grad_clip:
+            scaler.unscale_(opt)
+            params = [p for group in opt.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.train.grad_clip)
+        scaler.step(opt)
+        scaler.update()
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume exactly: weights, optimizer and extra state."""
         return {
@@ -99,10 +147,13 @@ class Family(ABC):
 
     def extra_state(self) -> dict[str, Any]:
         """Non-tensor state beyond weights and optimizers (augmentation p, AMP scalers)."""
-        return {}
+        return {"scalers": {k: s.state_dict() for k, s in self.scalers.items()}}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`extra_state`."""
+        for k, s in state.get("scalers", {}).items():
+            if s and k in self.scalers:
+                self.scalers[k].load_state_dict(s)
 
     def scale_lr(self, factor: float) -> None:
         """Multiply every optimizer's learning rate by ``factor`` (used after a NaN roll-back)."""
@@ -128,9 +179,6 @@ class AdversarialFamily(Family):
         self.policy = parse_policy(train.augment)
         self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
         self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
-        self.amp = bool(train.amp if train.amp is not None else device.type == "cuda")
-        self.memory_format = torch.channels_last if (train.channels_last if train.channels_last is not None
-                                                     else device.type == "cuda") else torch.contiguous_format
         G = self.build_generator().to(device, memory_format=self.memory_format)
         D = self.build_discriminator().to(device, memory_format=self.memory_format)
         self.modules = {"G": G, "G_ema": make_ema(G), "D": D}
@@ -139,7 +187,7 @@ class AdversarialFamily(Family):
             "G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
             "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas),
         }
-        self.scalers = {k: torch.amp.GradScaler(device.type, enabled=self.amp) for k in ("G", "D")}
+        self._make_scalers(("G", "D"))
         self.images_seen = 0
 
     # -- subclasses implement ------------------------------------------------------------------
@@ -162,9 +210,6 @@ class AdversarialFamily(Family):
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy, self.ada.p)
-
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
 
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
@@ -233,33 +278,19 @@ class AdversarialFamily(Family):
         self._optimizer_step("G")
         return {"loss_g": total}
 
-    def _optimizer_step(self, key: str) -> None:
-        opt, scaler = self.optimizers[key], self.scalers[key]
-        if self.train.grad_clip:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(self.modules[key].parameters(), self.train.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
         G = self.modules["G_ema" if ema else "G"]
         return G(z.to(self.device), None if labels is None else labels.to(self.device)).float().clamp(-1, 1)
 
     def extra_state(self) -> dict[str, Any]:
-        return {
-            "ada": self.ada.state_dict(),
-            "images_seen": self.images_seen,
-            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
-        }
+        return {**super().extra_state(), "ada": self.ada.state_dict(), "images_seen": self.images_seen}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
+        super().load_extra_state(state)
         if "ada" in state:
             self.ada.load_state_dict(state["ada"])
         self.images_seen = int(state.get("images_seen", 0))
-        for k, s in state.get("scalers", {}).items():
-            if s:
-                self.scalers[k].load_state_dict(s)
 
 
 def _chunk_or_none(labels: torch.Tensor | None, n: int) -> list:

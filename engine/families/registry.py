@@ -14,6 +14,8 @@ def _load_builtin() -> None:
     # Importing the modules runs their @register_family decorators.
     import engine.families.dcgan  # noqa: F401
     import engine.families.fastgan  # noqa: F401
+    import engine.families.pix2pix  # noqa: F401
+    import engine.families.cyclegan  # noqa: F401
 
 
 FAMILIES: Registry = Registry("model family", ConfigError, _load_builtin)

@@ -38,6 +38,10 @@ class TorchRunner(GeneratorRunner):
         state = load_checkpoint(self.checkpoint)
         self.device = select_device(device)
         self.family_name = state["family"]
+        if get_family(self.family_name).kind != "generate":
+            raise CheckpointError(f"{self.checkpoint} holds a '{self.family_name}' model, which translates images "
+                                  "rather than drawing them from noise; use it on the Translate page or with "
+                                  "gan-studio-cli translate")
         self.spec = ModelSpec(**state["spec"])
         self.resolution, self.channels, self.num_classes = self.spec.resolution, self.spec.channels, self.spec.num_classes
         self.classes: list[str] = list(state.get("classes") or [])[: self.num_classes]

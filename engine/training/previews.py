@@ -9,17 +9,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from engine.families.base import Family
 from engine.inference.runner import to_uint8_nhwc_np
 from engine.fsutil import atomic_open
-
-
-def preview_inputs(family: Family, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Latents from a private generator (the training RNG is untouched) and labels cycling the classes."""
-    gen = torch.Generator().manual_seed(seed + 7919)
-    z = torch.randn(count, family.latent_dim, generator=gen)
-    labels = torch.arange(count) % family.spec.num_classes if family.spec.num_classes else None
-    return z, labels
 
 
 def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
@@ -27,9 +18,9 @@ def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
     return to_uint8_nhwc_np(images.detach().float().cpu().numpy())
 
 
-def make_grid_uint8(images: torch.Tensor, padding: int = 2) -> np.ndarray:
-    """A near-square grid of (N,C,H,W) images in [-1,1] as uint8 (H,W,C)."""
-    nrow = max(1, math.ceil(math.sqrt(images.shape[0])))
+def make_grid_uint8(images: torch.Tensor, padding: int = 2, nrow: int | None = None) -> np.ndarray:
+    """A grid of (N,C,H,W) images in [-1,1] as uint8 (H,W,C): ``nrow`` per row, or near-square."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, value_range=(-1, 1), normalize=True)
     return (grid * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
 

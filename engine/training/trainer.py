@@ -21,6 +21,7 @@ import torch
 import engine
 from engine.consent import require_attestation
 from engine.data import PreparedDataset, is_dataset, load_dataset
+from engine.data.pairs import DataPlan
 from engine.device import describe_device, free_accelerator_memory, is_oom, select_device
 from engine.errors import CheckpointError, ConfigError, DataError, GanStudioError
 from engine.families import get_family
@@ -29,7 +30,7 @@ from engine.fsutil import atomic_write_json
 from engine.training.checkpoint import (checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint,
                                         prune_checkpoints, save_checkpoint)
 from engine.training.config import TrainConfig
-from engine.training.previews import make_grid_uint8, preview_inputs, save_png, to_uint8_nhwc
+from engine.training.previews import make_grid_uint8, save_png, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
 _MAX_ROLLBACKS = 5
@@ -101,6 +102,41 @@ class _Sampler:
         self.perm, self.pos = state["perm"].clone(), int(state["pos"])
 
 
+class _PlanSampler:
+    """Draws examples of a DataPlan: one index stream for paired streams, one per stream otherwise."""
+
+    def __init__(self, plan: DataPlan, seed: int) -> None:
+        self.streams = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in plan.streams]
+        sizes = [len(s) for s in self.streams]
+        self.samplers = ([_Sampler(sizes[0], seed)] if plan.paired
+                         else [_Sampler(n, seed + i) for i, n in enumerate(sizes)])
+
+    def take(self, k: int) -> list[torch.Tensor]:
+        """Dataset rows for k examples, one tensor per stream."""
+        if len(self.samplers) == 1:
+            idx = self.samplers[0].take(k)
+            return [s[idx] for s in self.streams]
+        return [s[sampler.take(k)] for s, sampler in zip(self.streams, self.samplers)]
+
+    def first(self, k: int) -> list[torch.Tensor]:
+        """Rows of the first k examples of every stream (fixed preview inputs)."""
+        return [s[:k] for s in self.streams]
+
+    def state_dict(self) -> dict[str, Any]:
+        # one stream keeps the layout of checkpoints written before data plans existed
+        if len(self.samplers) == 1:
+            return self.samplers[0].state_dict()
+        return {"streams": [s.state_dict() for s in self.samplers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        states = state["streams"] if "streams" in state else [state]
+        if len(states) != len(self.samplers):
+            raise CheckpointError("this checkpoint samples its data differently from the current settings; "
+                                  "resume it with the settings it was started with")
+        for sampler, sub in zip(self.samplers, states):
+            sampler.load_state_dict(sub)
+
+
 class Trainer:
     """Train ``config.family`` on ``config.dataset`` into ``run_dir``; see :meth:`run`."""
 
@@ -165,8 +201,7 @@ class Trainer:
         self._log(f"Training '{cfg.family}' on {describe_device(self.device)}")
         self.family = self._build_family()
         self._prepare_data()
-        self.sampler = _Sampler(len(self.dataset), cfg.seed)
-        self.preview_z, self.preview_labels = preview_inputs(self.family, cfg.preview_count, cfg.seed)
+        self.preview_inputs = self.family.preview_inputs(cfg.preview_count, cfg.seed, self._first_examples)
         if self.resume_requested:
             self._restore(existing)
         self.kid_every = self._kid_interval()
@@ -176,12 +211,12 @@ class Trainer:
 
     def _build_family(self) -> Family:
         cfg = self.config
-        num_classes = len(self.dataset.classes) if cfg.conditional else 0
+        family_cls = get_family(cfg.family)
+        num_classes = len(self.dataset.classes) if cfg.conditional and family_cls.kind == "generate" else 0
         if num_classes and (np.asarray(self.dataset.labels) < 0).any():
             self._log("Some images lie outside the class folders: training without class labels")
             num_classes = 0
         spec = ModelSpec(self.dataset.size, self.dataset.channels, num_classes)
-        family_cls = get_family(cfg.family)
         # Seed before building so the initial weights are a function of the seed alone.
         torch.manual_seed(cfg.seed)
         family = family_cls(spec, cfg, self.device)
@@ -199,16 +234,30 @@ class Trainer:
         self.images_in_memory = data
         self.labels = torch.from_numpy(np.asarray(self.dataset.labels, dtype=np.int64))
         self.conditional = self.family.spec.num_classes > 0
+        plan = self.family.data_plan(self.dataset)
+        for note in plan.notes:
+            self._log(note)
+        self.sampler = _PlanSampler(plan, self.config.seed)
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.sampler.take(self.config.batch_size)
+    def _rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """Dataset rows as (N,C,H,W) floats in [-1,1] on the training device."""
         if self.images_in_memory is not None:
             raw = self.images_in_memory[idx.to(self.images_in_memory.device)]
         else:
-            raw = torch.from_numpy(np.asarray(self.dataset.images[np.sort(idx.numpy())]))
-        x = raw.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
-        labels = self.labels[idx].to(self.device) if self.conditional else None
+            order = np.argsort(idx.numpy(), kind="stable")  # memory-mapped reads in file order
+            raw = torch.empty((len(idx), *self.dataset.images.shape[1:]), dtype=torch.uint8)
+            raw[torch.from_numpy(order)] = torch.from_numpy(np.asarray(self.dataset.images[idx.numpy()[order]]))
+        return raw.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        rows = self.sampler.take(self.config.batch_size)
+        # several streams (A and B images) travel as one batch, concatenated along channels
+        x = torch.cat([self._rows(idx) for idx in rows], 1) if len(rows) > 1 else self._rows(rows[0])
+        labels = self.labels[rows[0]].to(self.device) if self.conditional else None
         return x, labels
+
+    def _first_examples(self, k: int) -> torch.Tensor:
+        return torch.cat([self._rows(idx) for idx in self.sampler.first(k)], 1)
 
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self) -> bool:
@@ -311,14 +360,18 @@ class Trainer:
         return round(min(remaining), 1) if remaining else None
 
     def _preview(self) -> None:
-        images = self.family.sample(self.preview_z, self.preview_labels)
-        grid = make_grid_uint8(images)
+        images, per_row = self.family.render_preview(self.preview_inputs)
+        grid = make_grid_uint8(images, nrow=per_row)
         save_png(grid, self.run_dir / "previews" / f"step-{self.step:06d}.png")
         if self.cb.on_preview:
             self.cb.on_preview(grid, self.step)
 
     def _kid_interval(self) -> int:
         every = self.config.kid_every
+        if self.family.kind != "generate":
+            if every:
+                self._log("KID is measured for noise-to-image families only; 'kid_every' is ignored for this run")
+            return 0
         if every is None:  # on a CPU a measurement costs as much as many training steps
             every = 1000 if self.device.type == "cuda" else 0
         if every:
@@ -365,7 +418,7 @@ class Trainer:
         atomic_write_json(self.run_dir / "run.json", {
             "format_version": 1, "app_version": engine.__version__, "family": self.config.family,
             "spec": vars(self.family.spec), "classes": self.dataset.classes,
-            "latent_dim": self.family.latent_dim, "dataset": str(self.config.dataset),
+            **self.family.describe(), "dataset": str(self.config.dataset),
             "dataset_fingerprint": self.dataset.fingerprint, "attestation_id": self.attestation.id,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })

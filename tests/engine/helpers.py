@@ -46,3 +46,30 @@ def tiny_config(dataset: Path, family: str = "dcgan", **overrides):
                   r1_gamma=1.0, r1_every=2, seed=1, conditional=True)
     fields.update(overrides)
     return TrainConfig(**fields)
+
+
+def write_ab_folder(folder: Path, count: int = 8, size: int = 40, unmatched: int = 0) -> Path:
+    """A/ (grey shapes) and B/ (the same shapes in colour) with matching names, plus ``unmatched`` extra B files."""
+    shapes = write_shapes_folder(folder / "_colour", per_class=count, size=size, classes=("b",))
+    (folder / "A").mkdir(parents=True, exist_ok=True)
+    (folder / "B").mkdir(parents=True, exist_ok=True)
+    for path in sorted((shapes / "b").iterdir()):
+        image = Image.open(path)
+        image.convert("L").convert("RGB").save(folder / "A" / path.name)
+        image.save(folder / "B" / path.name)
+    for i in range(unmatched):
+        Image.new("RGB", (size, size), (200, 10 * i, 30)).save(folder / "B" / f"extra-{i}.png")
+    for path in (shapes / "b").iterdir():
+        path.unlink()
+    (shapes / "b").rmdir()
+    shapes.rmdir()
+    return folder
+
+
+def make_ab_dataset(tmp: Path, size: int = 32, **kw) -> Path:
+    """Import and attest an A/B folder (see write_ab_folder); returns the dataset folder."""
+    source = write_ab_folder(tmp / "ab", **kw)
+    dataset = tmp / "ab-dataset"
+    import_folder(source, dataset, size=size)
+    attest(dataset, rights="own", people="none", attested_by="test")
+    return dataset

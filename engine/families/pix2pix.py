@@ -1,0 +1,116 @@
+"""pix2pix (Isola et al. 2017): paired image-to-image translation with a U-Net and a PatchGAN.
+
+Trained from the artist's own folder: ``task='sketch'`` and ``task='colorize'`` derive the inputs
+from each image (see engine.data.pairs); ``task='paired'`` reads A/ and B/ folders. The loss is the
+adversarial term of a conditional PatchGAN (it sees input and output together) plus an L1 term that
+keeps the output close to the target.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.families.registry import register_family
+from engine.families.translation import TranslationFamily
+from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
+
+
+@dataclass
+class Pix2PixConfig:
+    """Options of the pix2pix family."""
+
+    task: str = "sketch"
+    """What to learn: 'sketch' (line art -> image), 'colorize' (grey + colour hints -> colour) or 'paired' (A/ -> B/)."""
+    base_channels: int = 64
+    """Feature maps of the U-Net at full resolution."""
+    max_channels: int = 512
+    """Cap on feature maps deep in the U-Net and the discriminator."""
+    depth: int = 7
+    """Downsamplings in the U-Net (capped so the bottleneck keeps 4x4 px at the training size)."""
+    d_base_channels: int = 64
+    """Feature maps of the discriminator's first layer."""
+    d_layers: int = 3
+    """Strided layers of the PatchGAN (3 = 70x70 px patches)."""
+    l1_weight: float = 100.0
+    """Weight of the L1 distance to the target against the adversarial loss."""
+    max_hints: int = 10
+    """Colorize: most colour hints drawn into a training example (0 = learn without hints)."""
+
+
+@register_family("pix2pix")
+class Pix2Pix(TranslationFamily):
+    """Sketch-to-image, colorization and paired A->B translation, 32-1024 px."""
+
+    Config = Pix2PixConfig
+    tasks = ("sketch", "colorize", "paired")
+    min_resolution = 32
+    tiny_options = {"base_channels": 8, "max_channels": 32, "depth": 3, "d_base_channels": 8, "d_layers": 2}
+
+    def __init__(self, spec, train, device) -> None:
+        super().__init__(spec, train, device)
+        G = self._generator(self.in_channels, self.out_channels).to(device, memory_format=self.memory_format)
+        D = self.build_discriminator().to(device, memory_format=self.memory_format)
+        self.modules = {"G": G, "D": D}
+        self._add_ema()
+        betas = (train.beta1, train.beta2)
+        self.optimizers = {"G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
+                           "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas)}
+        self._make_scalers(("G", "D"))
+
+    def build_translator(self, in_channels: int, out_channels: int) -> nn.Module:
+        cfg = self.cfg
+        return UNet(in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution),
+                    cfg.max_channels)
+
+    def build_discriminator(self) -> nn.Module:
+        """A conditional PatchGAN: it judges (input, output) pairs, not outputs alone."""
+        layers = max(1, min(self.cfg.d_layers, int(math.log2(self.spec.resolution)) - 2))
+        return PatchDiscriminator(self.in_channels + self.out_channels, self.cfg.d_base_channels, layers,
+                                  self.cfg.max_channels)
+
+    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+        inputs, targets = self.random_flip(*self.split_batch(real))
+        chunks = list(zip(inputs.chunk(micro_batches), targets.chunk(micro_batches)))
+        stats, fakes = self._d_step(chunks)
+        stats.update(self._g_step(chunks, fakes))
+        self._finish_step(real.shape[0])
+        return stats
+
+    def _d_step(self, chunks: list) -> tuple[dict[str, float], list[torch.Tensor]]:
+        G, D = self.modules["G"], self.modules["D"]
+        D.requires_grad_(True)
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        totals = {"loss_d": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        fakes = []  # kept with their graph: the G step reuses them instead of running G twice
+        for a, b in chunks:
+            with self._autocast():
+                fake = G(a)
+                real_logits = D(torch.cat([a, b], 1))
+                fake_logits = D(torch.cat([a, fake.detach()], 1))
+                loss = self.d_loss_fn(real_logits.float(), fake_logits.float())
+            fakes.append(fake)
+            self.scalers["D"].scale(loss / len(chunks)).backward()
+            totals["loss_d"] += float(loss.detach()) / len(chunks)
+            totals["d_real"] += float(real_logits.detach().float().mean()) / len(chunks)
+            totals["d_fake"] += float(fake_logits.detach().float().mean()) / len(chunks)
+        self._optimizer_step("D")
+        return totals, fakes
+
+    def _g_step(self, chunks: list, fakes: list[torch.Tensor]) -> dict[str, float]:
+        D = self.modules["D"]
+        D.requires_grad_(False)
+        self.optimizers["G"].zero_grad(set_to_none=True)
+        totals = {"loss_g": 0.0, "l1": 0.0}
+        for (a, b), fake in zip(chunks, fakes):
+            with self._autocast():
+                adversarial = self.g_loss_fn(D(torch.cat([a, fake], 1)).float())
+            l1 = (fake.float() - b.float()).abs().mean()
+            loss = adversarial + self.cfg.l1_weight * l1
+            self.scalers["G"].scale(loss / len(chunks)).backward()
+            totals["loss_g"] += float(loss.detach()) / len(chunks)
+            totals["l1"] += float(l1.detach()) / len(chunks)
+        self._optimizer_step("G")
+        return totals

@@ -1,0 +1,181 @@
+"""Translate images with an image-to-image model: PyTorch (a run or checkpoint) or onnxruntime (an export).
+
+The network runs at a working size (by default the size it was trained at: long side = training
+resolution), padded to the network's multiple and cropped back. Results return at the input's own
+size: a sketch result is resized up; a colorized image keeps the input's full-resolution lightness and
+takes only the predicted colour from the network, which keeps it as sharp as the original.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.data.pairs import colorize_input, drawing_to_input, hints_to_channels
+from engine.device import describe_device, select_device
+from engine.errors import CheckpointError, ConfigError
+from engine.families import get_family
+from engine.families.base import ModelSpec
+from engine.inference.runner import to_uint8_nhwc_np
+from engine.inference.torch_runner import resolve_checkpoint
+from engine.nn.color import decode_lab, encode_lab
+from engine.training.checkpoint import load_checkpoint
+from engine.training.config import TrainConfig
+
+Hint = tuple[float, float, tuple[int, int, int]]
+"""A colour hint: x, y in pixels of the input image, and the colour as 0-255 RGB."""
+
+
+class Translator(ABC):
+    """``translator.translate(image, hints)`` over some backend; subclasses implement :meth:`_forward`.
+
+    Attributes: family_name, task, in_channels, out_channels, resolution (training size), multiple,
+    step, source, checkpoint, backend, description, notes.
+    """
+
+    backend = ""
+    family_name: str
+    task: str
+    in_channels: int
+    out_channels: int
+    resolution: int
+    multiple: int
+    step: int
+    source: Path
+    checkpoint: Path
+    description: str
+    notes: list[str]
+
+    @abstractmethod
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, in_channels, H, W) in [-1,1], H and W multiples of ``multiple`` -> (N, out_channels, H, W)."""
+
+    def run_network(self, x: torch.Tensor) -> torch.Tensor:
+        """Network input (N, in_channels, H, W) of any size -> output at the same size (padded and cropped)."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(f"the model takes (N, {self.in_channels}, H, W) inputs, got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        pad_h, pad_w = -h % self.multiple, -w % self.multiple
+        # replicate, not reflect: reflection needs the pad to be smaller than the image
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
+        out = self._forward(np.ascontiguousarray(padded.numpy(), dtype=np.float32))
+        return torch.from_numpy(out[:, :, :h, :w].copy())
+
+    def translate(self, image: np.ndarray, hints: Sequence[Hint] = (), work_size: int | None = None) -> np.ndarray:
+        """uint8 (H,W) or (H,W,C) image -> uint8 (H,W,out_channels) result at the same size.
+
+        ``image`` is a drawing for 'sketch', any image for 'colorize' (only its lightness is used) and an
+        A-side image for 'paired'/'unpaired'. ``hints`` apply to 'colorize' only. ``work_size`` is the long
+        side the network runs at (None: the training resolution).
+        """
+        array = np.asarray(image)
+        if array.dtype != np.uint8 or array.ndim not in (2, 3) or min(array.shape[:2]) < 1:
+            raise ConfigError(f"expected a uint8 (H, W) or (H, W, C) image, got {array.dtype} {array.shape}")
+        if hints and self.task != "colorize":
+            raise ConfigError(f"colour hints only apply to colorize models; this one does '{self.task}'")
+        size = work_size or self.resolution
+        if size < 8:
+            raise ConfigError(f"working size must be at least 8 px (got {size})")
+        full = _to_tensor(array)
+        if self.task == "colorize":
+            return self._colorize(full, list(hints), size)
+        if self.task == "sketch":
+            full = drawing_to_input(array)
+        else:
+            full = _match_channels(full, self.in_channels)
+        work = _resize(full, _fit(full.shape[-2:], size))
+        out = self.run_network(work)
+        return to_uint8_nhwc_np(_resize(out, tuple(full.shape[-2:])).numpy())[0]
+
+    def _colorize(self, full: torch.Tensor, hints: list[Hint], size: int) -> np.ndarray:
+        rgb = _match_channels(full, 3)
+        work = _resize(rgb, _fit(rgb.shape[-2:], size))
+        scale = rgb.shape[-1] / work.shape[-1]
+        channels = hints_to_channels(hints, *work.shape[-2:], scale=scale)
+        out = self.run_network(colorize_input(work, channels))
+        _, ab = encode_lab(out)
+        L, _ = encode_lab(rgb)
+        ab_full = F.interpolate(ab, size=tuple(rgb.shape[-2:]), mode="bilinear", align_corners=False)
+        return to_uint8_nhwc_np(decode_lab(L, ab_full).numpy())[0]
+
+    def info(self) -> dict:
+        """What a front end shows about the loaded model."""
+        return {"family": self.family_name, "task": self.task, "resolution": self.resolution, "step": self.step,
+                "checkpoint": str(self.checkpoint), "backend": self.backend, "description": self.description,
+                "notes": list(self.notes)}
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(array)).float().div(127.5).sub(1)
+    return x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+
+
+def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey -> RGB(A), RGBA -> RGB on white, RGB -> RGBA opaque: whatever the network was trained on."""
+    have = x.shape[1]
+    if have == channels:
+        return x
+    if have in (2, 4) and channels == have - 1:
+        alpha = (x[:, -1:] + 1) / 2
+        return x[:, :-1] * alpha + (1 - alpha)
+    if have in (1, 2) and channels >= 3:
+        x = torch.cat([x[:, :1].repeat(1, 3, 1, 1), x[:, 1:]], 1)
+        have = x.shape[1]
+    if have == 3 and channels == 4:
+        return torch.cat([x, torch.ones_like(x[:, :1])], 1)
+    if have == 4 and channels == 3:
+        return _match_channels(x, 3)
+    return x[:, :channels]
+
+
+def _fit(shape: Sequence[int], long_side: int) -> tuple[int, int]:
+    h, w = int(shape[0]), int(shape[1])
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
+
+
+class TorchTranslator(Translator):
+    """The EMA generator of a translation run or checkpoint, run with PyTorch."""
+
+    backend = "pytorch"
+
+    def __init__(self, source: Path | str, device: str = "auto") -> None:
+        self.checkpoint = self.source = resolve_checkpoint(source)
+        state = load_checkpoint(self.checkpoint)
+        family_cls = get_family(state["family"])
+        if family_cls.kind != "translate":
+            raise CheckpointError(f"{self.checkpoint} holds a '{state['family']}' model, which draws images from noise "
+                                  "rather than translating them; open it on the Generate page")
+        self.device = select_device(device)
+        spec = ModelSpec(**state["spec"])
+        self.family = family_cls(spec, TrainConfig.from_dict(state["config"]), self.device)
+        self.family.load_state_dict(state["family_state"])
+        self.family_name, self.task = state["family"], self.family.task
+        self.in_channels, self.out_channels = self.family.in_channels, self.family.out_channels
+        self.resolution, self.multiple, self.step = spec.resolution, self.family.multiple, int(state["step"])
+        self.description, self.notes = f"PyTorch on {describe_device(self.device)}", []
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return self.family.translate(torch.from_numpy(x)).cpu().numpy()
+
+
+def open_translator(source: Path | str, device: str = "auto", prefer_onnx: bool = True) -> Translator:
+    """An onnxruntime translator for a .onnx file or a run whose export is current, else PyTorch."""
+    from engine.export.ort_runner import OrtTranslator, find_export
+
+    source = Path(source)
+    if source.suffix.lower() == ".onnx":
+        return OrtTranslator(source)
+    if prefer_onnx and source.is_dir() and (export := find_export(source)) is not None:
+        return OrtTranslator(export)
+    return TorchTranslator(source, device=device)

@@ -76,10 +76,24 @@ def _train_config(args: argparse.Namespace):
     if args.no_ada:
         fields["ada"] = False
     fields.update(_options(args.set))
+    if args.task:
+        _apply_task(fields, args.task)
     try:
         return TrainConfig(**fields)
     except TypeError as exc:
         raise ConfigError(f"invalid training setting: {exc}") from None
+
+
+def _apply_task(fields: dict[str, Any], task: str) -> None:
+    """--task becomes the family's 'task' option; a family with one fixed task accepts only that one."""
+    from engine.families import get_family
+
+    family = get_family(fields["family"])
+    if "task" in getattr(family.Config, "__dataclass_fields__", {}):
+        fields["family_options"]["task"] = task
+    elif task not in getattr(family, "tasks", ()):
+        known = ", ".join(getattr(family, "tasks", ())) or "none (it draws images from noise)"
+        raise ConfigError(f"family '{fields['family']}' has no task {task!r}; its tasks: {known}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -170,6 +184,38 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{result.max_abs_error:.2e} (bound {result.bound:g}), PSNR {result.psnr_db:.1f} dB; card {result.card_path}")
     _emit(args, result.to_dict(), "\n".join([text, *result.notes]))
     return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from engine.inference.translate import open_translator
+    from engine.inference.translate_files import collect_inputs, translate_files
+
+    translator = open_translator(args.run, device=args.device, prefer_onnx=not args.pytorch)
+    inputs = collect_inputs(args.inputs)
+    if not inputs:
+        raise ConfigError(f"no image files found in {', '.join(args.inputs)}")
+    hints = [_parse_hint(text) for text in args.hint]
+    bar = _progress_bar(args, "Translating", "img")
+    result = translate_files(translator, inputs, Path(args.out), hints=hints, work_size=args.size,
+                             overwrite=args.overwrite, progress=bar.update_to if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    lines = [f"Wrote {len(result.written)} image(s) to {args.out} ({translator.task}, {translator.description})"]
+    lines += [f"skipped {path}: {reason}" for path, reason in result.skipped]
+    _emit(args, {**result.to_dict(), "backend": translator.description, "task": translator.task}, "\n".join(lines))
+    return 1 if result.skipped and not result.written else 0
+
+
+def _parse_hint(text: str) -> tuple[float, float, tuple[int, int, int]]:
+    """'X,Y,#RRGGBB' -> (x, y, (r, g, b))."""
+    try:
+        x, y, colour = text.split(",")
+        colour = colour.strip().lstrip("#")
+        if len(colour) != 6:
+            raise ValueError
+        return float(x), float(y), tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
+    except ValueError:
+        raise ConfigError(f"--hint expects X,Y,#RRGGBB (pixels of the input and a hex colour), got {text!r}") from None
 
 
 def _class_index(classes: list[str], name: str | None) -> int | None:
@@ -270,7 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")
     p.add_argument("dataset")
-    p.add_argument("--family", default="dcgan")
+    p.add_argument("--family", default="dcgan", help="dcgan, fastgan (noise -> image); pix2pix, cyclegan (image -> image)")
+    p.add_argument("--task", choices=["sketch", "colorize", "paired", "unpaired"],
+                   help="image-to-image families: what to learn (sketch/colorize derive inputs from your images; "
+                        "paired/unpaired read A/ and B/ subfolders)")
     p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float)
@@ -306,7 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("export", parents=[common], help="export a run's generator to ONNX with a parity check")
+    p = sub.add_parser("translate", parents=[common], help="translate images with a pix2pix/cyclegan run or export")
+    p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
+    p.add_argument("inputs", nargs="+", help="image files or folders (sketches, images to colorize, A-side images)")
+    p.add_argument("--out", required=True, help="folder for the results (existing files are never overwritten)")
+    p.add_argument("--hint", action="append", default=[], metavar="X,Y,#RRGGBB",
+                   help="colorize: a colour hint at pixel X,Y of the input (repeatable)")
+    p.add_argument("--size", type=int, help="long side the network runs at (default: the training resolution)")
+    p.add_argument("--overwrite", action="store_true", help="replace results of the same name")
+    p.add_argument("--pytorch", action="store_true", help="use PyTorch even when a current ONNX export exists")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("export", parents=[common], help="export a run's generator or translator to ONNX with a parity check")
     p.add_argument("run", help="run folder")
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the newest)")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (smaller, faster on GPUs)")

@@ -19,7 +19,8 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
     last = _last_stats(run_dir / "stats.jsonl")
     previews = sorted((run_dir / "previews").glob("step-*.png"))
     return {
-        "run": str(run_dir), "family": config.family, "dataset": config.dataset,
+        "run": str(run_dir), "family": config.family, "kind": meta.get("kind", "generate"),
+        "task": meta.get("task"), "dataset": config.dataset,
         "resolution": (meta.get("spec") or {}).get("resolution"), "classes": meta.get("classes", []),
         "steps_target": config.steps, "step": int(last.get("step", 0)) if last else 0,
         "checkpoints": [p.name for p in checkpoints],

@@ -116,3 +116,36 @@ def test_hard_kill_mid_training_resumes_cleanly(workspace):
     assert not list((run / "checkpoints").glob(".*.tmp"))
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)), "stats history must be one consistent sequence after resume"
+
+
+def test_translate_end_to_end(workspace):
+    """train --task colorize, export, translate a folder (with a broken file and a hint), never overwrite."""
+    data, run = workspace / "ds-colour", workspace / "colour-run"
+    cli("import", str(workspace / "art"), "--out", str(data), "--size", "32")
+    cli("attest", str(data), "--rights", "own", "--people", "none")
+    cli("train", str(data), "--family", "pix2pix", "--task", "colorize", "--out", str(run), "--steps", "2",
+        "--batch", "4", "--option", "base_channels=8", "--option", "depth=2", "--option", "d_base_channels=8")
+    info = json.loads(cli("info", str(run), "--json").stdout)
+    assert info["kind"] == "translate" and info["task"] == "colorize"
+    exported = json.loads(cli("export", str(run), "--out", str(run / "exports" / "t.onnx"), "--json").stdout)
+    assert exported["max_abs_error"] <= 1e-4
+
+    inputs, out = workspace / "to-colour", workspace / "coloured"
+    inputs.mkdir()
+    Image.new("L", (45, 30), 128).save(inputs / "grey.png")
+    Image.new("RGB", (20, 50), (10, 200, 30)).save(inputs / "green.jpg")
+    (inputs / "broken.png").write_bytes(b"\x89PNG not really")
+    first = json.loads(cli("translate", str(run), str(inputs), "--out", str(out), "--hint", "3,4,#ff0000",
+                           "--json").stdout)
+    assert first["backend"].startswith("onnxruntime")  # the export is newer than the checkpoint
+    assert sorted(Path(p).name for p in first["written"]) == ["green.png", "grey.png"]
+    assert [Path(s["path"]).name for s in first["skipped"]] == ["broken.png"]
+    assert Image.open(out / "grey.png").size == (45, 30)
+    second = json.loads(cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--pytorch",
+                            "--json").stdout)
+    assert [Path(p).name for p in second["written"]] == ["grey-1.png"] and second["backend"].startswith("PyTorch")
+
+    bad_hint = cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--hint", "3,4,red", check=False)
+    assert bad_hint.returncode == 2 and "X,Y,#RRGGBB" in bad_hint.stderr
+    wrong_task = cli("train", str(data), "--family", "dcgan", "--task", "sketch", "--steps", "1", check=False)
+    assert wrong_task.returncode == 2 and "no task" in wrong_task.stderr

@@ -11,12 +11,14 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, Q
                                QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QWidget)
 
 from engine.errors import GanStudioError
+from engine.training.info import run_kind
 from studio import gc_guard
 from studio.errors import ErrorReporter
 from studio.pages.dataset import DatasetPage
 from studio.pages.generate import GeneratePage
 from studio.pages.models import ModelsPage
 from studio.pages.train import TrainPage
+from studio.pages.translate import TranslatePage
 from studio.paths import icon_path
 from studio.project import Project
 from studio.qt_compat import install_refcount_guard
@@ -24,8 +26,9 @@ from studio.settings import add_recent_project, app_settings, recent_projects
 from studio.sysinfo import device_summary, memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
 
-PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"), ("models", "Models"))
-LATER_PAGES = (("translate", "Translate"), ("upscale", "Upscale"), ("edit", "Edit"))
+PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"), ("translate", "Translate"),
+         ("models", "Models"))
+LATER_PAGES = (("upscale", "Upscale"), ("edit", "Edit"))
 LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
 
@@ -47,9 +50,10 @@ class MainWindow(QMainWindow):
         self.dataset_page = DatasetPage(project, self.errors)
         self.train_page = TrainPage(project, self.errors)
         self.generate_page = GeneratePage(project, self.errors)
+        self.translate_page = TranslatePage(project, self.errors)
         self.models_page = ModelsPage(project, self.errors)
         self.pages = {"dataset": self.dataset_page, "train": self.train_page, "generate": self.generate_page,
-                      "models": self.models_page}
+                      "translate": self.translate_page, "models": self.models_page}
         self._build_central()
         self._build_status_bar()
         self._build_menus()
@@ -148,7 +152,7 @@ class MainWindow(QMainWindow):
         self.dataset_page.sig_sample_ready.connect(self.train_sample)
         self.train_page.sig_consent_requested.connect(self._open_consent)
         self.train_page.sig_run_finished.connect(self._on_run_finished)
-        self.models_page.sig_exported.connect(lambda run: self.generate_page.refresh_runs(select=run))
+        self.models_page.sig_exported.connect(self._on_exported)
         self.train_page.sig_running_changed.connect(self._on_training_changed)
         for key, page in self.pages.items():
             page.sig_status.connect(self.show_status)
@@ -215,8 +219,15 @@ class MainWindow(QMainWindow):
         self.train_page.start()
 
     def _on_run_finished(self, run: str) -> None:
-        self.generate_page.refresh_runs(select=run)
+        self._on_exported(run)
         self.models_page.refresh(select=run)
+
+    def _on_exported(self, run: str) -> None:
+        """A run gained a checkpoint or an export: the page that uses its kind of model reloads it."""
+        if run_kind(run) == "translate":
+            self.translate_page.refresh_runs(select=run)
+        else:
+            self.generate_page.refresh_runs(select=run)
 
     def _on_training_changed(self, running: bool) -> None:
         if running:
@@ -342,6 +353,7 @@ class MainWindow(QMainWindow):
         self.dataset_page.shutdown()
         self.train_page.shutdown()
         self.generate_page.shutdown()
+        self.translate_page.shutdown()
         self.models_page.shutdown()
 
     def _save_state(self) -> None:

@@ -92,23 +92,46 @@ def benchmark_run(run_dir: Path, batches: tuple[int, ...] = (1, 8), runs: int = 
 
     Calls alternate backend by backend so machine noise hits both alike (as bench/inference.py does).
     """
-    from engine.export import OrtRunner
-    from engine.inference import TorchRunner
-
     say = progress or (lambda _msg: None)
     onnx = find_export(Path(run_dir))
     if onnx is None:
         raise CheckpointError(f"run {Path(run_dir).name} has no ONNX export as new as its newest checkpoint; "
                              "export it to ONNX first")
     say("Loading both runners")
-    torch_runner, ort_runner = TorchRunner(run_dir), OrtRunner(onnx)
+    torch_call, ort_call, names = _bench_calls(Path(run_dir), onnx)
     rows = []
     for batch in batches:
         say(f"Timing batch {batch} ({runs} runs each after {warmup} warm-up)")
-        z = np.random.default_rng(batch).standard_normal((batch, torch_runner.latent_dim)).astype(np.float32)
-        t_ms, o_ms = _alternate(lambda: torch_runner(z), lambda: ort_runner(z), runs, warmup)
-        rows.append(BenchRow(batch, t_ms, o_ms, torch_runner.description, ort_runner.description))
+        t_ms, o_ms = _alternate(lambda: torch_call(batch), lambda: ort_call(batch), runs, warmup)
+        rows.append(BenchRow(batch, t_ms, o_ms, *names))
     return rows
+
+
+def _bench_calls(run_dir: Path, onnx: Path) -> tuple[Callable[[int], Any], Callable[[int], Any], tuple[str, str]]:
+    """(PyTorch call, onnxruntime call, descriptions) taking a batch size: latents for generators, images
+    at the training size for translators."""
+    import torch
+
+    from engine.export import OrtRunner, OrtTranslator
+    from engine.inference import TorchRunner, TorchTranslator
+    from engine.training.info import run_kind
+
+    rng, cache = np.random.default_rng(0), {}
+    if run_kind(run_dir) == "translate":
+        pt, ort = TorchTranslator(run_dir), OrtTranslator(onnx)
+        shape = (pt.in_channels, pt.resolution, pt.resolution)
+
+        def image(b: int) -> Any:  # the same input for both backends
+            return cache.setdefault(b, torch.from_numpy(rng.uniform(-1, 1, (b, *shape)).astype(np.float32)))
+
+        return (lambda b: pt.run_network(image(b)), lambda b: ort.run_network(image(b)),
+                (pt.description, ort.description))
+    runner, ort_runner = TorchRunner(run_dir), OrtRunner(onnx)
+
+    def latents(b: int) -> np.ndarray:
+        return cache.setdefault(b, rng.standard_normal((b, runner.latent_dim)).astype(np.float32))
+
+    return (lambda b: runner(latents(b)), lambda b: ort_runner(latents(b)), (runner.description, ort_runner.description))
 
 
 def _alternate(first: Callable[[], Any], second: Callable[[], Any], runs: int, warmup: int) -> tuple[float, float]:

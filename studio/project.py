@@ -15,6 +15,7 @@ import platformdirs
 
 from engine.data import is_dataset, read_report
 from engine.errors import DataError, GanStudioError
+from engine.training.info import run_kind
 
 PROJECT_FILE = "project.json"
 PROJECT_KIND = "gan-studio-project"
@@ -109,11 +110,13 @@ class Project:
             return []
         return sorted(p for p in self.datasets_dir.iterdir() if p.is_dir() and is_dataset(p))
 
-    def runs(self) -> list[Path]:
-        """Run folders (those with a config.json), newest first."""
+    def runs(self, kind: str | None = None) -> list[Path]:
+        """Run folders (those with a config.json), newest first; only 'generate' or 'translate' runs if given."""
         if not self.runs_dir.is_dir():
             return []
         found = [p for p in self.runs_dir.iterdir() if (p / "config.json").is_file()]
+        if kind is not None:
+            found = [p for p in found if run_kind(p) == kind]
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
     def dataset_dir_for(self, source: Path | str) -> Path:

@@ -211,9 +211,21 @@ def _wobble(ink: torch.Tensor, rand, amplitude: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(ink, base + offset, mode="bilinear", padding_mode="border", align_corners=True)
 
 
+def trace_drawing(image: np.ndarray, long_side: int = 512) -> np.ndarray:
+    """A photo or artwork (uint8 HxW[xC]) -> its clean line art as a uint8 drawing, long side ``long_side`` px."""
+    x = torch.tensor(np.asarray(image)).float().div(127.5).sub(1)
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    h, w = x.shape[-2:]
+    scale = long_side / max(h, w)
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+    sketch = clean_sketch(line_art(x))[0, 0]
+    return ((sketch + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 def drawing_to_input(drawing: np.ndarray) -> torch.Tensor:
     """A user's drawing (H,W) or (H,W,C) uint8, dark strokes on light paper -> (1,1,H,W) sketch in [-1,1]."""
-    x = torch.from_numpy(np.ascontiguousarray(drawing)).float().div(127.5).sub(1)
+    x = torch.tensor(np.asarray(drawing)).float().div(127.5).sub(1)  # a copy: the drawing may be read-only
     x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
     return luminance(_on_white(x)) if x.shape[1] > 1 else x
 

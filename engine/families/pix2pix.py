@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -22,7 +23,7 @@ from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 class Pix2PixConfig:
     """Options of the pix2pix family."""
 
-    task: str = "sketch"
+    task: Literal["sketch", "colorize", "paired"] = "sketch"
     """What to learn: 'sketch' (line art -> image), 'colorize' (grey + colour hints -> colour) or 'paired' (A/ -> B/)."""
     base_channels: int = 64
     """Feature maps of the U-Net at full resolution."""

@@ -110,7 +110,7 @@ class Translator(ABC):
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(np.ascontiguousarray(array)).float().div(127.5).sub(1)
+    x = torch.tensor(np.asarray(array)).float().div(127.5).sub(1)  # a copy: decoded images are read-only
     return x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
 
 

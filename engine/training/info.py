@@ -30,6 +30,15 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
     }
 
 
+def run_kind(run_dir: Path | str) -> str:
+    """'generate' or 'translate' (from run.json; runs written before kinds existed are 'generate')."""
+    try:
+        meta = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "generate"
+    return str(meta.get("kind", "generate"))
+
+
 def _last_stats(path: Path, tail_bytes: int = 65536) -> dict[str, Any]:
     """The last complete training-stats line (with losses) of stats.jsonl, reading only the file's tail."""
     if not path.is_file():

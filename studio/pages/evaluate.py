@@ -15,11 +15,15 @@ from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QProgre
                                QSpinBox, QVBoxLayout, QWidget)
 
 from engine.training.checkpoint import list_checkpoints
+from engine.training.info import run_kind
 from studio.errors import ErrorReporter
 from studio.widgets.images import array_to_qimage
 from studio.workers.evaluate_worker import CAVEAT, EvaluateWorker, EvaluationResult
 
 PAIR_COLUMNS = 5
+PROMPT = "Press “Check quality and memorization” to score the selected run."
+TRANSLATE_NOTE = ("This run translates images; quality scores and the memorization check are for models that "
+                  "draw from noise. Try it on the Translate page.")
 THUMB = 96
 NEAR_COPY_STYLE = "QFrame#PairCard { border: 2px solid #e5484d; border-radius: 6px; }"
 PLAIN_STYLE = "QFrame#PairCard { border: 1px solid rgba(128, 128, 128, 90); border-radius: 6px; }"
@@ -118,7 +122,7 @@ class EvaluatePanel(QWidget):
         progress_row.addWidget(self.progress)
         progress_row.addWidget(self.progress_label, 1)
         layout.addLayout(progress_row)
-        self.scores_label = QLabel("Press “Check quality and memorization” to score the selected run.")
+        self.scores_label = QLabel(PROMPT)
         self.memo_label = QLabel("")
         self.caveat_label = QLabel(f"{CAVEAT}: they compare your own runs with each other (lower is better).")
         self.caveat_label.setObjectName("Muted")
@@ -142,7 +146,15 @@ class EvaluatePanel(QWidget):
         """The run that the next evaluation scores (the Models page's selection)."""
         self.run_dir = Path(run_dir) if run_dir else None
         self.run_label.setText(f"Run: {self.run_dir.name}" if self.run_dir else "No run selected")
+        if self.translates():
+            self.scores_label.setText(TRANSLATE_NOTE)
+        elif self.scores_label.text() == TRANSLATE_NOTE:
+            self.scores_label.setText(PROMPT)
         self._update_buttons()
+
+    def translates(self) -> bool:
+        """True when the selected run is an image-to-image model (nothing to score here)."""
+        return self.run_dir is not None and run_kind(self.run_dir) == "translate"
 
     def is_busy(self) -> bool:
         """True while an evaluation runs."""
@@ -151,7 +163,7 @@ class EvaluatePanel(QWidget):
     def _update_buttons(self) -> None:
         busy = self.is_busy()
         has_checkpoint = self.run_dir is not None and bool(list_checkpoints(self.run_dir))
-        self.check_button.setEnabled(not busy and has_checkpoint)
+        self.check_button.setEnabled(not busy and has_checkpoint and not self.translates())
         self.cancel_button.setEnabled(busy)
         self.samples_spin.setEnabled(not busy)
         self.real_spin.setEnabled(not busy)

@@ -250,7 +250,7 @@ class GeneratePage(QWidget):
     def refresh_runs(self, select: Path | str | None = None) -> None:
         """List runs that have a checkpoint; keep or set the selection, then load its model."""
         current = str(select) if select else self.run_combo.currentData()
-        runs = [r for r in self.project.runs() if list_checkpoints(r)]
+        runs = [r for r in self.project.runs("generate") if list_checkpoints(r)]
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
         for run_dir in runs:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
                                QTableWidget, QTableWidgetItem, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from engine.training.checkpoint import list_checkpoints
+from engine.training.info import run_kind
 from studio.errors import ErrorReporter
 from studio.pages.evaluate import EvaluatePanel
 from studio.models import BenchRow, export_path, list_exports, parity_line
@@ -154,7 +155,8 @@ class ModelsPage(QWidget):
     def _export_item(self, info: Any, run_dir: Path) -> QTreeWidgetItem:
         err = "" if info.max_abs_error is None else f"{info.max_abs_error:.2e}"
         psnr = "" if info.psnr_db is None else ("inf" if info.psnr_db == float("inf") else f"{info.psnr_db:.1f} dB")
-        kind = "ONNX (used by Generate)" if info.current else "ONNX (older than the newest checkpoint)"
+        page = "Translate" if run_kind(run_dir) == "translate" else "Generate"
+        kind = f"ONNX (used by {page})" if info.current else "ONNX (older than the newest checkpoint)"
         child = QTreeWidgetItem([info.path.name, kind, "" if info.step is None else str(info.step),
                                  info.precision or "?", err, psnr, info.exporter or "", _saved(info.path)])
         child.setData(0, RUN_ROLE, str(run_dir))

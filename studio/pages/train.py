@@ -34,6 +34,14 @@ from studio.workers.train_worker import TrainWorker
 
 # TrainConfig fields the page sets itself rather than through the advanced form.
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
+TASK_LABELS = {"sketch": "Sketch → image", "colorize": "Colorize", "paired": "A/ → B/ folders (paired)",
+               "unpaired": "A/ ↔ B/ folders (unpaired)"}
+TASK_TIPS = {
+    "sketch": "Learns to turn line drawings into images like yours; the drawings are traced from your images",
+    "colorize": "Learns to colour greyscale images like yours, following colour hints you click",
+    "paired": "Learns A → B from a dataset imported from a folder with A/ and B/ subfolders of same-named files",
+    "unpaired": "Learns A ↔ B from A/ and B/ subfolders whose files need not correspond",
+}
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 LOG_LINES = 2000
 
@@ -67,6 +75,7 @@ class TrainPage(QWidget):
         self._stats_dirty = False
         self.consent_ok = False
         self._build()
+        self._fill_tasks()
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(ui_ms)
         self.ui_timer.timeout.connect(self._refresh_stats)
@@ -139,7 +148,12 @@ class TrainPage(QWidget):
         self.preset_label = QLabel("")
         self.preset_label.setObjectName("Muted")
         self.preset_label.setWordWrap(True)
+        self.task_combo = QComboBox()
+        self.task_combo.setToolTip("What an image-to-image family learns from your images")
+        self.task_combo.currentIndexChanged.connect(self._on_task_changed)
+        self.task_label = QLabel("Task")
         form.addRow("Family", self.family_combo)
+        form.addRow(self.task_label, self.task_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow(self.preset_label)
         return box
@@ -309,7 +323,38 @@ class TrainPage(QWidget):
         self.advanced_tabs.insertTab(1, _scrolled(form), "Model options")
         self.family_form.deleteLater()
         self.family_form = form
+        self._fill_tasks()
         self.apply_preset()
+
+    def _fill_tasks(self) -> None:
+        """The task drop-down lists the family's tasks; it is hidden for noise-to-image families."""
+        tasks = tuple(getattr(get_family(self.family()), "tasks", ()))
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        for task in tasks:
+            self.task_combo.addItem(TASK_LABELS.get(task, task), task)
+            self.task_combo.setItemData(self.task_combo.count() - 1, TASK_TIPS.get(task, ""), Qt.ItemDataRole.ToolTipRole)
+        self.task_combo.blockSignals(False)
+        self.task_combo.setEnabled(len(tasks) > 1)
+        for widget in (self.task_combo, self.task_label):
+            widget.setVisible(bool(tasks))
+
+    def task(self) -> str | None:
+        """The chosen task of an image-to-image family, or None."""
+        return self.task_combo.currentData() if self.task_combo.count() else None
+
+    def set_task(self, task: str) -> None:
+        """Choose ``task`` (sketch, colorize, paired...) for the selected image-to-image family."""
+        index = self.task_combo.findData(task)
+        if index < 0:
+            raise ValueError(f"family {self.family()} has no task {task}")
+        self.task_combo.setCurrentIndex(index)
+        self._on_task_changed()
+
+    def _on_task_changed(self, *_: object) -> None:
+        editor = self.family_form.editors.get("task")
+        if editor is not None and self.task_combo.currentData():
+            editor.set_value(self.task_combo.currentData())
 
     def set_preset(self, name: str) -> None:
         """Select preset ``name`` (quick, balanced, quality) and apply it."""
@@ -324,6 +369,7 @@ class TrainPage(QWidget):
         self.train_form.set_values({k: v for k, v in settings.items() if k != "family_options"})
         self.family_form.reset()
         self.family_form.set_values(settings["family_options"])
+        self._on_task_changed()  # a preset never chooses the task
         self.preset_label.setText(f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
                                   f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings)}.")
 
@@ -340,9 +386,11 @@ class TrainPage(QWidget):
         if dataset is None:
             raise ConfigError("no dataset selected: import a folder on the Dataset page first.")
         values = self.train_form.values()
+        options = self.family_form.changed_values()
+        if "task" in self.family_form.editors:  # recorded even when it is the default: the run says what it learns
+            options["task"] = self.family_form.editors["task"].value()
         try:
-            config = TrainConfig(dataset=str(dataset), family=self.family(),
-                                 family_options=self.family_form.changed_values(), **values)
+            config = TrainConfig(dataset=str(dataset), family=self.family(), family_options=options, **values)
         except TypeError as exc:
             raise ConfigError(f"invalid training setting: {exc}") from None
         config.validate()

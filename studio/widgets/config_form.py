@@ -170,6 +170,26 @@ class TextEditor(FieldEditor):
         self.edit.setText(str(value))
 
 
+class ChoiceEditor(FieldEditor):
+    """A drop-down for a ``Literal[...]`` field: only the values the engine accepts can be chosen."""
+
+    def __init__(self, choices: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.combo = QComboBox()
+        for choice in choices:
+            self.combo.addItem(str(choice), choice)
+        _single(self, self.combo)
+        self.combo.currentIndexChanged.connect(lambda _: self.sig_changed.emit())
+
+    def value(self) -> Any:
+        return self.combo.currentData()
+
+    def set_value(self, value: Any) -> None:
+        index = self.combo.findData(value)
+        if index >= 0:
+            self.combo.setCurrentIndex(index)
+
+
 class OptionalEditor(FieldEditor):
     """A check box that turns a value on, beside that value's editor; unchecked means None."""
 
@@ -217,6 +237,8 @@ def make_editor(annotation: Any) -> FieldEditor | None:
     inner, optional = split_optional(annotation)
     if optional and inner is bool:
         return TriStateEditor()
+    if typing.get_origin(inner) is typing.Literal:
+        return ChoiceEditor(typing.get_args(inner))
     editor_cls = _EDITORS.get(inner)
     if editor_cls is None:
         return None

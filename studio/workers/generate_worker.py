@@ -7,22 +7,15 @@ engine's save_images (progress throttled, cancel from the GUI thread).
 """
 from __future__ import annotations
 
-import threading
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal, Slot
 
-from engine.errors import GanStudioError
-from engine.export.ort_runner import find_export, open_runner
+from engine.export.ort_runner import open_runner
 from engine.inference.export_images import save_images
 from studio.workers import limit_torch_threads, lower_thread_priority
-
-
-NO_EXPORT_NOTE = "no ONNX export yet — export it on the Models page for faster generation"
-OLD_EXPORT_NOTE = "the ONNX export is older than the newest checkpoint — export again on the Models page"
+from studio.workers.model_host import ModelHost, backend_note, source_key
 
 
 def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
@@ -32,53 +25,24 @@ def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
             "resolution": runner.resolution, "classes": list(runner.classes), "latent_dim": runner.latent_dim,
             "supports_truncation": bool(getattr(runner, "supports_truncation", False)),
             "backend": backend, "description": str(getattr(runner, "description", backend)),
-            "backend_note": _backend_note(backend, source), "notes": list(getattr(runner, "notes", []) or [])}
+            "backend_note": backend_note(backend, source), "notes": list(getattr(runner, "notes", []) or [])}
 
 
-def _backend_note(backend: str, source: str | None) -> str:
-    """Why PyTorch runs a whole run folder (no current export); '' when onnxruntime runs or a checkpoint was chosen."""
-    if backend == "onnxruntime" or source is None or not Path(source).is_dir():
-        return ""
-    return OLD_EXPORT_NOTE if any(Path(source).glob("exports/*.onnx")) else NO_EXPORT_NOTE
-
-
-def _source_key(source: str) -> tuple[str, str]:
-    """A run folder is a new model once an export appears (or goes stale): key on the export used."""
-    path = Path(source)
-    export = find_export(path) if path.is_dir() else None
-    return source, "" if export is None else f"{export}:{export.stat().st_mtime_ns}"
-
-
-class GenerateWorker(QObject):
+class GenerateWorker(ModelHost):
     """Holds one runner; its slots run on the worker's thread in request order."""
 
     sig_loaded = Signal(object)
     """A model was loaded: dict of checkpoint, family, step, resolution, classes, supports_truncation."""
     sig_images = Signal(object, object, int)
     """Generated images (uint8 NHWC numpy), their seeds, and the id of the request they answer."""
-    sig_progress = Signal(int, int, str)
-    """Export progress: images written, images in total, the last file."""
     sig_exported = Signal(object, bool)
     """An export ended: the files written, and whether it was cancelled."""
-    sig_failed = Signal(str, str)
-    """A request failed: message in words, details (a traceback) for unexpected errors."""
+
+    failure_text = "Generating failed unexpectedly"
 
     def __init__(self, progress_interval: float = 0.05) -> None:
-        super().__init__()
+        super().__init__(progress_interval)
         self.runner: Any = None
-        self.source: tuple[str, str] | None = None
-        self.latest_request = 0
-        self.progress_interval = progress_interval
-        self._cancel = threading.Event()
-        self._last_progress = 0.0
-
-    def cancel(self) -> None:
-        """Stop the running export after the current batch (safe from the GUI thread)."""
-        self._cancel.set()
-
-    def arm(self) -> None:
-        """Clear an old cancel before a new export is requested (GUI thread), so an early cancel counts."""
-        self._cancel.clear()
 
     @Slot(str)
     def load(self, source: str) -> None:
@@ -86,7 +50,7 @@ class GenerateWorker(QObject):
         limit_torch_threads()
         lower_thread_priority()
         key: list[tuple[str, str]] = []
-        if not self._guard(lambda: key.append(_source_key(source))):
+        if not self._guard(lambda: key.append(source_key(source))):
             return
         if key[0] == self.source and self.runner is not None:
             self.sig_loaded.emit(describe_runner(self.runner, source))
@@ -121,21 +85,3 @@ class GenerateWorker(QObject):
             progress=self._progress, should_cancel=self._cancel.is_set)))
         if ok:
             self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())
-
-    def _progress(self, done: int, total: int, name: str) -> None:
-        now = time.monotonic()
-        if done == total or now - self._last_progress >= self.progress_interval:
-            self._last_progress = now
-            self.sig_progress.emit(done, total, name)
-
-    def _guard(self, job: Any, *args: Any) -> bool:
-        """Run ``job``; turn any exception into sig_failed. True when it succeeded."""
-        try:
-            job(*args)
-        except GanStudioError as exc:
-            self.sig_failed.emit(str(exc), "")
-            return False
-        except Exception as exc:  # a worker must never take the window down
-            self.sig_failed.emit(f"Generating failed unexpectedly: {exc}", traceback.format_exc())
-            return False
-        return True

@@ -13,7 +13,7 @@ from engine.families import family_names, get_family
 from engine.training import TrainConfig
 from studio.pages.train import FORM_EXCLUDE
 from studio.presets import PRESETS, TIERS, WIDTH_FIELDS, device_tier, preset_settings
-from studio.widgets.config_form import (ConfigForm, FloatEditor, IntEditor, OptionalEditor, TriStateEditor,
+from studio.widgets.config_form import (ChoiceEditor, ConfigForm, FloatEditor, IntEditor, OptionalEditor, TriStateEditor,
                                         field_docs)
 from studio.widgets.image_grid import ImageGrid
 from studio.widgets.loss_chart import LossChart
@@ -45,7 +45,13 @@ def test_every_family_gets_a_model_form_with_its_docstrings(qtbot, family):
     assert docs and set(docs) == {f.name for f in dataclasses.fields(config_cls)}
     for name, editor in form.editors.items():
         assert docs[name] in editor.toolTip()
-    assert isinstance(form.editors["latent_dim"], IntEditor)
+    if get_family(family).kind == "generate":
+        assert isinstance(form.editors["latent_dim"], IntEditor)
+    if "task" in form.editors:  # Literal fields get a drop-down of exactly the accepted values
+        editor = form.editors["task"]
+        assert isinstance(editor, ChoiceEditor)
+        assert [editor.combo.itemData(i) for i in range(editor.combo.count())] == list(get_family(family).tasks)
+    assert isinstance(form.editors["base_channels"], IntEditor)
     assert config_cls(**form.values()) == config_cls()
 
 

@@ -31,6 +31,14 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                         help="save a screenshot of each page with real content into DIR, then exit")
     parser.add_argument("--screenshot-steps", type=int, default=None,
                         help="training steps for --screenshot (default: the quick preset)")
+    parser.add_argument("--screenshot-sketch-model", type=Path, metavar="RUN_OR_ONNX",
+                        help="a trained sketch model for the Translate page screenshot")
+    parser.add_argument("--screenshot-colorize-model", type=Path, metavar="RUN_OR_ONNX",
+                        help="a trained colorize model for the colorize screenshot")
+    parser.add_argument("--screenshot-colorize-image", type=Path, metavar="IMAGE",
+                        help="the image to colorize in that screenshot")
+    parser.add_argument("--screenshot-only", choices=["translate"],
+                        help="take only these screenshots (skips the sample import and training)")
     return parser.parse_known_args(argv)
 
 
@@ -71,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot is not None:
         from studio.screenshots import take_screenshots
 
+        translate = {"sketch": args.screenshot_sketch_model, "colorize": args.screenshot_colorize_model,
+                     "image": args.screenshot_colorize_image}
         return take_screenshots(args.screenshot, project_dir=args.project, theme=args.theme or DEFAULT_THEME,
-                                steps=args.screenshot_steps)
+                                steps=args.screenshot_steps, translate=translate, only=args.screenshot_only)
     from studio.errors import install_excepthook
     from studio.main_window import MainWindow
 

@@ -15,6 +15,7 @@ import numpy as np
 from engine.errors import CheckpointError
 from engine.export.ort_runner import find_export
 from engine.training.checkpoint import list_checkpoints
+from engine.training.info import run_kind
 
 
 @dataclass
@@ -52,12 +53,13 @@ def list_exports(run_dir: Path) -> list[ExportInfo]:
 
 
 def export_path(run_dir: Path, fp16: bool) -> Path:
-    """Where the Models page writes a run's export: exports/generator-step-NNNNNN[-fp16].onnx."""
+    """Where the Models page writes a run's export: exports/{generator|translator}-step-NNNNNN[-fp16].onnx."""
     checkpoints = list_checkpoints(Path(run_dir))
     if not checkpoints:
         raise CheckpointError(f"run {Path(run_dir).name} has no checkpoint to export; train it first")
     stem = checkpoints[-1].stem  # step-NNNNNN
-    return Path(run_dir) / "exports" / f"generator-{stem}{'-fp16' if fp16 else ''}.onnx"
+    kind = "translator" if run_kind(run_dir) == "translate" else "generator"
+    return Path(run_dir) / "exports" / f"{kind}-{stem}{'-fp16' if fp16 else ''}.onnx"
 
 
 def parity_line(precision: str | None, max_abs_error: float | None, psnr_db: float | None,

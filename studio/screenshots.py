@@ -4,6 +4,9 @@ Imports the bundled sample into a fresh project, records its attestation through
 trains a quick run (real previews and curves), fills the Generate gallery from it, exports it to ONNX
 and benchmarks it on the Models page, evaluates it on the Models page's Evaluate tab, and grabs
 dataset.png, consent.png, train.png, generate.png, models.png, evaluate.png and train-light.png.
+Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
+``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
+strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
 """
 from __future__ import annotations
 
@@ -51,7 +54,8 @@ def grab(widget: QWidget, path: Path) -> Path:
 
 
 def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str = "dark",
-                     steps: int | None = None) -> int:
+                     steps: int | None = None, translate: dict[str, Path | None] | None = None,
+                     only: str | None = None) -> int:
     """Produce the screenshots into ``out_dir``; returns 0 (an exit status)."""
     scratch = Path(tempfile.mkdtemp(prefix="gan-studio-shots-"))
     os.environ[SETTINGS_ENV] = str(scratch / "settings.ini")  # leave the user's settings alone
@@ -64,17 +68,71 @@ def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str 
     window = MainWindow(project, app_settings(), theme)
     window.resize(*WINDOW_SIZE)
     window.show()
-    dataset = _dataset_page(window, Path(out_dir))
-    _train_page(window, Path(out_dir), dataset, steps)
-    _generate_page(window, Path(out_dir))
-    _models_page(window, Path(out_dir))
-    _evaluate_tab(window, Path(out_dir))
-    window.set_theme("light")
-    window.show_page("train")
-    grab(window, Path(out_dir) / "train-light.png")
-    window.set_theme(theme)
+    translate = translate or {}
+    if only is None:
+        dataset = _dataset_page(window, Path(out_dir))
+        _train_page(window, Path(out_dir), dataset, steps)
+        _generate_page(window, Path(out_dir))
+        _models_page(window, Path(out_dir))
+        _evaluate_tab(window, Path(out_dir))
+        window.set_theme("light")
+        window.show_page("train")
+        grab(window, Path(out_dir) / "train-light.png")
+        window.set_theme(theme)
+    if translate.get("sketch"):
+        _sketch_shot(window, Path(out_dir), Path(translate["sketch"]))
+    if translate.get("colorize") and translate.get("image"):
+        _colorize_shot(window, Path(out_dir), Path(translate["colorize"]), Path(translate["image"]))
     window.close()
     return 0
+
+
+# A smiling face drawn with the canvas's own stroke tool (image coordinates of the 512 px canvas).
+def _circle(cx: float, cy: float, r: float, start: float = 0.0, end: float = 360.0, n: int = 48) -> list:
+    import math
+
+    return [(cx + r * math.cos(math.radians(a)), cy + r * math.sin(math.radians(a)))
+            for a in (start + (end - start) * i / n for i in range(n + 1))]
+
+
+SMILEY = [_circle(256, 256, 200), _circle(185, 200, 22), _circle(327, 200, 22), _circle(256, 270, 110, 25, 155)]
+
+
+def _load_translate_model(window: "object", source: Path, task: str) -> "object":
+    page = window.translate_page  # type: ignore[attr-defined]
+    window.show_page("translate")  # type: ignore[attr-defined]
+    page.use_model_file(source)
+    wait_until(lambda: page.model is not None and page.task() == task, 120, f"the {task} model")
+    return page
+
+
+def _sketch_shot(window: "object", out: Path, model: Path) -> None:
+    page = _load_translate_model(window, model, "sketch")
+    for stroke in SMILEY:
+        page.canvas.draw_stroke(stroke)
+    wanted = page.request_id + 1
+    wait_until(lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
+               120, "the translated sketch")
+    page.compare.set_split(0.35)
+    grab(window, out / "translate.png")  # type: ignore[arg-type]
+
+
+def _colorize_shot(window: "object", out: Path, model: Path, image_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    page = _load_translate_model(window, model, "colorize")
+    photo = np.asarray(Image.open(image_path).convert("RGB"))
+    page.set_input_image(np.asarray(Image.fromarray(photo).convert("L")))
+    h, w = photo.shape[:2]
+    for fx, fy in ((0.3, 0.3), (0.7, 0.35), (0.5, 0.75), (0.2, 0.8), (0.8, 0.8)):  # hints in the photo's colours
+        x, y = int(fx * w), int(fy * h)
+        page.hint_view.add_hint(x, y, tuple(int(c) for c in photo[y, x]))
+    wanted = page.request_id + 1
+    wait_until(lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
+               120, "the colorized image")
+    page.compare.set_split(0.4)
+    grab(window, out / "translate-colorize.png")  # type: ignore[arg-type]
 
 
 def _dataset_page(window: "object", out: Path) -> Path:

@@ -61,6 +61,13 @@ def _create_session(path: Path, providers: tuple[str, ...]) -> tuple[Any, str, l
     raise DeviceError(f"no onnxruntime provider could open {path}: " + "; ".join(notes))
 
 
+def _open(path: Path, providers: tuple[str, ...] | list[str] | None) -> tuple[Any, str, list[str]]:
+    """(session, provider, notes) for an existing .onnx file, with the default provider order."""
+    if not path.is_file():
+        raise CheckpointError(f"ONNX model {path} does not exist")
+    return _session(path, tuple(providers or DEFAULT_PROVIDERS))
+
+
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
     return CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0][:200]}); "
                            "it may be damaged or not an ONNX file")
@@ -73,9 +80,7 @@ class OrtRunner(GeneratorRunner):
 
     def __init__(self, path: Path | str, providers: tuple[str, ...] | list[str] | None = None) -> None:
         self.source = self.checkpoint = Path(path)
-        if not self.source.is_file():
-            raise CheckpointError(f"ONNX model {self.source} does not exist")
-        self.session, self.provider, self.notes = _session(self.source, tuple(providers or DEFAULT_PROVIDERS))
+        self.session, self.provider, self.notes = _open(self.source, providers)
         self._read_metadata()
         self._check_signature()
         self.description = f"onnxruntime {self.provider}"
@@ -135,9 +140,7 @@ class OrtTranslator(Translator):
 
     def __init__(self, path: Path | str, providers: tuple[str, ...] | list[str] | None = None) -> None:
         self.source = self.checkpoint = Path(path)
-        if not self.source.is_file():
-            raise CheckpointError(f"ONNX model {self.source} does not exist")
-        self.session, self.provider, self.notes = _session(self.source, tuple(providers or DEFAULT_PROVIDERS))
+        self.session, self.provider, self.notes = _open(self.source, providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("gan_studio.kind") != "translator":
             raise CheckpointError(f"{self.source} is not a GAN Studio image-to-image export; export a pix2pix or "

@@ -12,7 +12,6 @@ checkpointed state and resuming stays exact.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,7 +19,6 @@ from torch import nn
 
 from engine.families.registry import register_family
 from engine.families.translation import TranslationFamily
-from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 
 
 @dataclass
@@ -66,15 +64,9 @@ class CycleGAN(TranslationFamily):
         }
         self._make_scalers(("G", "D"))
 
-    def build_translator(self, in_channels: int, out_channels: int) -> nn.Module:
-        cfg = self.cfg
-        return UNet(in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution),
-                    cfg.max_channels)
-
     def build_discriminator(self) -> nn.Module:
         """An unconditional PatchGAN over one domain's images."""
-        layers = max(1, min(self.cfg.d_layers, int(math.log2(self.spec.resolution)) - 2))
-        return PatchDiscriminator(self.out_channels, self.cfg.d_base_channels, layers, self.cfg.max_channels)
+        return self.build_patch_discriminator(self.out_channels)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
         a, b = self.split_batch(real)

@@ -7,7 +7,6 @@ keeps the output close to the target.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,7 +15,6 @@ from torch import nn
 
 from engine.families.registry import register_family
 from engine.families.translation import TranslationFamily
-from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 
 
 @dataclass
@@ -61,16 +59,9 @@ class Pix2Pix(TranslationFamily):
                            "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas)}
         self._make_scalers(("G", "D"))
 
-    def build_translator(self, in_channels: int, out_channels: int) -> nn.Module:
-        cfg = self.cfg
-        return UNet(in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution),
-                    cfg.max_channels)
-
     def build_discriminator(self) -> nn.Module:
         """A conditional PatchGAN: it judges (input, output) pairs, not outputs alone."""
-        layers = max(1, min(self.cfg.d_layers, int(math.log2(self.spec.resolution)) - 2))
-        return PatchDiscriminator(self.in_channels + self.out_channels, self.cfg.d_base_channels, layers,
-                                  self.cfg.max_channels)
+        return self.build_patch_discriminator(self.in_channels + self.out_channels)
 
     def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
         inputs, targets = self.random_flip(*self.split_batch(real))

@@ -7,7 +7,7 @@ multiples of ``multiple``.
 """
 from __future__ import annotations
 
-from abc import abstractmethod
+import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,6 +19,7 @@ from engine.families.base import Family, ModelSpec, ExampleLoader
 from engine.nn.color import decode_lab
 from engine.nn.ema import ema_beta, make_ema, update_ema
 from engine.nn.losses import get_loss
+from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 from engine.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class ColorizeNet(nn.Module):
 
 
 class TranslationFamily(Family):
-    """Base of image-to-image families: subclasses build networks and implement ``train_step``."""
+    """Base of image-to-image families: subclasses create modules and optimizers and implement ``train_step``."""
 
     kind = "translate"
     tasks: tuple[str, ...] = ()
@@ -70,10 +71,20 @@ class TranslationFamily(Family):
                               "again with transparency composited (--alpha white)")
         return task
 
-    # -- subclasses ------------------------------------------------------------------------------
-    @abstractmethod
+    # -- networks (families may override; their Config must then still carry these fields) ----------
     def build_translator(self, in_channels: int, out_channels: int) -> nn.Module:
-        """A network (N, in, H, W) -> (N, out, H, W) in [-1, 1] with a ``multiple`` attribute."""
+        """A U-Net (N, in, H, W) -> (N, out, H, W) in [-1, 1] with a ``multiple`` attribute.
+
+        Uses the Config fields base_channels, depth and max_channels.
+        """
+        cfg = self.cfg
+        return UNet(in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution),
+                    cfg.max_channels)
+
+    def build_patch_discriminator(self, in_channels: int) -> nn.Module:
+        """A PatchGAN over ``in_channels`` (d_base_channels, d_layers capped to fit the training size)."""
+        layers = max(1, min(self.cfg.d_layers, int(math.log2(self.spec.resolution)) - 2))
+        return PatchDiscriminator(in_channels, self.cfg.d_base_channels, layers, self.cfg.max_channels)
 
     def _generator(self, in_channels: int, out_channels: int) -> nn.Module:
         """The translator, wrapped to output RGB when it predicts colour only."""

@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, QThread, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QPixmap, QShowEvent
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDialog, QFileDialog, QHBoxLayout,
                                QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from engine.training.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
+from studio.pages.model_page import ModelPage
 from studio.project import Project
 from studio.widgets.images import array_to_qimage
 from studio.widgets.preview_view import ImageCanvas
@@ -78,15 +79,13 @@ class EnlargedImage(QDialog):
         QApplication.clipboard().setText(str(self.seed))
 
 
-class GeneratePage(QWidget):
+class GeneratePage(ModelPage):
     """Browse and export images from the project's trained models."""
 
     sig_job = Signal(str, int, int)
     """Export progress for the status bar: text ('' when idle), done, total."""
     sig_status = Signal(str)
     """A one-line message for the status bar."""
-    sig_request_load = Signal(str)
-    """To the worker: load this run folder or checkpoint."""
     sig_request_page = Signal(object, object, float, int)
     """To the worker: seeds, class index or None, truncation, request id."""
     sig_request_export = Signal(object, str, object, float)
@@ -95,14 +94,11 @@ class GeneratePage(QWidget):
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project, self.errors = project, errors
-        self.worker: GenerateWorker | None = None
-        self.thread: QThread | None = None
         self.model: dict[str, Any] | None = None
         self.request_id = 0
         self.exporting = False
         self.export_dir: Path | None = None
         self.enlarged: EnlargedImage | None = None
-        self._load_on_show = False
         self._regenerate_timer = QTimer(self)
         self._regenerate_timer.setSingleShot(True)
         self._regenerate_timer.setInterval(150)
@@ -216,30 +212,17 @@ class GeneratePage(QWidget):
         return row
 
     # -- worker -----------------------------------------------------------------------------------
-    def _ensure_worker(self) -> GenerateWorker:
-        if self.worker is None:
-            self.thread = QThread(self)
-            self.worker = GenerateWorker()
-            self.worker.moveToThread(self.thread)
-            self.sig_request_load.connect(self.worker.load)
-            self.sig_request_page.connect(self.worker.generate)
-            self.sig_request_export.connect(self.worker.export)
-            self.worker.sig_loaded.connect(self._on_loaded)
-            self.worker.sig_images.connect(self._on_images)
-            self.worker.sig_progress.connect(self._on_progress)
-            self.worker.sig_exported.connect(self._on_exported)
-            self.worker.sig_failed.connect(self._on_failed)
-            self.thread.start()
-        return self.worker
+    def make_worker(self) -> GenerateWorker:
+        return GenerateWorker()
 
-    def shutdown(self) -> None:
-        """Cancel an export and end the worker thread (window closing)."""
-        if self.worker is not None and self.thread is not None:
-            self.worker.cancel()
-            self.worker.latest_request = 2**62  # drop queued gallery requests
-            self.thread.quit()
-            self.thread.wait(30_000)
-            self.worker, self.thread = None, None
+    def connect_worker(self, worker: GenerateWorker) -> None:
+        self.sig_request_page.connect(worker.generate)
+        self.sig_request_export.connect(worker.export)
+        worker.sig_loaded.connect(self._on_loaded)
+        worker.sig_images.connect(self._on_images)
+        worker.sig_progress.connect(self._on_progress)
+        worker.sig_exported.connect(self._on_exported)
+        worker.sig_failed.connect(self._on_failed)
 
     # -- runs and models --------------------------------------------------------------------------
     def set_project(self, project: Project) -> None:
@@ -277,15 +260,7 @@ class GeneratePage(QWidget):
         self.model = None
         self.gallery.clear()
         self._update_buttons()
-        self._load_on_show = bool(source) and not self.isVisible()
-        if self._load_on_show:
-            self.model_label.setText("")  # loaded when the page is first shown: no cost at start-up
-        elif source:
-            self.model_label.setText("Loading model…")
-            self._ensure_worker()
-            self.sig_request_load.emit(str(source))
-        else:
-            self.model_label.setText("")
+        self.load_model(source)
 
     def _on_loaded(self, info: dict[str, Any]) -> None:
         self.model = info
@@ -302,12 +277,6 @@ class GeneratePage(QWidget):
         self.model_label.setToolTip("\n".join([info.get("checkpoint", ""), *info.get("notes", [])]))
         self._update_buttons()
         self.request_page()
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
-        """Load the selected model the first time the page is shown."""
-        super().showEvent(event)
-        if self._load_on_show:
-            self._on_checkpoint_changed()
 
     # -- gallery ----------------------------------------------------------------------------------
     def seeds(self) -> list[int]:

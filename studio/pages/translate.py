@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QThread, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QShowEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QColorDialog, QComboBox, QFileDialog, QHBoxLayout, QLabel,
                                QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget, QToolButton,
                                QVBoxLayout, QWidget)
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QColorDialog, QComboBox,
 from engine.training.checkpoint import list_checkpoints
 from engine.training.previews import save_png
 from studio.errors import ErrorReporter
+from studio.pages.model_page import ModelPage
 from studio.project import Project
 from studio.widgets.compare_view import CompareView
 from studio.widgets.hint_view import HintImageView
@@ -48,15 +49,13 @@ def model_line(info: dict[str, Any]) -> str:
     return f"{text} — {backend}" if backend else text
 
 
-class TranslatePage(QWidget):
+class TranslatePage(ModelPage):
     """Use the project's image-to-image models interactively and on folders."""
 
     sig_job = Signal(str, int, int)
     """Batch progress for the status bar: text ('' when idle), done, total."""
     sig_status = Signal(str)
     """A one-line message for the status bar."""
-    sig_request_load = Signal(str)
-    """To the worker: load this run folder, checkpoint or .onnx file."""
     sig_request_translate = Signal(object, object, object, int)
     """To the worker: image, hints, working size (None = training size), request id."""
     sig_request_read = Signal(str, bool)
@@ -67,8 +66,6 @@ class TranslatePage(QWidget):
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.project, self.errors = project, errors
-        self.worker: TranslateWorker | None = None
-        self.thread: QThread | None = None
         self.model: dict[str, Any] | None = None
         self.request_id = 0
         self.result: np.ndarray | None = None
@@ -77,7 +74,6 @@ class TranslatePage(QWidget):
         self.batching = False
         self.batch_dir: Path | None = None
         self.extra_sources: list[str] = []
-        self._load_on_show = False
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -252,33 +248,24 @@ class TranslatePage(QWidget):
         return row
 
     # -- worker -----------------------------------------------------------------------------------
-    def _ensure_worker(self) -> TranslateWorker:
-        if self.worker is None:
-            self.thread = QThread(self)
-            self.worker = TranslateWorker()
-            self.worker.moveToThread(self.thread)
-            self.sig_request_load.connect(self.worker.load)
-            self.sig_request_translate.connect(self.worker.translate)
-            self.sig_request_read.connect(self.worker.read)
-            self.sig_request_batch.connect(self.worker.batch)
-            self.worker.sig_loaded.connect(self._on_loaded)
-            self.worker.sig_result.connect(self._on_result)
-            self.worker.sig_image_read.connect(self._on_image_read)
-            self.worker.sig_progress.connect(self._on_progress)
-            self.worker.sig_batch_done.connect(self._on_batch_done)
-            self.worker.sig_failed.connect(self._on_failed)
-            self.thread.start()
-        return self.worker
+    def make_worker(self) -> TranslateWorker:
+        return TranslateWorker()
+
+    def connect_worker(self, worker: TranslateWorker) -> None:
+        self.sig_request_translate.connect(worker.translate)
+        self.sig_request_read.connect(worker.read)
+        self.sig_request_batch.connect(worker.batch)
+        worker.sig_loaded.connect(self._on_loaded)
+        worker.sig_result.connect(self._on_result)
+        worker.sig_image_read.connect(self._on_image_read)
+        worker.sig_progress.connect(self._on_progress)
+        worker.sig_batch_done.connect(self._on_batch_done)
+        worker.sig_failed.connect(self._on_failed)
 
     def shutdown(self) -> None:
-        """Cancel a batch and end the worker thread (window closing)."""
+        """Stop the live-update timer, cancel a batch and end the worker thread (window closing)."""
         self._debounce.stop()
-        if self.worker is not None and self.thread is not None:
-            self.worker.cancel()
-            self.worker.latest_request = 2**62  # drop queued translations
-            self.thread.quit()
-            self.thread.wait(30_000)
-            self.worker, self.thread = None, None
+        super().shutdown()
 
     # -- models -----------------------------------------------------------------------------------
     def set_project(self, project: Project) -> None:
@@ -319,21 +306,7 @@ class TranslatePage(QWidget):
         source = self.run_combo.currentData()
         self.model = None
         self._update_buttons()
-        self._load_on_show = bool(source) and not self.isVisible()
-        if self._load_on_show:
-            self.model_label.setText("")  # loaded when the page is first shown: no cost at start-up
-        elif source:
-            self.model_label.setText("Loading model…")
-            self._ensure_worker()
-            self.sig_request_load.emit(str(source))
-        else:
-            self.model_label.setText("")
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
-        """Load the selected model the first time the page is shown."""
-        super().showEvent(event)
-        if self._load_on_show:
-            self._on_source_changed()
+        self.load_model(source)
 
     def _on_loaded(self, info: dict[str, Any]) -> None:
         task_changed = self.model is None or self.model.get("task") != info["task"]

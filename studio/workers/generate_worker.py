@@ -14,8 +14,7 @@ from PySide6.QtCore import Signal, Slot
 
 from engine.export.ort_runner import open_runner
 from engine.inference.export_images import save_images
-from studio.workers import limit_torch_threads, lower_thread_priority
-from studio.workers.model_host import ModelHost, backend_note, source_key
+from studio.workers.model_host import ModelHost, backend_note
 
 
 def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
@@ -29,10 +28,8 @@ def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
 
 
 class GenerateWorker(ModelHost):
-    """Holds one runner; its slots run on the worker's thread in request order."""
+    """Holds one generator runner (``self.model``) and answers gallery and export requests."""
 
-    sig_loaded = Signal(object)
-    """A model was loaded: dict of checkpoint, family, step, resolution, classes, supports_truncation."""
     sig_images = Signal(object, object, int)
     """Generated images (uint8 NHWC numpy), their seeds, and the id of the request they answer."""
     sig_exported = Signal(object, bool)
@@ -40,48 +37,32 @@ class GenerateWorker(ModelHost):
 
     failure_text = "Generating failed unexpectedly"
 
-    def __init__(self, progress_interval: float = 0.05) -> None:
-        super().__init__(progress_interval)
-        self.runner: Any = None
-
-    @Slot(str)
-    def load(self, source: str) -> None:
-        """Load the model of a run folder or checkpoint file (no-op when it is already loaded)."""
-        limit_torch_threads()
-        lower_thread_priority()
-        key: list[tuple[str, str]] = []
-        if not self._guard(lambda: key.append(source_key(source))):
-            return
-        if key[0] == self.source and self.runner is not None:
-            self.sig_loaded.emit(describe_runner(self.runner, source))
-            return
-        self.runner, self.source = None, None
-        if self._guard(self._load, source, key[0]):
-            self.sig_loaded.emit(describe_runner(self.runner, source))
-
-    def _load(self, source: str, key: tuple[str, str]) -> None:
+    def open_model(self, source: str) -> Any:
         # A run folder gets onnxruntime when its export is current; a chosen checkpoint file runs in PyTorch.
-        self.runner, self.source = open_runner(source), key
+        return open_runner(source)
+
+    def describe(self, source: str) -> dict[str, Any]:
+        return describe_runner(self.model, source)
 
     @Slot(object, object, float, int)
     def generate(self, seeds: list[int], class_index: int | None, truncation: float, request_id: int) -> None:
         """Images for ``seeds``, unless a newer request (higher id) is already waiting."""
-        if request_id < self.latest_request or self.runner is None:
+        if request_id < self.latest_request or self.model is None:
             return
         result: list[Any] = []
-        if self._guard(lambda: result.append(self.runner.generate(seeds, class_index=class_index,
+        if self._guard(lambda: result.append(self.model.generate(seeds, class_index=class_index,
                                                                   truncation=truncation))):
             self.sig_images.emit(result[0], list(seeds), request_id)
 
     @Slot(object, str, object, float)
     def export(self, seeds: list[int], out_dir: str, class_index: int | None, truncation: float) -> None:
         """Write ``seeds`` as PNG files into ``out_dir`` with progress; cancel() ends it early."""
-        if self.runner is None:
+        if self.model is None:
             self.sig_failed.emit("Load a model before exporting images.", "")
             return
         written: list[Path] = []
         ok = self._guard(lambda: written.extend(save_images(
-            self.runner, list(seeds), Path(out_dir), class_index=class_index, truncation=truncation,
+            self.model, list(seeds), Path(out_dir), class_index=class_index, truncation=truncation,
             progress=self._progress, should_cancel=self._cancel.is_set)))
         if ok:
             self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())

@@ -12,10 +12,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.errors import GanStudioError
 from engine.export.ort_runner import find_export
+from studio.workers import limit_torch_threads, lower_thread_priority
 
 NO_EXPORT_NOTE = "no ONNX export yet — export it on the Models page for faster results"
 OLD_EXPORT_NOTE = "the ONNX export is older than the newest checkpoint — export again on the Models page"
@@ -36,8 +37,13 @@ def source_key(source: str) -> tuple[str, str]:
 
 
 class ModelHost(QObject):
-    """Holds one model; subclasses add the load and request slots, which run on the worker's thread."""
+    """Holds one model (``self.model``); subclasses say how to open and describe it and add request slots.
 
+    Every slot runs on the worker's thread, in request order.
+    """
+
+    sig_loaded = Signal(object)
+    """A model was loaded: the dict of :meth:`describe` (family, step, backend, note...)."""
     sig_progress = Signal(int, int, str)
     """Batch progress: items done, items in total, the last item."""
     sig_failed = Signal(str, str)
@@ -47,11 +53,37 @@ class ModelHost(QObject):
 
     def __init__(self, progress_interval: float = 0.05) -> None:
         super().__init__()
+        self.model: Any = None
         self.source: tuple[str, str] | None = None
         self.latest_request = 0
         self.progress_interval = progress_interval
         self._cancel = threading.Event()
         self._last_progress = 0.0
+
+    def open_model(self, source: str) -> Any:
+        """Open the model of ``source`` (run folder, checkpoint or .onnx file)."""
+        raise NotImplementedError  # a hook of every concrete worker; ABCMeta does not mix with Qt's metaclass
+
+    def describe(self, source: str) -> dict[str, Any]:
+        """What the page shows about the loaded model."""
+        raise NotImplementedError
+
+    @Slot(str)
+    def load(self, source: str) -> None:
+        """Load ``source`` unless it is already loaded (a run whose export changed is reloaded), then describe it."""
+        limit_torch_threads()
+        lower_thread_priority()
+        key: list[tuple[str, str]] = []
+        if not self._guard(lambda: key.append(source_key(source))):
+            return
+        if key[0] != self.source or self.model is None:
+            self.model, self.source = None, None
+            if not self._guard(self._open, source, key[0]):
+                return
+        self.sig_loaded.emit(self.describe(source))
+
+    def _open(self, source: str, key: tuple[str, str]) -> None:
+        self.model, self.source = self.open_model(source), key
 
     def cancel(self) -> None:
         """Stop the running batch after the current item (safe from the GUI thread)."""

@@ -16,15 +16,12 @@ from PySide6.QtCore import Signal, Slot
 from engine.data.pairs import trace_drawing
 from engine.inference.translate import open_translator
 from engine.inference.translate_files import collect_inputs, read_image, translate_files
-from studio.workers import limit_torch_threads, lower_thread_priority
-from studio.workers.model_host import ModelHost, backend_note, source_key
+from studio.workers.model_host import ModelHost, backend_note
 
 
 class TranslateWorker(ModelHost):
-    """Holds one translator; its slots run on the worker's thread in request order."""
+    """Holds one translator (``self.model``) and answers live, file-reading and batch requests."""
 
-    sig_loaded = Signal(object)
-    """A model was loaded: dict of family, task, resolution, step, checkpoint, backend, description, note."""
     sig_result = Signal(object, int, float)
     """A translated image (uint8 HxWxC), the id of the request it answers, and milliseconds it took."""
     sig_image_read = Signal(object, str)
@@ -34,37 +31,22 @@ class TranslateWorker(ModelHost):
 
     failure_text = "Translating failed unexpectedly"
 
-    def __init__(self, progress_interval: float = 0.05) -> None:
-        super().__init__(progress_interval)
-        self.translator: Any = None
+    def open_model(self, source: str) -> Any:
+        return open_translator(source)
 
-    @Slot(str)
-    def load(self, source: str) -> None:
-        """Load a run folder, checkpoint or .onnx file (no-op when it is already loaded)."""
-        limit_torch_threads()
-        lower_thread_priority()
-        key: list[tuple[str, str]] = []
-        if not self._guard(lambda: key.append(source_key(source))):
-            return
-        if key[0] != self.source or self.translator is None:
-            self.translator, self.source = None, None
-            if not self._guard(self._load, source, key[0]):
-                return
-        info = self.translator.info()
-        info["backend_note"] = backend_note(self.translator.backend, source)
-        self.sig_loaded.emit(info)
-
-    def _load(self, source: str, key: tuple[str, str]) -> None:
-        self.translator, self.source = open_translator(source), key
+    def describe(self, source: str) -> dict[str, Any]:
+        info = self.model.info()
+        info["backend_note"] = backend_note(self.model.backend, source)
+        return info
 
     @Slot(object, object, object, int)
     def translate(self, image: np.ndarray, hints: list, work_size: int | None, request_id: int) -> None:
         """Translate ``image``, unless a newer request (higher id) is already waiting."""
-        if request_id < self.latest_request or self.translator is None:
+        if request_id < self.latest_request or self.model is None:
             return
         result: list[Any] = []
         start = time.perf_counter()
-        if self._guard(lambda: result.append(self.translator.translate(image, hints, work_size=work_size))):
+        if self._guard(lambda: result.append(self.model.translate(image, hints, work_size=work_size))):
             self.sig_result.emit(result[0], request_id, (time.perf_counter() - start) * 1000)
 
     @Slot(str, bool)
@@ -78,12 +60,12 @@ class TranslateWorker(ModelHost):
     @Slot(object, str, object, object)
     def batch(self, inputs: list[str], out_dir: str, hints: list, work_size: int | None) -> None:
         """Translate files and folders into ``out_dir`` with progress; cancel() ends it early."""
-        if self.translator is None:
+        if self.model is None:
             self.sig_failed.emit("Load a model before translating a folder.", "")
             return
         result: list[Any] = []
         ok = self._guard(lambda: result.append(translate_files(
-            self.translator, collect_inputs(inputs), Path(out_dir), hints=hints, work_size=work_size,
+            self.model, collect_inputs(inputs), Path(out_dir), hints=hints, work_size=work_size,
             progress=self._progress, should_cancel=self._cancel.is_set)))
         if ok:
             self.sig_batch_done.emit(result[0].to_dict())

@@ -117,6 +117,23 @@ def _sketch_shot(window: "object", out: Path, model: Path) -> None:
     grab(window, out / "translate.png")  # type: ignore[arg-type]
 
 
+def _colourful_points(photo: "object", count: int) -> list[tuple[int, int]]:
+    """``count`` well-spread points of high saturation (a user clicks where colour matters)."""
+    import numpy as np
+
+    rgb = np.asarray(photo, dtype=np.float32)
+    saturation = rgb.max(2) - rgb.min(2)
+    h, w = saturation.shape
+    points: list[tuple[int, int]] = []
+    cells = int(np.ceil(np.sqrt(count * 2)))
+    for cy in range(cells):
+        for cx in range(cells):
+            block = saturation[cy * h // cells:(cy + 1) * h // cells, cx * w // cells:(cx + 1) * w // cells]
+            y, x = np.unravel_index(int(block.argmax()), block.shape)
+            points.append((int(block[y, x]), cx * w // cells + int(x), cy * h // cells + int(y)))
+    return [(x, y) for _, x, y in sorted(points, reverse=True)[:count]]
+
+
 def _colorize_shot(window: "object", out: Path, model: Path, image_path: Path) -> None:
     import numpy as np
     from PIL import Image
@@ -124,9 +141,7 @@ def _colorize_shot(window: "object", out: Path, model: Path, image_path: Path) -
     page = _load_translate_model(window, model, "colorize")
     photo = np.asarray(Image.open(image_path).convert("RGB"))
     page.set_input_image(np.asarray(Image.fromarray(photo).convert("L")))
-    h, w = photo.shape[:2]
-    for fx, fy in ((0.3, 0.3), (0.7, 0.35), (0.5, 0.75), (0.2, 0.8), (0.8, 0.8)):  # hints in the photo's colours
-        x, y = int(fx * w), int(fy * h)
+    for x, y in _colourful_points(photo, 6):  # clicks where the photo is most colourful, in its colours
         page.hint_view.add_hint(x, y, tuple(int(c) for c in photo[y, x]))
     wanted = page.request_id + 1
     wait_until(lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),

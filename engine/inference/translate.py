@@ -26,6 +26,9 @@ from engine.nn.color import decode_lab, encode_lab
 from engine.training.checkpoint import load_checkpoint
 from engine.training.config import TrainConfig
 
+MAX_WORK_SIZE = 4096
+"""Largest long side the network may run at: a U-Net's activations at 4096 px already take gigabytes."""
+
 Hint = tuple[float, float, tuple[int, int, int]]
 """A colour hint: x, y in pixels of the input image, and the colour as 0-255 RGB."""
 
@@ -78,8 +81,9 @@ class Translator(ABC):
         if hints and self.task != "colorize":
             raise ConfigError(f"colour hints only apply to colorize models; this one does '{self.task}'")
         size = work_size or self.resolution
-        if size < 8:
-            raise ConfigError(f"working size must be at least 8 px (got {size})")
+        if not 8 <= size <= MAX_WORK_SIZE:
+            raise ConfigError(f"working size {size} px is outside 8-{MAX_WORK_SIZE} px; choose a smaller detail "
+                              "setting (the result is still returned at the input's full size)")
         full = _to_tensor(array)
         if self.task == "colorize":
             return self._colorize(full, list(hints), size)

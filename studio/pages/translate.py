@@ -29,6 +29,7 @@ from studio.widgets.sketch_canvas import SketchCanvas
 from studio.workers.translate_worker import TranslateWorker
 
 DEBOUNCE_MS = 250
+FULL_SIZE_CAP = 2048  # "full size" of a large photo: beyond this a CPU takes many seconds per image
 CANVAS_SIZE = 512
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif)"
 TASK_HELP = {
@@ -74,6 +75,8 @@ class TranslatePage(ModelPage):
         self.batching = False
         self.batch_dir: Path | None = None
         self.extra_sources: list[str] = []
+        self.last_batch: dict[str, Any] | None = None
+        self._into_canvas = False  # where the image being read goes: the sketch canvas or the image view
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -144,6 +147,7 @@ class TranslatePage(ModelPage):
                                   (self.eraser_button, "Eraser", "Erase strokes (E)")):
             button.setText(name)
             button.setCheckable(True)
+            button.setProperty("tool", True)  # styled as a choice of tool (resources/style)
             button.setToolTip(tip)
             button.setShortcut(name[0])
             self.tool_group.addButton(button)
@@ -217,6 +221,7 @@ class TranslatePage(ModelPage):
     def _action_row(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.detail_combo = QComboBox()
+        self.detail_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.detail_combo.setToolTip("Size the model works at: its training size is fastest and what it learned; "
                                      "larger sizes add detail the model may not have learned")
         self.detail_combo.currentIndexChanged.connect(lambda _: self._on_input_changed())
@@ -332,7 +337,7 @@ class TranslatePage(ModelPage):
         self.detail_combo.clear()
         self.detail_combo.addItem(f"Model size ({resolution} px)", None)
         self.detail_combo.addItem(f"Double ({2 * resolution} px)", 2 * resolution)
-        self.detail_combo.addItem("Full size of the input", 0)
+        self.detail_combo.addItem(f"Full size of the input (up to {FULL_SIZE_CAP} px)", 0)
         self.detail_combo.blockSignals(False)
 
     # -- input ------------------------------------------------------------------------------------
@@ -351,7 +356,7 @@ class TranslatePage(ModelPage):
         value = self.detail_combo.currentData()
         image = self.current_input()
         if value == 0 and image is not None:
-            return int(max(image.shape[:2]))
+            return min(int(max(image.shape[:2])), FULL_SIZE_CAP)
         return value or None
 
     def hints(self) -> list:
@@ -372,7 +377,7 @@ class TranslatePage(ModelPage):
         self.sig_request_read.emit(str(path), bool(trace))
 
     def _on_image_read(self, image: np.ndarray, path: str) -> None:
-        if getattr(self, "_into_canvas", False):
+        if self._into_canvas:
             self.canvas.set_image(image)  # undoable, like a stroke
         else:
             self.set_input_image(image)

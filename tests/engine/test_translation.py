@@ -289,3 +289,8 @@ def test_runners_refuse_the_other_kind_of_model(shapes, tmp_path):
     assert out.shape == (50, 80, 3) and out.dtype == np.uint8
     with pytest.raises(ConfigError, match="hints"):
         translator.translate(drawing, [(1, 1, (0, 0, 0))])
+    for size in (4, 5000):
+        with pytest.raises(ConfigError, match="outside 8-4096"):
+            translator.translate(drawing, work_size=size)
+    with pytest.raises(ConfigError, match="uint8"):
+        translator.translate(drawing.astype(np.float32))

@@ -76,6 +76,22 @@ def test_draw_a_sketch_and_see_it_translated_then_save_and_batch(window, qtbot, 
     assert [Path(s["path"]).name for s in page.last_batch["skipped"]] == ["broken.png"]
     assert Image.open(out / "d1.png").size == (60, 40)
 
+    # "Trace a photo": the worker reads the file and the engine turns it into line art on the canvas
+    photo = tmp_path / "photo.png"
+    image = Image.new("RGB", (300, 200), (230, 220, 200))
+    image.paste((40, 60, 160), (80, 50, 220, 150))
+    image.save(photo)
+    page.read_image(photo, trace=True, into_canvas=True)
+    qtbot.waitUntil(lambda: page.canvas.image_size() == (512, 341), timeout=30_000)
+    lines = page.canvas.to_array()
+    assert 0.001 < (lines < 128).mean() < 0.2  # an outline of the rectangle, not a filled image
+    page.canvas.undo()
+    assert page.canvas.image_size() == (512, 512)
+
+    page.read_image(folder / "broken.png", into_canvas=True)
+    qtbot.waitUntil(lambda: window.errors.last_dialog is not None, timeout=30_000)
+    assert "broken.png" in window.errors.last_dialog.message_label.text()
+
 
 def test_colour_hints_change_the_colorized_image(window, qtbot, project, art_folder):
     run = _colorize_run(project, art_folder)

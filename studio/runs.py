@@ -1,39 +1,6 @@
-"""Reading what a run folder already holds (logged stats, saved previews) for the Train page."""
+"""Formatting for the Train page. Reading a run folder is the engine's job (engine.training.checkpoint
+for the layout of checkpoints and previews, engine.training.info for stats and summaries)."""
 from __future__ import annotations
-
-import json
-import re
-from pathlib import Path
-from typing import Any
-
-_PREVIEW_RE = re.compile(r"^step-(\d+)\.png$")
-
-
-def preview_path(run_dir: Path, step: int) -> Path:
-    """Where the trainer saves the preview grid of ``step``."""
-    return Path(run_dir) / "previews" / f"step-{step:06d}.png"
-
-
-def preview_steps(run_dir: Path) -> list[int]:
-    """Steps that have a saved preview, ascending."""
-    folder = Path(run_dir) / "previews"
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _PREVIEW_RE.match(p.name)))
-
-
-def read_stats(run_dir: Path, limit: int = 200_000) -> list[dict[str, Any]]:
-    """The records of stats.jsonl (at most the last ``limit``); damaged lines are skipped."""
-    path = Path(run_dir) / "stats.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a hard kill can leave half a line at the end
-    return records
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -19,6 +19,20 @@ from engine.fsutil import atomic_open
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_KIND = "gan-studio-checkpoint"
 _STEP_RE = re.compile(r"^step-(\d+)\.pt$")
+_PREVIEW_RE = re.compile(r"^step-(\d+)\.png$")
+
+
+def preview_path(run_dir: Path | str, step: int) -> Path:
+    """Where the trainer saves the preview grid of ``step``."""
+    return Path(run_dir) / "previews" / f"step-{step:06d}.png"
+
+
+def preview_steps(run_dir: Path | str) -> list[int]:
+    """Steps that have a saved preview, ascending."""
+    folder = Path(run_dir) / "previews"
+    if not folder.is_dir():
+        return []
+    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _PREVIEW_RE.match(p.name)))
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.training.checkpoint import list_checkpoints
+from engine.training.checkpoint import list_checkpoints, preview_path, preview_steps
 from engine.training.trainer import read_run_config
 
 
@@ -17,17 +17,31 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
     checkpoints = list_checkpoints(run_dir)
     last = _last_stats(run_dir / "stats.jsonl")
-    previews = sorted((run_dir / "previews").glob("step-*.png"))
+    previews = preview_steps(run_dir)
     return {
         "run": str(run_dir), "family": config.family, "kind": meta.get("kind", "generate"),
         "task": meta.get("task"), "dataset": config.dataset,
         "resolution": (meta.get("spec") or {}).get("resolution"), "classes": meta.get("classes", []),
         "steps_target": config.steps, "step": int(last.get("step", 0)) if last else 0,
         "checkpoints": [p.name for p in checkpoints],
-        "latest_preview": str(previews[-1]) if previews else None,
+        "latest_preview": str(preview_path(run_dir, previews[-1])) if previews else None,
         "dataset_fingerprint": meta.get("dataset_fingerprint"), "attestation_id": meta.get("attestation_id"),
         "last_stats": last,
     }
+
+
+def read_stats(run_dir: Path | str, limit: int = 200_000) -> list[dict[str, Any]]:
+    """The records of stats.jsonl (at most the last ``limit``); damaged lines are skipped."""
+    path = Path(run_dir) / "stats.jsonl"
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines()[-limit:]:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a hard kill can leave half a line at the end
+    return records
 
 
 def run_kind(run_dir: Path | str) -> str:

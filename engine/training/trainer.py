@@ -27,7 +27,7 @@ from engine.errors import CheckpointError, ConfigError, DataError, GanStudioErro
 from engine.families import get_family
 from engine.families.base import Family, ModelSpec
 from engine.fsutil import atomic_write_json
-from engine.training.checkpoint import (checkpoint_path, latest_checkpoint, list_checkpoints, load_checkpoint,
+from engine.training.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, preview_path,
                                         prune_checkpoints, save_checkpoint)
 from engine.training.config import TrainConfig
 from engine.training.previews import make_grid_uint8, save_png, to_uint8_nhwc
@@ -362,7 +362,7 @@ class Trainer:
     def _preview(self) -> None:
         images, per_row = self.family.render_preview(self.preview_inputs)
         grid = make_grid_uint8(images, nrow=per_row)
-        save_png(grid, self.run_dir / "previews" / f"step-{self.step:06d}.png")
+        save_png(grid, preview_path(self.run_dir, self.step))
         if self.cb.on_preview:
             self.cb.on_preview(grid, self.step)
 

@@ -20,11 +20,12 @@ from engine.data import read_report
 from engine.errors import ConfigError, GanStudioError
 from engine.families import family_names, get_family
 from engine.training import RunResult, TrainConfig
-from engine.training.info import run_info
+from engine.training.checkpoint import preview_path, preview_steps
+from engine.training.info import read_stats, run_info
 from studio.errors import ErrorReporter
 from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
 from studio.project import Project
-from studio.runs import format_seconds, preview_path, preview_steps, read_stats
+from studio.runs import format_seconds
 from studio.sysinfo import gpu_total_memory
 from studio.widgets.config_form import ConfigForm
 from studio.widgets.consent_dialog import consent_status

@@ -8,8 +8,27 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import traceback
+from typing import Any, Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
+
+from engine.errors import GanStudioError
+
+
+def run_guarded(job: Callable[[], Any], failed: Any, what: str) -> tuple[bool, Any]:
+    """(True, job()) or, after emitting ``failed(message, details)``, (False, None).
+
+    Engine errors are the user's to fix: their message alone. Anything else is a bug: a message plus
+    the traceback as details. A worker must never take the window down.
+    """
+    try:
+        return True, job()
+    except GanStudioError as exc:
+        failed.emit(str(exc), "")
+    except Exception as exc:
+        failed.emit(f"{what} failed unexpectedly: {exc}", traceback.format_exc())
+    return False, None
 
 
 def limit_torch_threads() -> int:

@@ -35,7 +35,7 @@ class GenerateWorker(ModelHost):
     sig_exported = Signal(object, bool)
     """An export ended: the files written, and whether it was cancelled."""
 
-    failure_text = "Generating failed unexpectedly"
+    what = "Generating"
 
     def open_model(self, source: str) -> Any:
         # A run folder gets onnxruntime when its export is current; a chosen checkpoint file runs in PyTorch.

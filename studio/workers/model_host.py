@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.errors import GanStudioError
 from engine.export.ort_runner import find_export
-from studio.workers import limit_torch_threads, lower_thread_priority
+from studio.workers import limit_torch_threads, lower_thread_priority, run_guarded
 
 NO_EXPORT_NOTE = "no ONNX export yet — export it on the Models page for faster results"
 OLD_EXPORT_NOTE = "the ONNX export is older than the newest checkpoint — export again on the Models page"
@@ -49,7 +47,8 @@ class ModelHost(QObject):
     sig_failed = Signal(str, str)
     """A request failed: message in words, details (a traceback) for unexpected errors."""
 
-    failure_text = "The request failed unexpectedly"
+    what = "The request"
+    """Subject of the "... failed unexpectedly" message for bugs."""
 
     def __init__(self, progress_interval: float = 0.05) -> None:
         super().__init__()
@@ -101,12 +100,4 @@ class ModelHost(QObject):
 
     def _guard(self, job: Callable[..., Any], *args: Any) -> bool:
         """Run ``job``; turn any exception into sig_failed. True when it succeeded."""
-        try:
-            job(*args)
-        except GanStudioError as exc:
-            self.sig_failed.emit(str(exc), "")
-            return False
-        except Exception as exc:  # a worker must never take the window down
-            self.sig_failed.emit(f"{self.failure_text}: {exc}", traceback.format_exc())
-            return False
-        return True
+        return run_guarded(lambda: job(*args), self.sig_failed, self.what)[0]

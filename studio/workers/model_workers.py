@@ -5,17 +5,15 @@ of ``sig_finished`` / ``sig_failed``; neither touches a widget.
 """
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
 
-from engine.errors import GanStudioError
 from engine.export import export_onnx
 from studio.models import benchmark_run
-from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
+from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority, run_guarded
 
 
 class _JobWorker(ThreadWorker):
@@ -38,13 +36,8 @@ class _JobWorker(ThreadWorker):
         """Run the job and emit exactly one ending signal."""
         limit_torch_threads()
         lower_thread_priority()
-        try:
-            result = self.job()
-        except GanStudioError as exc:
-            self.sig_failed.emit(str(exc), "")
-        except Exception as exc:  # a worker must never take the window down
-            self.sig_failed.emit(f"{self.what} failed unexpectedly: {exc}", traceback.format_exc())
-        else:
+        ok, result = run_guarded(self.job, self.sig_failed, self.what)
+        if ok:
             self.sig_finished.emit(result)
 
 

@@ -29,7 +29,7 @@ class TranslateWorker(ModelHost):
     sig_batch_done = Signal(object)
     """A batch ended: dict of written paths, skipped (path, reason) and whether it was cancelled."""
 
-    failure_text = "Translating failed unexpectedly"
+    what = "Translating"
 
     def open_model(self, source: str) -> Any:
         return open_translator(source)

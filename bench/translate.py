@@ -117,7 +117,7 @@ def true_hints(image: np.ndarray, count: int, seed: int) -> list:
 def sketch_of(image: np.ndarray, size: int) -> np.ndarray:
     """The clean line art of an image, extracted at the model's training size, as a 512 px drawing."""
     small = np.asarray(Image.fromarray(image).resize((size, size), Image.LANCZOS))
-    x = torch.from_numpy(small).permute(2, 0, 1)[None].float() / 127.5 - 1
+    x = torch.tensor(small).permute(2, 0, 1)[None].float() / 127.5 - 1
     drawing = ((clean_sketch(line_art(x))[0, 0] + 1) * 127.5).round().byte().numpy()
     return np.asarray(Image.fromarray(drawing).resize((EVAL, EVAL), Image.NEAREST))
 
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench-translate")
     parser.add_argument("--out", default="docs/results/translate")
     parser.add_argument("--reuse", action="store_true", help="evaluate existing runs in --work without training")
+    parser.add_argument("--retrain", default="", help="with --reuse: retrain these tasks (comma-separated) first")
     args = parser.parse_args()
     if not SOURCE.is_dir():
         raise SystemExit(f"needs {SOURCE}")
@@ -217,6 +218,9 @@ def main() -> None:
         attest(work / "dataset", rights="licensed", people="none", attested_by="bench (photos-mate, GPL-2+)")
         for task in ("colorize", "sketch"):
             train(work / "dataset", task, work / task, args.minutes, args.batch)
+    for task in filter(None, args.retrain.split(",")):
+        shutil.rmtree(work / task, ignore_errors=True)
+        train(work / "dataset", task, work / task, args.minutes, args.batch)
     held = held_back_images(held_paths)
     colorize = evaluate_colorize(work / "colorize", held, out, args.repeats)
     sketch = evaluate_sketch(work / "sketch", held, args.size, out, args.repeats)

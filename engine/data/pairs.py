@@ -234,15 +234,19 @@ def drawing_to_input(drawing: np.ndarray) -> torch.Tensor:
 # Colorization: L in, colour out, with optional colour hints
 # --------------------------------------------------------------------------------------------------
 def hint_patch(height: int) -> int:
-    """Side of the square a colour hint covers: 3 px at 256 px, scaled with the image."""
-    return max(1, int(round(3 * height / _REFERENCE_SIZE))) | 1
+    """Side of the square a colour hint covers: 5 px at 256 px, scaled with the image, never under 3 px.
+
+    One-pixel hints were nearly ignored after short training (measured with bench/translate.py); a
+    patch is a stronger, still local, signal.
+    """
+    return max(3, int(round(5 * height / _REFERENCE_SIZE))) | 1
 
 
 def random_hints(ab: torch.Tensor, max_hints: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(N,3,H,W) hint channels (a, b, mask) with 0..max_hints true-colour patches per image (none 1 in 4)."""
+    """(N,3,H,W) hint channels (a, b, mask) with 1..max_hints true-colour patches per image (none in 1 of 8)."""
     n, _, h, w = ab.shape
     rand = lambda *shape: torch.rand(*shape, generator=generator, device=ab.device)  # noqa: E731
-    wanted = torch.where(rand(n) < 0.25, torch.zeros(n, device=ab.device), 1 + rand(n) * max_hints).floor()
+    wanted = torch.where(rand(n) < 0.125, torch.zeros(n, device=ab.device), 1 + rand(n) * max_hints).floor()
     centres = (rand(n, 1, h, w) < (wanted / (h * w))[:, None, None, None]).float()
     size = hint_patch(h)
     mask = F.max_pool2d(centres, size, 1, size // 2) if size > 1 else centres

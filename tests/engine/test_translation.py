@@ -181,7 +181,7 @@ def test_random_hints_carry_the_true_colour():
     hints = random_hints(ab, max_hints=10, generator=torch.Generator().manual_seed(0))
     mask = hints[:, 2:]
     counts = mask.flatten(1).sum(1)
-    assert (counts == 0).sum() >= 4 and (counts > 0).sum() >= 30  # some examples without hints, most with
+    assert (counts == 0).sum() >= 2 and (counts > 0).sum() >= 40  # some examples without hints, most with
     assert torch.allclose(hints[:, :2] * mask, ab * mask, atol=1e-5)
 
 

@@ -80,7 +80,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.runs} runs after warm-up")
     with tempfile.TemporaryDirectory() as tmp:
         for name in family_names():
-            bench_family(name, args, Path(tmp))
+            if get_family(name).kind == "generate":  # translators are timed by bench/translate.py
+                bench_family(name, args, Path(tmp))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from engine.nn.color import AB_SCALE, decode_lab, encode_lab, luminance, rgb_to_
 TASKS = ("sketch", "colorize", "paired", "unpaired")
 DERIVED_TASKS = ("sketch", "colorize")
 HINT_CHANNELS = 3  # a, b and a mask saying where a hint is
+SPREAD_CHANNELS = 3  # the hints' colours spread over the whole image (a, b) and how sure that spread is
 _REFERENCE_SIZE = 256  # stroke widths and blur sizes are tuned at this size and scaled with the image
 
 
@@ -272,12 +273,38 @@ def hints_to_channels(hints: list[tuple[float, float, tuple[int, int, int]]], he
     return channels
 
 
+def spread_hints(hints: torch.Tensor, cells: int = 16) -> torch.Tensor:
+    """(N,3,H,W) sparse hints (a, b, mask) -> (N,3,H,W): their colour filled in everywhere, and a confidence.
+
+    Normalised convolution on a coarse grid (about ``cells`` cells across): each pixel gets the
+    distance-weighted mean colour of the hints, so a few clicks already colour whole regions and the
+    network only has to refine where the colour stops. Measured with bench/translate.py: with sparse
+    patches alone, 1,000 CPU steps learnt to ignore 10 true-colour hints. Computed outside the network
+    (here, for training and for inference alike), so exported models stay plain convolutions.
+    """
+    n, _, h, w = hints.shape
+    factor = max(1, min(h, w) // cells)
+    mask = F.avg_pool2d(hints[:, 2:3], factor, ceil_mode=True)
+    colour = F.avg_pool2d(hints[:, :2] * hints[:, 2:3], factor, ceil_mode=True)
+    mask, colour = _blur(mask, 1.5), _blur(colour, 1.5)
+    for _ in range(3):  # wider and wider: far from every hint the nearest colours still reach
+        far = mask < 1e-4
+        mask, colour = torch.where(far, _blur(mask, 4.0), mask), torch.where(far, _blur(colour, 4.0), colour)
+    ab = colour / mask.clamp(min=1e-8)
+    confidence = 1 - torch.exp(-mask * 40)
+    coarse = torch.cat([ab * (mask > 0), confidence], 1)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+
+
 def colorize_input(rgb: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
-    """(N,3,H,W) RGB in [-1,1] (only its lightness is used) + hint channels -> (N,4,H,W) network input."""
+    """(N,3,H,W) RGB in [-1,1] (only its lightness is used) + sparse hints -> (N,7,H,W) network input.
+
+    Channels: lightness, the sparse hints (a, b, mask) and their spread (a, b, confidence).
+    """
     L, _ = encode_lab(rgb[:, :3])
     if hints is None:
         hints = torch.zeros(rgb.shape[0], HINT_CHANNELS, *rgb.shape[-2:], device=rgb.device)
-    return torch.cat([L, hints], 1)
+    return torch.cat([L, hints, spread_hints(hints)], 1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -285,7 +312,7 @@ def colorize_input(rgb: torch.Tensor, hints: torch.Tensor | None = None) -> torc
 # --------------------------------------------------------------------------------------------------
 def input_channels(task: str, channels: int) -> int:
     """Channels of the network input for ``task`` on images with ``channels`` channels."""
-    return {"sketch": 1, "colorize": 1 + HINT_CHANNELS}.get(task, channels)
+    return {"sketch": 1, "colorize": 1 + HINT_CHANNELS + SPREAD_CHANNELS}.get(task, channels)
 
 
 def derive_pair(task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bool = True,
@@ -304,8 +331,8 @@ def derive_pair(task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bo
 def visualise_input(task: str, inputs: torch.Tensor, channels: int) -> torch.Tensor:
     """Network inputs as (N, channels, H, W) images in [-1,1] for preview grids (hints drawn in colour)."""
     if task == "colorize":
-        L, hints = inputs[:, :1], inputs[:, 1:]
-        rgb = decode_lab(L, hints[:, :2] * (hints[:, 2:] > 0))
+        L, hints = inputs[:, :1], inputs[:, 1:1 + HINT_CHANNELS]
+        rgb = decode_lab(L, hints[:, :2] * (hints[:, 2:3] > 0))
     else:
         rgb = inputs if inputs.shape[1] >= 3 else inputs[:, :1].repeat(1, 3, 1, 1)
     if rgb.shape[1] < channels:  # an RGBA model: opaque

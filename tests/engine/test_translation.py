@@ -193,10 +193,22 @@ def test_user_hints_land_at_scaled_positions():
         hints_to_channels([(70, 5, (0, 0, 0))], 32, 32, scale=2.0)
 
 
+def test_spread_hints_colour_the_whole_image_from_a_few_clicks():
+    from engine.data.pairs import spread_hints
+
+    sparse = hints_to_channels([(8, 8, (255, 0, 0)), (56, 56, (0, 0, 255))], 64, 64)
+    spread = spread_hints(sparse)[0]
+    red, blue = sparse[0, :2, 8, 8], sparse[0, :2, 56, 56]
+    assert torch.allclose(spread[:2, 8, 8], red, atol=0.1) and torch.allclose(spread[:2, 56, 56], blue, atol=0.1)
+    assert (spread[:2, 0, 0] - red).abs().max() < (spread[:2, 0, 0] - blue).abs().max()  # nearer hint wins
+    assert spread[2, 8, 8] > spread[2, 32, 0] > 0  # confidence falls with distance but reaches everywhere
+    assert spread_hints(torch.zeros(1, 3, 64, 64)).abs().max() == 0  # no hints: nothing invented
+
+
 def test_derived_colorize_input_and_preview_show_the_hints():
     real = _disc_image(32)
     inputs, target = derive_pair("colorize", real, max_hints=0)
-    assert inputs.shape == (1, 4, 32, 32) and torch.equal(target, real) and inputs[:, 1:].abs().sum() == 0
+    assert inputs.shape == (1, 7, 32, 32) and torch.equal(target, real) and inputs[:, 1:].abs().sum() == 0
     shown = visualise_input("sketch", derive_pair("sketch", real, rough=False)[0], 3)
     assert shown.shape == (1, 3, 32, 32)
 

@@ -84,13 +84,12 @@ class Translator(ABC):
         if not 8 <= size <= MAX_WORK_SIZE:
             raise ConfigError(f"working size {size} px is outside 8-{MAX_WORK_SIZE} px; choose a smaller detail "
                               "setting (the result is still returned at the input's full size)")
-        full = _to_tensor(array)
         if self.task == "colorize":
-            return self._colorize(full, list(hints), size)
+            return self._colorize(_to_tensor(array), list(hints), size)
         if self.task == "sketch":
             full = drawing_to_input(array)
         else:
-            full = _match_channels(full, self.in_channels)
+            full = _match_channels(_to_tensor(array), self.in_channels)
         work = _resize(full, _fit(full.shape[-2:], size))
         out = self.run_network(work)
         return to_uint8_nhwc_np(_resize(out, tuple(full.shape[-2:])).numpy())[0]
@@ -131,8 +130,6 @@ def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
         have = x.shape[1]
     if have == 3 and channels == 4:
         return torch.cat([x, torch.ones_like(x[:, :1])], 1)
-    if have == 4 and channels == 3:
-        return _match_channels(x, 3)
     return x[:, :channels]
 
 

@@ -340,10 +340,6 @@ class TrainPage(QWidget):
         for widget in (self.task_combo, self.task_label):
             widget.setVisible(bool(tasks))
 
-    def task(self) -> str | None:
-        """The chosen task of an image-to-image family, or None."""
-        return self.task_combo.currentData() if self.task_combo.count() else None
-
     def set_task(self, task: str) -> None:
         """Choose ``task`` (sketch, colorize, paired...) for the selected image-to-image family."""
         index = self.task_combo.findData(task)

@@ -302,8 +302,12 @@ def colorize_input(rgb: torch.Tensor, hints: torch.Tensor | None = None) -> torc
     Channels: lightness, the sparse hints (a, b, mask) and their spread (a, b, confidence).
     """
     L, _ = encode_lab(rgb[:, :3])
+    return _colorize_channels(L, hints)
+
+
+def _colorize_channels(L: torch.Tensor, hints: torch.Tensor | None) -> torch.Tensor:
     if hints is None:
-        hints = torch.zeros(rgb.shape[0], HINT_CHANNELS, *rgb.shape[-2:], device=rgb.device)
+        hints = torch.zeros(L.shape[0], HINT_CHANNELS, *L.shape[-2:], device=L.device)
     return torch.cat([L, hints, spread_hints(hints)], 1)
 
 
@@ -322,9 +326,9 @@ def derive_pair(task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bo
         lines = line_art(real)
         return (roughen(lines, generator) if rough else clean_sketch(lines)), real
     if task == "colorize":
-        _, ab = encode_lab(real[:, :3])
+        L, ab = encode_lab(real[:, :3])  # once: the lightness is the input, the colour feeds the hints
         hints = random_hints(ab, max_hints, generator) if max_hints else None
-        return colorize_input(real, hints), real
+        return _colorize_channels(L, hints), real
     raise ConfigError(f"task '{task}' does not derive its inputs; use one of: {', '.join(DERIVED_TASKS)}")
 
 

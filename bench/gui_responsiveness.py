@@ -8,6 +8,7 @@ idle/training so machine noise hits both alike. Target: no stall over 50 ms.
 
     python bench/gui_responsiveness.py [--seconds 8] [--rounds 2] [--interval-ms 5] [--preview-every 5] [--json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -84,8 +85,9 @@ def summarize(condition: str, seconds: float, late: list[float], steps: int) -> 
     """Max, 99th percentile and mean lateness of one window."""
     ordered = sorted(late) or [0.0]
     p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return Measurement(condition, seconds, len(late), round(ordered[-1], 2), round(p99, 2),
-                       round(statistics.fmean(ordered), 3), steps)
+    return Measurement(
+        condition, seconds, len(late), round(ordered[-1], 2), round(p99, 2), round(statistics.fmean(ordered), 3), steps
+    )
 
 
 def wait_until(condition, timeout: float) -> None:
@@ -137,8 +139,10 @@ def measure_training(window, seconds: float, meter: StallMeter, preview_every: i
     steps = int(train.latest_stats.get("step", 0)) - first
     train.stop()
     wait_until(lambda: not train.is_running(), 300)
-    return [summarize("training start-up (to step %d)" % warm, startup_s, startup, first),
-            summarize(f"training (preview every {preview_every} steps)", seconds, late, steps)]
+    return [
+        summarize(f"training start-up (to step {warm})", startup_s, startup, first),
+        summarize(f"training (preview every {preview_every} steps)", seconds, late, steps),
+    ]
 
 
 def main() -> int:
@@ -174,23 +178,39 @@ def main() -> int:
 def report(results: list[Measurement], device: str, args: argparse.Namespace) -> None:
     """Print a table (or JSON) of every window plus the worst case per condition."""
     if args.json:
-        print(json.dumps({"device": device, "target_ms": TARGET_MS, "load_average": os.getloadavg()[0],
-                          "results": [asdict(r) for r in results]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "device": device,
+                    "target_ms": TARGET_MS,
+                    "load_average": os.getloadavg()[0],
+                    "results": [asdict(r) for r in results],
+                },
+                indent=2,
+            )
+        )
         return
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"GUI event-loop stalls, timer every {args.interval_ms} ms, {args.seconds:.0f} s per window, "
-          f"{args.rounds} alternating rounds; {device}; {os.cpu_count()} CPU cores, load average {load:.1f}")
-    print(f"{'condition':<36}{'seconds':>8}{'ticks':>7}{'max stall ms':>14}{'p99 ms':>9}{'mean ms':>9}"
-          f"{'train steps':>13}")
+    print(
+        f"GUI event-loop stalls, timer every {args.interval_ms} ms, {args.seconds:.0f} s per window, "
+        f"{args.rounds} alternating rounds; {device}; {os.cpu_count()} CPU cores, load average {load:.1f}"
+    )
+    print(
+        f"{'condition':<36}{'seconds':>8}{'ticks':>7}{'max stall ms':>14}{'p99 ms':>9}{'mean ms':>9}{'train steps':>13}"
+    )
     for r in results:
-        print(f"{r.condition:<36}{r.seconds:>8.1f}{r.ticks:>7}{r.max_stall_ms:>14.1f}{r.p99_ms:>9.2f}{r.mean_ms:>9.3f}"
-              f"{r.train_steps:>13}")
+        print(
+            f"{r.condition:<36}{r.seconds:>8.1f}{r.ticks:>7}{r.max_stall_ms:>14.1f}{r.p99_ms:>9.2f}{r.mean_ms:>9.3f}"
+            f"{r.train_steps:>13}"
+        )
     idle = max(r.max_stall_ms for r in results if r.condition == "idle")
     startup = max(r.max_stall_ms for r in results if r.condition.startswith("training start"))
     busy = max(r.max_stall_ms for r in results if r.condition.startswith("training ("))
     verdict = "within" if busy <= TARGET_MS else "OVER"
-    print(f"worst stall: idle {idle:.1f} ms, training {busy:.1f} ms ({verdict} the {TARGET_MS:.0f} ms target), "
-          f"training start-up {startup:.1f} ms")
+    print(
+        f"worst stall: idle {idle:.1f} ms, training {busy:.1f} ms ({verdict} the {TARGET_MS:.0f} ms target), "
+        f"training start-up {startup:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ do not matter for speed), exported with our exporter, and timed at batch 1 and 8
 
     python bench/inference.py [--resolution 64] [--runs 30] [--fp16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,8 @@ from engine.export import OrtRunner, export_onnx  # noqa: E402
 from engine.families import family_names, get_family  # noqa: E402
 from engine.families.base import ModelSpec  # noqa: E402
 from engine.inference import TorchRunner  # noqa: E402
-from engine.training import TrainConfig  # noqa: E402
-from engine.training.checkpoint import save_checkpoint  # noqa: E402
+from engine.runs import TrainConfig  # noqa: E402
+from engine.runs.checkpoint import save_checkpoint  # noqa: E402
 
 
 def make_checkpoint(name: str, resolution: int, folder: Path) -> Path:
@@ -36,8 +37,17 @@ def make_checkpoint(name: str, resolution: int, folder: Path) -> Path:
     torch.manual_seed(0)
     fam = cls(ModelSpec(resolution, 3, 0), cfg, torch.device("cpu"))
     path = folder / f"{name}.pt"
-    save_checkpoint(path, {"family": name, "spec": vars(fam.spec), "classes": [], "config": cfg.to_dict(),
-                           "step": 0, "family_state": fam.state_dict()})
+    save_checkpoint(
+        path,
+        {
+            "family": name,
+            "spec": vars(fam.spec),
+            "classes": [],
+            "config": cfg.to_dict(),
+            "step": 0,
+            "family_state": fam.state_dict(),
+        },
+    )
     return path
 
 
@@ -62,12 +72,14 @@ def bench_family(name: str, args: argparse.Namespace, folder: Path) -> None:
             ort_runner._forward(z, None)
         t_ms, o_ms = [], []
         for _ in range(args.runs):
-            t_ms.append(median_ms(lambda: torch_runner._forward(z, None), 1))
-            o_ms.append(median_ms(lambda: ort_runner._forward(z, None), 1))
+            t_ms.append(median_ms(lambda z=z: torch_runner._forward(z, None), 1))
+            o_ms.append(median_ms(lambda z=z: ort_runner._forward(z, None), 1))
         t, o = statistics.median(t_ms), statistics.median(o_ms)
-        print(f"{name:<8} {torch_runner.resolution:>4}px batch {batch}:  PyTorch {t:8.2f} ms   "
-              f"onnxruntime[{ort_runner.provider.replace('ExecutionProvider', '')}] {o:8.2f} ms   "
-              f"speed-up {t / o:5.2f}x   max abs diff {diff:.2e}")
+        print(
+            f"{name:<8} {torch_runner.resolution:>4}px batch {batch}:  PyTorch {t:8.2f} ms   "
+            f"onnxruntime[{ort_runner.provider.replace('ExecutionProvider', '')}] {o:8.2f} ms   "
+            f"speed-up {t / o:5.2f}x   max abs diff {diff:.2e}"
+        )
 
 
 def main() -> None:

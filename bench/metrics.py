@@ -11,6 +11,7 @@ real half A within itself) and the feature throughput in images/s.
 --dataset may be a prepared dataset or an image folder: a folder is used through the run's dataset
 when that was imported from it, else imported once into --work at 64 px.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,14 @@ def run_samples(run: Path | None, dataset: Path, count: int, timer: Timer) -> tu
 def row(name: str, real: np.ndarray, other: np.ndarray, subset: int) -> dict:
     mean, std = kid(real, other, subsets=100, subset_size=subset)
     p, r = precision_recall(real, other)
-    return {"pair": name, "kd_x1e3": mean * 1e3, "kd_std_x1e3": std * 1e3, "fd": fid(real, other),
-            "precision": p, "recall": r}
+    return {
+        "pair": name,
+        "kd_x1e3": mean * 1e3,
+        "kd_std_x1e3": std * 1e3,
+        "fd": fid(real, other),
+        "precision": p,
+        "recall": r,
+    }
 
 
 def main() -> int:
@@ -95,11 +102,13 @@ def main() -> int:
     data = load_dataset(dataset, 64)
     order = sample_order(len(data))
     per_half = min(args.per_half, len(data) // 2)
-    half_a, half_b = np.sort(order[:per_half]), np.sort(order[per_half:2 * per_half])
+    half_a, half_b = np.sort(order[:per_half]), np.sort(order[per_half : 2 * per_half])
     extractor = get_extractor(args.extractor, device=args.device)
     timer = Timer(extractor, args.batch)
-    print(f"{extractor.label} on {torch.get_num_threads()} thread(s), device {extractor.device}; dataset {dataset} "
-          f"({len(data)} images at 64 px), halves of {per_half}")
+    print(
+        f"{extractor.label} on {torch.get_num_threads()} thread(s), device {extractor.device}; dataset {dataset} "
+        f"({len(data)} images at 64 px), halves of {per_half}"
+    )
     real_a = timer.features(np.asarray(data.images[half_a]))
     real_b = timer.features(np.asarray(data.images[half_b]))
     noise_images = np.random.default_rng(0).integers(0, 256, (args.fake, 64, 64, 3), dtype=np.uint8)
@@ -114,16 +123,22 @@ def main() -> int:
     rows.append(row("uniform noise vs real half A", real_a, noise, subset))
     print(f"\n{'pair':32} {'KD x1e3':>16} {'FD':>9} {'precision':>9} {'recall':>7}")
     for r in rows:
-        print(f"{r['pair']:32} {r['kd_x1e3']:9.2f} ±{r['kd_std_x1e3']:5.2f} {r['fd']:9.2f} "
-              f"{r['precision']:9.3f} {r['recall']:7.3f}")
-    print(f"\nfeature throughput: {timer.images / timer.seconds:.1f} images/s "
-          f"({timer.images} images in {timer.seconds:.0f} s, batch {args.batch})")
+        print(
+            f"{r['pair']:32} {r['kd_x1e3']:9.2f} ±{r['kd_std_x1e3']:5.2f} {r['fd']:9.2f} "
+            f"{r['precision']:9.3f} {r['recall']:7.3f}"
+        )
+    print(
+        f"\nfeature throughput: {timer.images / timer.seconds:.1f} images/s "
+        f"({timer.images} images in {timer.seconds:.0f} s, batch {args.batch})"
+    )
     if fake is not None:
         report = memorization(fake, real_a)
         held_out = memorization(real_b, real_a)  # unseen real images: the data's own near-copy rate
-        print(f"memorization vs real half A (threshold {report.threshold:.3g} = 0.5 x typical distance "
-              f"{report.typical_distance:.3g}): run samples {report.near_copy_share:.1%} near-copies; real half B "
-              f"{held_out.near_copy_share:.1%}; half A within itself {report.training_share:.1%}")
+        print(
+            f"memorization vs real half A (threshold {report.threshold:.3g} = 0.5 x typical distance "
+            f"{report.typical_distance:.3g}): run samples {report.near_copy_share:.1%} near-copies; real half B "
+            f"{held_out.near_copy_share:.1%}; half A within itself {report.training_share:.1%}"
+        )
     kd = [r["kd_x1e3"] for r in rows]
     fd = [r["fd"] for r in rows]
     ordered = kd == sorted(kd) and fd == sorted(fd) and len(set(kd)) == len(kd)

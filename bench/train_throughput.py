@@ -7,6 +7,7 @@ between the two so that machine noise hits both alike; medians are reported.
 
     python bench/train_throughput.py [--resolution 64] [--batch 64] [--rounds 7] [--steps 5] [--device auto]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.device import describe_device, select_device  # noqa: E402
 from engine.families.base import ModelSpec  # noqa: E402
 from engine.families.dcgan import DCGAN  # noqa: E402
-from engine.training import TrainConfig  # noqa: E402
+from engine.runs import TrainConfig  # noqa: E402
 
 
 class ReferenceLoop:
@@ -59,8 +60,15 @@ class ReferenceLoop:
 
 
 def build(resolution: int, batch: int, device: torch.device, amp: bool, channels_last: bool, augment: str) -> DCGAN:
-    cfg = TrainConfig(dataset="bench", family="dcgan", batch_size=batch, augment=augment, r1_gamma=0.0,
-                      amp=amp, channels_last=channels_last)
+    cfg = TrainConfig(
+        dataset="bench",
+        family="dcgan",
+        batch_size=batch,
+        augment=augment,
+        r1_gamma=0.0,
+        amp=amp,
+        channels_last=channels_last,
+    )
     torch.manual_seed(0)
     return DCGAN(ModelSpec(resolution, 3, 0), cfg, device)
 

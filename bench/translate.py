@@ -12,6 +12,7 @@ evaluated at 512x512:
 
     python bench/translate.py [--minutes 10] [--size 64] [--work /tmp/bench-translate] [--out docs/results/translate]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,8 @@ from engine.data import import_folder  # noqa: E402
 from engine.data.pairs import clean_sketch, line_art  # noqa: E402
 from engine.export import OrtTranslator, export_onnx  # noqa: E402
 from engine.inference import TorchTranslator  # noqa: E402
-from engine.training import TrainConfig, Trainer  # noqa: E402
+from engine.runs import TrainConfig
+from engine.training import Trainer  # noqa: E402
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "photos-mate"
 EVAL = 512
@@ -57,7 +59,9 @@ def write_crops(photos: list[Path], folder: Path, per_photo: int) -> None:
         for i in range(per_photo):
             side = int(short * rng.uniform(0.35, 1.0))
             x, y = rng.randint(0, image.width - side), rng.randint(0, image.height - side)
-            image.crop((x, y, x + side, y + side)).resize((256, 256), Image.LANCZOS).save(folder / f"{photo.stem}-{i:02d}.png")
+            image.crop((x, y, x + side, y + side)).resize((256, 256), Image.LANCZOS).save(
+                folder / f"{photo.stem}-{i:02d}.png"
+            )
 
 
 def held_back_images(photos: list[Path]) -> list[np.ndarray]:
@@ -73,8 +77,17 @@ def held_back_images(photos: list[Path]) -> list[np.ndarray]:
 
 def train(dataset: Path, task: str, run: Path, minutes: float, batch: int) -> None:
     options = {"task": task, "base_channels": 32, "max_channels": 256}
-    cfg = TrainConfig(dataset=str(dataset), family="pix2pix", family_options=options, batch_size=batch, steps=None,
-                      minutes=minutes, preview_every=100, checkpoint_every=200, seed=0)
+    cfg = TrainConfig(
+        dataset=str(dataset),
+        family="pix2pix",
+        family_options=options,
+        batch_size=batch,
+        steps=None,
+        minutes=minutes,
+        preview_every=100,
+        checkpoint_every=200,
+        seed=0,
+    )
     result = Trainer(cfg, run_dir=run).run()
     print(f"  trained {task}: {result.step} steps in {result.seconds / 60:.1f} min")
 
@@ -82,7 +95,7 @@ def train(dataset: Path, task: str, run: Path, minutes: float, batch: int) -> No
 # -- measures ----------------------------------------------------------------------------------------
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,7 +122,7 @@ def true_hints(image: np.ndarray, count: int, seed: int) -> list:
     hints = []
     for _ in range(count):
         x, y = (int(v) for v in rng.integers(8, EVAL - 8, 2))
-        colour = image[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).mean(0)
+        colour = image[y - 1 : y + 2, x - 1 : x + 2].reshape(-1, 3).mean(0)
         hints.append((x, y, tuple(int(c) for c in colour)))
     return hints
 
@@ -142,8 +155,11 @@ def evaluate_colorize(run: Path, held: list[np.ndarray], out: Path, repeats: int
     tiles = []
     for i, image in enumerate(held):
         grey = grey_copy(image)
-        outputs = {"grey copy": grey, "model, no hints": ort_t.translate(grey),
-                   "model, 10 hints": ort_t.translate(grey, true_hints(image, 10, i))}
+        outputs = {
+            "grey copy": grey,
+            "model, no hints": ort_t.translate(grey),
+            "model, 10 hints": ort_t.translate(grey, true_hints(image, 10, i)),
+        }
         for name, result in outputs.items():
             rows[name].append(psnr(result, image))
             colour[name].append(colourfulness(result))
@@ -151,9 +167,12 @@ def evaluate_colorize(run: Path, held: list[np.ndarray], out: Path, repeats: int
         tiles.append(np.concatenate([grey, outputs["model, no hints"], outputs["model, 10 hints"], image], 1))
     Image.fromarray(np.concatenate(tiles, 0)).resize((4 * 256, len(held) * 256)).save(out / "colorize.png")
     ms = {"pytorch": latency(torch_t, held[0], repeats), "onnxruntime": latency(ort_t, held[0], repeats)}
-    return {"psnr": {k: float(np.mean(v)) for k, v in rows.items()},
-            "colourfulness": {k: float(np.mean(v)) for k, v in colour.items()}, "latency_ms": ms,
-            "provider": ort_t.provider}
+    return {
+        "psnr": {k: float(np.mean(v)) for k, v in rows.items()},
+        "colourfulness": {k: float(np.mean(v)) for k, v in colour.items()},
+        "latency_ms": ms,
+        "provider": ort_t.provider,
+    }
 
 
 def evaluate_sketch(run: Path, held: list[np.ndarray], size: int, out: Path, repeats: int) -> dict:
@@ -164,8 +183,11 @@ def evaluate_sketch(run: Path, held: list[np.ndarray], size: int, out: Path, rep
     tiles = []
     for image in held:
         drawing = sketch_of(image, size)
-        outputs = {"sketch itself": np.repeat(drawing[..., None], 3, 2), "grey copy": grey_copy(image),
-                   "model": ort_t.translate(drawing)}
+        outputs = {
+            "sketch itself": np.repeat(drawing[..., None], 3, 2),
+            "grey copy": grey_copy(image),
+            "model": ort_t.translate(drawing),
+        }
         for name, result in outputs.items():
             scores[name]["psnr"].append(psnr(result, image))
             scores[name]["ssim"].append(ssim(result, image))
@@ -173,8 +195,11 @@ def evaluate_sketch(run: Path, held: list[np.ndarray], size: int, out: Path, rep
     Image.fromarray(np.concatenate(tiles, 0)).resize((3 * 256, len(held) * 256)).save(out / "sketch.png")
     drawing = sketch_of(held[0], size)
     ms = {"pytorch": latency(torch_t, drawing, repeats), "onnxruntime": latency(ort_t, drawing, repeats)}
-    return {"scores": {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in scores.items()},
-            "latency_ms": ms, "provider": ort_t.provider}
+    return {
+        "scores": {k: {m: float(np.mean(v)) for m, v in d.items()} for k, d in scores.items()},
+        "latency_ms": ms,
+        "provider": ort_t.provider,
+    }
 
 
 def print_report(colorize: dict, sketch: dict, args: argparse.Namespace) -> None:
@@ -190,7 +215,10 @@ def print_report(colorize: dict, sketch: dict, args: argparse.Namespace) -> None
     print("|---|---|---|---|")
     for task, result in (("colorize", colorize), ("sketch", sketch)):
         ms = result["latency_ms"]
-        print(f"| {task} | {ms['pytorch']:.1f} ms | {ms['onnxruntime']:.1f} ms | {ms['pytorch'] / ms['onnxruntime']:.2f}x |")
+        print(
+            f"| {task} | {ms['pytorch']:.1f} ms | {ms['onnxruntime']:.1f} ms "
+            f"| {ms['pytorch'] / ms['onnxruntime']:.2f}x |"
+        )
 
 
 def main() -> None:
@@ -225,7 +253,9 @@ def main() -> None:
     colorize = evaluate_colorize(work / "colorize", held, out, args.repeats)
     sketch = evaluate_sketch(work / "sketch", held, args.size, out, args.repeats)
     print_report(colorize, sketch, args)
-    (out / "results.json").write_text(json.dumps({"colorize": colorize, "sketch": sketch, "args": vars(args)}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({"colorize": colorize, "sketch": sketch, "args": vars(args)}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 User errors print one line and exit with status 2; unexpected errors print one line (the traceback
 only with --debug) and exit with status 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,9 @@ import json
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.errors import ConfigError, GanStudioError
 
@@ -44,8 +46,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("datasets") / Path(args.folder).resolve().name
     bar = _progress_bar(args, "Importing", "file")
-    report = import_folder(args.folder, out, size=args.size, fit=args.fit, alpha=args.alpha,
-                           progress=bar.update_to if bar is not None else None)
+    report = import_folder(
+        args.folder,
+        out,
+        size=args.size,
+        fit=args.fit,
+        alpha=args.alpha,
+        progress=bar.update_to if bar is not None else None,
+    )
     if bar is not None:
         bar.close()
     _emit(args, report.to_dict(), report.summary() + f"\nNext: gan-studio-cli attest {out} --rights own --people none")
@@ -56,22 +64,40 @@ def cmd_attest(args: argparse.Namespace) -> int:
     from engine.consent import attest
 
     record = attest(args.dataset, rights=args.rights, people=args.people, attested_by=args.by, note=args.note)
-    _emit(args, record.to_dict(), f"Recorded attestation {record.id} for dataset {args.dataset} "
-                                  f"(rights: {record.rights}, people: {record.people}, by {record.attested_by})")
+    _emit(
+        args,
+        record.to_dict(),
+        f"Recorded attestation {record.id} for dataset {args.dataset} "
+        f"(rights: {record.rights}, people: {record.people}, by {record.attested_by})",
+    )
     return 0
 
 
 def _train_config(args: argparse.Namespace):
-    from engine.training import TrainConfig
+    from engine.runs import TrainConfig
 
-    fields: dict[str, Any] = {"dataset": str(args.dataset), "family": args.family, "resolution": args.size,
-                              "steps": args.steps, "minutes": args.minutes, "device": args.device,
-                              "family_options": _options(args.option)}
+    fields: dict[str, Any] = {
+        "dataset": str(args.dataset),
+        "family": args.family,
+        "resolution": args.size,
+        "steps": args.steps,
+        "minutes": args.minutes,
+        "device": args.device,
+        "family_options": _options(args.option),
+    }
     if args.minutes is not None and args.steps is None:
         fields["steps"] = None
-    optional = {"batch_size": args.batch, "seed": args.seed, "loss": args.loss, "r1_gamma": args.r1,
-                "augment": args.augment, "preview_every": args.preview_every,
-                "checkpoint_every": args.checkpoint_every, "lr_g": args.lr, "lr_d": args.lr}
+    optional = {
+        "batch_size": args.batch,
+        "seed": args.seed,
+        "loss": args.loss,
+        "r1_gamma": args.r1,
+        "augment": args.augment,
+        "preview_every": args.preview_every,
+        "checkpoint_every": args.checkpoint_every,
+        "lr_g": args.lr,
+        "lr_d": args.lr,
+    }
     fields.update({k: v for k, v in optional.items() if v is not None})
     if args.no_ada:
         fields["ada"] = False
@@ -144,8 +170,14 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         signal.signal(signal.SIGINT, previous)
         for bar in bars:
             bar.close()
-    summary = {"run": str(result.run_dir), "step": result.step, "stopped": result.stopped,
-               "checkpoint": str(result.checkpoint), "train_seconds": round(result.seconds, 1), "log": logs}
+    summary = {
+        "run": str(result.run_dir),
+        "step": result.step,
+        "stopped": result.stopped,
+        "checkpoint": str(result.checkpoint),
+        "train_seconds": round(result.seconds, 1),
+        "log": logs,
+    }
     _emit(args, summary, f"Run {result.run_dir}: step {result.step}, checkpoint {result.checkpoint}")
     return 0
 
@@ -153,8 +185,13 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
 def _bar_step(bar: Any, stats: dict[str, Any]) -> None:
     bar.update(stats["step"] - bar.n)
     if stats["step"] % 5 == 0:
-        bar.set_postfix(img_s=f"{stats['img_per_sec']:.0f}", D=f"{stats.get('loss_d', 0):.3f}",
-                        G=f"{stats.get('loss_g', 0):.3f}", p=f"{stats.get('augment_p', 0):.2f}", refresh=False)
+        bar.set_postfix(
+            img_s=f"{stats['img_per_sec']:.0f}",
+            D=f"{stats.get('loss_d', 0):.3f}",
+            G=f"{stats.get('loss_g', 0):.3f}",
+            p=f"{stats.get('augment_p', 0):.2f}",
+            refresh=False,
+        )
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -165,23 +202,42 @@ def cmd_generate(args: argparse.Namespace) -> int:
     class_index = _class_index(runner.classes, args.class_name)
     seeds = list(range(args.seed, args.seed + args.count))
     bar = _progress_bar(args, "Generating", "img")
-    paths = save_images(runner, seeds, Path(args.out), class_index=class_index, truncation=args.truncation,
-                        progress=bar.update_to if bar is not None else None)
+    paths = save_images(
+        runner,
+        seeds,
+        Path(args.out),
+        class_index=class_index,
+        truncation=args.truncation,
+        progress=bar.update_to if bar is not None else None,
+    )
     if bar is not None:
         bar.close()
-    _emit(args, {"out": str(args.out), "files": [str(p) for p in paths], "source": str(runner.source),
-                 "backend": runner.description},
-          f"Wrote {len(paths)} images to {args.out} ({runner.description})")
+    _emit(
+        args,
+        {
+            "out": str(args.out),
+            "files": [str(p) for p in paths],
+            "source": str(runner.source),
+            "backend": runner.description,
+        },
+        f"Wrote {len(paths)} images to {args.out} ({runner.description})",
+    )
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from engine.export import export_onnx
 
-    result = export_onnx(args.checkpoint or args.run, args.out, fp16=args.fp16,
-                         progress=None if args.json else (lambda m: print(m, file=sys.stderr)))
-    text = (f"Exported {result.path} ({result.precision}, {result.exporter} exporter): parity max abs error "
-            f"{result.max_abs_error:.2e} (bound {result.bound:g}), PSNR {result.psnr_db:.1f} dB; card {result.card_path}")
+    result = export_onnx(
+        args.checkpoint or args.run,
+        args.out,
+        fp16=args.fp16,
+        progress=None if args.json else (lambda m: print(m, file=sys.stderr)),
+    )
+    text = (
+        f"Exported {result.path} ({result.precision}, {result.exporter} exporter): parity max abs error "
+        f"{result.max_abs_error:.2e} (bound {result.bound:g}), PSNR {result.psnr_db:.1f} dB; card {result.card_path}"
+    )
     _emit(args, result.to_dict(), "\n".join([text, *result.notes]))
     return 0
 
@@ -196,8 +252,15 @@ def cmd_translate(args: argparse.Namespace) -> int:
         raise ConfigError(f"no image files found in {', '.join(args.inputs)}")
     hints = [_parse_hint(text) for text in args.hint]
     bar = _progress_bar(args, "Translating", "img")
-    result = translate_files(translator, inputs, Path(args.out), hints=hints, work_size=args.size,
-                             overwrite=args.overwrite, progress=bar.update_to if bar is not None else None)
+    result = translate_files(
+        translator,
+        inputs,
+        Path(args.out),
+        hints=hints,
+        work_size=args.size,
+        overwrite=args.overwrite,
+        progress=bar.update_to if bar is not None else None,
+    )
     if bar is not None:
         bar.close()
     lines = [f"Wrote {len(result.written)} image(s) to {args.out} ({translator.task}, {translator.description})"]
@@ -213,7 +276,7 @@ def _parse_hint(text: str) -> tuple[float, float, tuple[int, int, int]]:
         colour = colour.strip().lstrip("#")
         if len(colour) != 6:
             raise ValueError
-        return float(x), float(y), tuple(int(colour[i:i + 2], 16) for i in (0, 2, 4))
+        return float(x), float(y), tuple(int(colour[i : i + 2], 16) for i in (0, 2, 4))
     except ValueError:
         raise ConfigError(f"--hint expects X,Y,#RRGGBB (pixels of the input and a hex colour), got {text!r}") from None
 
@@ -227,7 +290,7 @@ def _class_index(classes: list[str], name: str | None) -> int | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from engine.training.info import run_info
+    from engine.runs.info import run_info
 
     info = run_info(args.run)
     lines = [f"{k}: {v}" for k, v in info.items() if k != "last_stats"]
@@ -257,9 +320,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         bars[0].update(done - bars[0].n)
 
     try:
-        result = evaluate(args.run, dataset_dir=args.dataset, metrics=args.metrics, extractor=args.extractor,
-                          num_samples=args.num_samples, max_real=args.max_real, device=args.device, seed=args.seed,
-                          inception_weights=args.inception_weights, progress=None if args.json else progress)
+        result = evaluate(
+            args.run,
+            dataset_dir=args.dataset,
+            metrics=args.metrics,
+            extractor=args.extractor,
+            num_samples=args.num_samples,
+            max_real=args.max_real,
+            device=args.device,
+            seed=args.seed,
+            inception_weights=args.inception_weights,
+            progress=None if args.json else progress,
+        )
     finally:
         for bar in bars:
             bar.close()
@@ -292,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
     common.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
-    parser = argparse.ArgumentParser(prog="gan-studio-cli", description="Train and use GANs on your own images.",
-                                     parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="gan-studio-cli", description="Train and use GANs on your own images.", parents=[common]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("import", parents=[common], help="check and prepare an image folder")
@@ -301,25 +374,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="dataset folder to create (default: datasets/<folder name>)")
     p.add_argument("--size", type=int, default=64, help="training resolution in pixels")
     p.add_argument("--fit", choices=["crop", "pad", "stretch"], default="crop")
-    p.add_argument("--alpha", choices=["white", "black", "keep"], default="white",
-                   help="composite transparent images on white/black, or keep the alpha channel")
+    p.add_argument(
+        "--alpha",
+        choices=["white", "black", "keep"],
+        default="white",
+        help="composite transparent images on white/black, or keep the alpha channel",
+    )
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("attest", parents=[common], help="record who holds the rights to a dataset")
     p.add_argument("dataset")
     p.add_argument("--rights", required=True, choices=["own", "licensed", "public-domain"])
-    p.add_argument("--people", required=True, choices=["none", "consented"],
-                   help="none: no identifiable people; consented: they appear and agreed")
+    p.add_argument(
+        "--people",
+        required=True,
+        choices=["none", "consented"],
+        help="none: no identifiable people; consented: they appear and agreed",
+    )
     p.add_argument("--by", default=getpass.getuser(), help="who attests (default: your user name)")
     p.add_argument("--note", default="")
     p.set_defaults(func=cmd_attest)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")
     p.add_argument("dataset")
-    p.add_argument("--family", default="dcgan", help="dcgan, fastgan (noise -> image); pix2pix, cyclegan (image -> image)")
-    p.add_argument("--task", choices=["sketch", "colorize", "paired", "unpaired"],
-                   help="image-to-image families: what to learn (sketch/colorize derive inputs from your images; "
-                        "paired/unpaired read A/ and B/ subfolders)")
+    p.add_argument(
+        "--family", default="dcgan", help="dcgan, fastgan (noise -> image); pix2pix, cyclegan (image -> image)"
+    )
+    p.add_argument(
+        "--task",
+        choices=["sketch", "colorize", "paired", "unpaired"],
+        help="image-to-image families: what to learn (sketch/colorize derive inputs from your images; "
+        "paired/unpaired read A/ and B/ subfolders)",
+    )
     p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float)
@@ -359,15 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
     p.add_argument("inputs", nargs="+", help="image files or folders (sketches, images to colorize, A-side images)")
     p.add_argument("--out", required=True, help="folder for the results (existing files are never overwritten)")
-    p.add_argument("--hint", action="append", default=[], metavar="X,Y,#RRGGBB",
-                   help="colorize: a colour hint at pixel X,Y of the input (repeatable)")
+    p.add_argument(
+        "--hint",
+        action="append",
+        default=[],
+        metavar="X,Y,#RRGGBB",
+        help="colorize: a colour hint at pixel X,Y of the input (repeatable)",
+    )
     p.add_argument("--size", type=int, help="long side the network runs at (default: the training resolution)")
     p.add_argument("--overwrite", action="store_true", help="replace results of the same name")
     p.add_argument("--pytorch", action="store_true", help="use PyTorch even when a current ONNX export exists")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("export", parents=[common], help="export a run's generator or translator to ONNX with a parity check")
+    p = sub.add_parser(
+        "export", parents=[common], help="export a run's generator or translator to ONNX with a parity check"
+    )
     p.add_argument("run", help="run folder")
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the newest)")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (smaller, faster on GPUs)")
@@ -382,16 +475,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required for .onnx files)")
     p.add_argument("--metrics", default="kid", help="comma-separated: kid, fid, pr, is, memorization (default: kid)")
-    p.add_argument("--extractor", choices=["efflite0", "inception"], default="efflite0",
-                   help="efflite0: offline, scores labelled FD/KD (EffLite0); inception: standard FID/KID/IS, "
-                        "needs the pytorch-fid weights file")
+    p.add_argument(
+        "--extractor",
+        choices=["efflite0", "inception"],
+        default="efflite0",
+        help="efflite0: offline, scores labelled FD/KD (EffLite0); inception: standard FID/KID/IS, "
+        "needs the pytorch-fid weights file",
+    )
     p.add_argument("--num-samples", type=int, default=1000, help="generated images to score")
     p.add_argument("--max-real", type=int, default=5000, help="at most this many real images (cached)")
     p.add_argument("--seed", type=int, default=0, help="first seed of the generated images")
     p.add_argument("--device", default="auto")
     p.add_argument("--inception-weights", help="path of pt_inception-2015-12-05-6726825d.pth")
-    p.add_argument("--download-inception", action="store_true",
-                   help="download the Inception weights first (needs internet)")
+    p.add_argument(
+        "--download-inception", action="store_true", help="download the Inception weights first (needs internet)"
+    )
     p.set_defaults(func=cmd_evaluate)
     return parser
 

@@ -5,6 +5,7 @@ attested and when, and the dataset fingerprint at that moment. It lives beside t
 consent.json as a history (oldest first), so earlier statements stay reviewable. Training calls
 :func:`require_attestation`, which refuses when there is none or when the files changed since.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ _MAX_NOTE = 2000
 
 
 def _attest_hint(dataset_dir: Path | str) -> str:
-    return (f"gan-studio-cli attest {dataset_dir} --rights {'|'.join(RIGHTS)} "
-            f"--people {'|'.join(PEOPLE)} (or the Dataset page's Consent button)")
+    return (
+        f"gan-studio-cli attest {dataset_dir} --rights {'|'.join(RIGHTS)} "
+        f"--people {'|'.join(PEOPLE)} (or the Dataset page's Consent button)"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Attestation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Attestation":
+    def from_dict(cls, data: dict[str, Any]) -> Attestation:
         """Rebuild from consent.json; ValueError when fields are missing or from a newer format."""
         version = int(data.get("format_version", 1))
         if version > CONSENT_FORMAT_VERSION:
@@ -57,8 +60,7 @@ class Attestation:
         missing = [name for name in fields if not isinstance(data.get(name), str)]
         if missing:
             raise ValueError(f"attestation lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in fields}, note=str(data.get("note", "")),
-                   format_version=version)
+        return cls(**{name: data[name] for name in fields}, note=str(data.get("note", "")), format_version=version)
 
     @property
     def created_label(self) -> str:
@@ -94,8 +96,10 @@ def attestation_history(dataset_dir: Path | str) -> list[Attestation]:
 
 
 def _unreadable(path: Path, exc: Exception, dataset_dir: Path | str) -> ConsentError:
-    return ConsentError(f"{path} cannot be read ({exc}); move it aside to keep it for review, then "
-                        f"attest again: {_attest_hint(dataset_dir)}")
+    return ConsentError(
+        f"{path} cannot be read ({exc}); move it aside to keep it for review, then "
+        f"attest again: {_attest_hint(dataset_dir)}"
+    )
 
 
 def current_attestation(dataset_dir: Path | str) -> Attestation | None:
@@ -104,8 +108,7 @@ def current_attestation(dataset_dir: Path | str) -> Attestation | None:
     return history[-1] if history else None
 
 
-def attest(dataset_dir: Path | str, *, rights: str, people: str, attested_by: str,
-           note: str = "") -> Attestation:
+def attest(dataset_dir: Path | str, *, rights: str, people: str, attested_by: str, note: str = "") -> Attestation:
     """Record that ``attested_by`` may train on the dataset's current files and return the record.
 
     ``rights`` is one of RIGHTS, ``people`` one of PEOPLE (ConfigError naming the allowed values
@@ -113,24 +116,36 @@ def attest(dataset_dir: Path | str, *, rights: str, people: str, attested_by: st
     """
     _check_values(rights, people, attested_by, note)
     record = Attestation(
-        id=uuid.uuid4().hex, fingerprint=dataset_fingerprint(dataset_dir), rights=rights,
-        people=people, attested_by=attested_by.strip(), note=note.strip(),
-        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        id=uuid.uuid4().hex,
+        fingerprint=dataset_fingerprint(dataset_dir),
+        rights=rights,
+        people=people,
+        attested_by=attested_by.strip(),
+        note=note.strip(),
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     history = attestation_history(dataset_dir) + [record]
-    atomic_write_json(consent_path(dataset_dir), {
-        "format_version": CONSENT_FORMAT_VERSION,
-        "attestations": [item.to_dict() for item in history],
-    })
+    atomic_write_json(
+        consent_path(dataset_dir),
+        {
+            "format_version": CONSENT_FORMAT_VERSION,
+            "attestations": [item.to_dict() for item in history],
+        },
+    )
     return record
 
 
 def _check_values(rights: str, people: str, attested_by: str, note: str) -> None:
     if rights not in RIGHTS:
-        raise ConfigError(f"rights must be one of {', '.join(RIGHTS)} (own: you made the images; "
-                          f"licensed: a licence allows training; public-domain); got {rights!r}.")
+        raise ConfigError(
+            f"rights must be one of {', '.join(RIGHTS)} (own: you made the images; "
+            f"licensed: a licence allows training; public-domain); got {rights!r}."
+        )
     if people not in PEOPLE:
-        raise ConfigError(f"people must be one of {', '.join(PEOPLE)} (none: no identifiable people; "
-                          f"consented: identifiable people appear and agreed); got {people!r}.")
+        raise ConfigError(
+            f"people must be one of {', '.join(PEOPLE)} (none: no identifiable people; "
+            f"consented: identifiable people appear and agreed); got {people!r}."
+        )
     if not isinstance(attested_by, str) or not attested_by.strip():
         raise ConfigError("attested_by must name the person making the attestation; it is empty.")
     if len(note) > _MAX_NOTE:
@@ -145,10 +160,14 @@ def require_attestation(dataset_dir: Path | str) -> Attestation:
     """
     record = current_attestation(dataset_dir)
     if record is None:
-        raise ConsentError(f"no consent attestation for the dataset {dataset_dir}; before training, "
-                           f"confirm your rights to the images: {_attest_hint(dataset_dir)}")
+        raise ConsentError(
+            f"no consent attestation for the dataset {dataset_dir}; before training, "
+            f"confirm your rights to the images: {_attest_hint(dataset_dir)}"
+        )
     if record.fingerprint != dataset_fingerprint(dataset_dir):
-        raise ConsentError(f"the files of {dataset_dir} changed since the attestation on "
-                           f"{record.created_label}; review them and attest again: "
-                           f"{_attest_hint(dataset_dir)}")
+        raise ConsentError(
+            f"the files of {dataset_dir} changed since the attestation on "
+            f"{record.created_label}; review them and attest again: "
+            f"{_attest_hint(dataset_dir)}"
+        )
     return record

@@ -1,4 +1,5 @@
 """Compute device selection and a human report of what runs where."""
+
 from __future__ import annotations
 
 import platform
@@ -42,7 +43,8 @@ def describe_device(device: torch.device) -> str:
         return f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB) via CUDA, torch {torch.__version__}"
     if device.type == "mps":
         return f"Apple GPU via Metal (MPS), torch {torch.__version__}"
-    return f"CPU {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads), torch {torch.__version__}"
+    cpu = platform.processor() or platform.machine()
+    return f"CPU {cpu} ({torch.get_num_threads()} threads), torch {torch.__version__}"
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -4,6 +4,7 @@ Every error a user can cause (a bad file, a wrong setting, a missing attestation
 subclass of :class:`GanStudioError` with a message that names the file or setting and says how to fix
 it. Front ends (CLI, GUI) show ``str(exc)`` and never a traceback.
 """
+
 from __future__ import annotations
 
 

@@ -5,6 +5,7 @@ checkpoint behind: readers either see the old file or the complete new one. Ever
 data into a temporary file in the *same folder* (so ``os.replace`` is a rename on one filesystem, which
 is atomic on POSIX and Windows), fsyncs it, then renames it over the target.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+from PIL import Image
+
 __all__ = [
+    "save_png",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
@@ -106,3 +111,10 @@ def atomic_write_json(path: Path | str, obj: Any, *, indent: int | None = 2) -> 
     """Serialise ``obj`` as UTF-8 JSON (sorted keys for stable diffs) and write it to ``path`` atomically."""
     text = json.dumps(obj, indent=indent, sort_keys=True, ensure_ascii=False, allow_nan=False)
     atomic_write_text(path, text + "\n")
+
+
+def save_png(array: np.ndarray, path: Path) -> None:
+    """Write an (H,W,C) uint8 array as PNG atomically."""
+    image = Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array)
+    with atomic_open(path, "wb") as handle:
+        image.save(handle, format="PNG")

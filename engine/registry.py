@@ -1,7 +1,9 @@
 """A name -> class registry filled by a class decorator (model families, feature extractors)."""
+
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from engine.errors import GanStudioError
 

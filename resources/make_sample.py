@@ -5,6 +5,7 @@ emoji-google-64 collection into class folders, and writes the licence notice bes
 
     python resources/make_sample.py [--source ../shared/datasets/emoji-google-64]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,9 +49,10 @@ def build(source: Path, out: Path) -> int:
 
 def write_notices(out: Path, count: int) -> None:
     """NOTICE.txt (what the images are, where from) and LICENSE (the Apache-2.0 text)."""
-    (out / "NOTICE.txt").write_text(NOTICE.format(count=count, n_classes=len(CLASSES),
-                                                  classes=", ".join(CLASSES), per_class=PER_CLASS),
-                                    encoding="utf-8")
+    (out / "NOTICE.txt").write_text(
+        NOTICE.format(count=count, n_classes=len(CLASSES), classes=", ".join(CLASSES), per_class=PER_CLASS),
+        encoding="utf-8",
+    )
     shutil.copyfile(APACHE_TEXT, out / "LICENSE")
 
 

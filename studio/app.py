@@ -4,6 +4,7 @@ Options: ``--project FOLDER`` opens (or creates) that project; ``--theme dark|li
 ``--screenshot DIR`` drives every page with real content (sample import, a short training run,
 a gallery), saves PNGs into DIR and exits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,18 +28,35 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="gan-studio", description="GAN Studio desktop app")
     parser.add_argument("--project", type=Path, help="project folder to open (created when missing)")
     parser.add_argument("--theme", choices=sorted(THEMES), help=f"colour theme (default: {DEFAULT_THEME})")
-    parser.add_argument("--screenshot", type=Path, metavar="DIR",
-                        help="save a screenshot of each page with real content into DIR, then exit")
-    parser.add_argument("--screenshot-steps", type=int, default=None,
-                        help="training steps for --screenshot (default: the quick preset)")
-    parser.add_argument("--screenshot-sketch-model", type=Path, metavar="RUN_OR_ONNX",
-                        help="a trained sketch model for the Translate page screenshot")
-    parser.add_argument("--screenshot-colorize-model", type=Path, metavar="RUN_OR_ONNX",
-                        help="a trained colorize model for the colorize screenshot")
-    parser.add_argument("--screenshot-colorize-image", type=Path, metavar="IMAGE",
-                        help="the image to colorize in that screenshot")
-    parser.add_argument("--screenshot-only", choices=["translate"],
-                        help="take only these screenshots (skips the sample import and training)")
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="DIR",
+        help="save a screenshot of each page with real content into DIR, then exit",
+    )
+    parser.add_argument(
+        "--screenshot-steps", type=int, default=None, help="training steps for --screenshot (default: the quick preset)"
+    )
+    parser.add_argument(
+        "--screenshot-sketch-model",
+        type=Path,
+        metavar="RUN_OR_ONNX",
+        help="a trained sketch model for the Translate page screenshot",
+    )
+    parser.add_argument(
+        "--screenshot-colorize-model",
+        type=Path,
+        metavar="RUN_OR_ONNX",
+        help="a trained colorize model for the colorize screenshot",
+    )
+    parser.add_argument(
+        "--screenshot-colorize-image", type=Path, metavar="IMAGE", help="the image to colorize in that screenshot"
+    )
+    parser.add_argument(
+        "--screenshot-only",
+        choices=["translate"],
+        help="take only these screenshots (skips the sample import and training)",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -79,10 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot is not None:
         from studio.screenshots import take_screenshots
 
-        translate = {"sketch": args.screenshot_sketch_model, "colorize": args.screenshot_colorize_model,
-                     "image": args.screenshot_colorize_image}
-        return take_screenshots(args.screenshot, project_dir=args.project, theme=args.theme or DEFAULT_THEME,
-                                steps=args.screenshot_steps, translate=translate, only=args.screenshot_only)
+        translate = {
+            "sketch": args.screenshot_sketch_model,
+            "colorize": args.screenshot_colorize_model,
+            "image": args.screenshot_colorize_image,
+        }
+        return take_screenshots(
+            args.screenshot,
+            project_dir=args.project,
+            theme=args.theme or DEFAULT_THEME,
+            steps=args.screenshot_steps,
+            translate=translate,
+            only=args.screenshot_only,
+        )
     from studio.errors import install_excepthook
     from studio.main_window import MainWindow
 

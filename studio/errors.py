@@ -5,6 +5,7 @@ GanStudioError (the message already names the file or setting) and holds the tra
 ``install_excepthook`` routes exceptions that escape a slot or a thread here, so nothing closes the
 window.
 """
+
 from __future__ import annotations
 
 import sys

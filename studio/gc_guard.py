@@ -8,6 +8,7 @@ against the GIL) and the app freezes. This was seen in the GUI tests with a nati
 automatic collection off and collecting from a GUI-thread timer keeps every such deletion on the GUI
 thread; reference counting still frees everything that is not in a cycle immediately.
 """
+
 from __future__ import annotations
 
 import gc

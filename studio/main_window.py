@@ -1,17 +1,29 @@
 """The main window: a sidebar of pages, menus with keyboard shortcuts, and a status bar showing the
 device, memory in use and the running job. It owns the project and closes it (and itself) cleanly:
 a running training run is asked about, checkpointed and stopped first."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QProgressBar, QStackedWidget, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QStackedWidget,
+    QWidget,
+)
 
 from engine.errors import GanStudioError
-from engine.training.info import run_kind
+from engine.runs.info import run_kind
 from studio import gc_guard
 from studio.errors import ErrorReporter
 from studio.pages.dataset import DatasetPage
@@ -26,8 +38,13 @@ from studio.settings import add_recent_project, app_settings, recent_projects
 from studio.sysinfo import device_summary, memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
 
-PAGES = (("dataset", "Dataset"), ("train", "Train"), ("generate", "Generate"), ("translate", "Translate"),
-         ("models", "Models"))
+PAGES = (
+    ("dataset", "Dataset"),
+    ("train", "Train"),
+    ("generate", "Generate"),
+    ("translate", "Translate"),
+    ("models", "Models"),
+)
 LATER_PAGES = (("upscale", "Upscale"), ("edit", "Edit"))
 LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
@@ -52,8 +69,13 @@ class MainWindow(QMainWindow):
         self.generate_page = GeneratePage(project, self.errors)
         self.translate_page = TranslatePage(project, self.errors)
         self.models_page = ModelsPage(project, self.errors)
-        self.pages = {"dataset": self.dataset_page, "train": self.train_page, "generate": self.generate_page,
-                      "translate": self.translate_page, "models": self.models_page}
+        self.pages = {
+            "dataset": self.dataset_page,
+            "train": self.train_page,
+            "generate": self.generate_page,
+            "translate": self.translate_page,
+            "models": self.models_page,
+        }
         self._build_central()
         self._build_status_bar()
         self._build_menus()
@@ -109,8 +131,14 @@ class MainWindow(QMainWindow):
         self.memory_timer.start()
         self._update_memory()
 
-    def _action(self, menu_name: str, text: str, slot: object, shortcut: str | QKeySequence | None = None,
-                checkable: bool = False) -> QAction:
+    def _action(
+        self,
+        menu_name: str,
+        text: str,
+        slot: object,
+        shortcut: str | QKeySequence | None = None,
+        checkable: bool = False,
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
@@ -241,8 +269,9 @@ class MainWindow(QMainWindow):
     # -- projects ---------------------------------------------------------------------------------
     def new_project_dialog(self) -> None:
         """Ask for a new (empty) folder and make it the open project."""
-        folder = QFileDialog.getExistingDirectory(self, "New project: choose a new, empty folder",
-                                                  str(self.project.root.parent))
+        folder = QFileDialog.getExistingDirectory(
+            self, "New project: choose a new, empty folder", str(self.project.root.parent)
+        )
         if folder:
             self._open_project(Project.create, Path(folder))
 
@@ -308,30 +337,40 @@ class MainWindow(QMainWindow):
         for menu in self.menus.values():
             for action in menu.actions():
                 if not action.shortcut().isEmpty():
-                    lines.append(f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} "
-                                 f"{action.text().rstrip('…')}")
+                    lines.append(
+                        f"{action.shortcut().toString(QKeySequence.SequenceFormat.NativeText):<16} "
+                        f"{action.text().rstrip('…')}"
+                    )
         return lines
 
     def show_shortcuts(self) -> None:
         """List the keyboard shortcuts."""
-        box = QMessageBox(QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(self.shortcut_lines()),
-                          parent=self)
+        box = QMessageBox(
+            QMessageBox.Icon.Information, "Keyboard shortcuts", "\n".join(self.shortcut_lines()), parent=self
+        )
         box.setStyleSheet("QLabel { font-family: monospace; }")
         box.open()
 
     def show_about(self) -> None:
         """A short About box."""
-        QMessageBox.about(self, "About GAN Studio", "GAN Studio: train and use GANs on your own images, offline.\n"
-                          f"Project: {self.project.root}\nThemes: {', '.join(THEMES)}")
+        QMessageBox.about(
+            self,
+            "About GAN Studio",
+            "GAN Studio: train and use GANs on your own images, offline.\n"
+            f"Project: {self.project.root}\nThemes: {', '.join(THEMES)}",
+        )
 
     # -- closing ----------------------------------------------------------------------------------
     def confirm_stop_training(self, action: str = "close GAN Studio") -> bool:
         """Ask whether to stop the running training run (a checkpoint is saved first)."""
         answer = QMessageBox.question(
-            self, "Training is running",
+            self,
+            "Training is running",
             f"A training run is in progress. To {action}, GAN Studio saves a checkpoint and stops the run; "
             "you can resume it later from the Train page.\n\nStop training now?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)

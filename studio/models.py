@@ -1,5 +1,6 @@
 """What a run folder holds for the Models page (checkpoints, ONNX exports and their model cards), and
 the PyTorch-vs-onnxruntime timing the page's Benchmark runs. Plain Python: no Qt here."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,8 @@ import numpy as np
 
 from engine.errors import CheckpointError
 from engine.export.ort_runner import find_export
-from engine.training.checkpoint import list_checkpoints
-from engine.training.info import run_kind
+from engine.runs.checkpoint import list_checkpoints
+from engine.runs.info import run_kind
 
 
 @dataclass
@@ -47,8 +48,17 @@ def list_exports(run_dir: Path) -> list[ExportInfo]:
     for path in paths:
         card = read_card(path)
         parity = card.get("parity", {})
-        infos.append(ExportInfo(path, parity.get("precision"), parity.get("max_abs_error"), parity.get("psnr_db"),
-                                card.get("exporter"), card.get("step"), path == current))
+        infos.append(
+            ExportInfo(
+                path,
+                parity.get("precision"),
+                parity.get("max_abs_error"),
+                parity.get("psnr_db"),
+                card.get("exporter"),
+                card.get("step"),
+                path == current,
+            )
+        )
     return infos
 
 
@@ -62,8 +72,9 @@ def export_path(run_dir: Path, fp16: bool) -> Path:
     return Path(run_dir) / "exports" / f"{kind}-{stem}{'-fp16' if fp16 else ''}.onnx"
 
 
-def parity_line(precision: str | None, max_abs_error: float | None, psnr_db: float | None,
-                bound: float | None = None) -> str:
+def parity_line(
+    precision: str | None, max_abs_error: float | None, psnr_db: float | None, bound: float | None = None
+) -> str:
     """``fp32 parity: max abs error 2.1e-07 (bound 1e-04), PSNR 131.2 dB``."""
     if max_abs_error is None:
         return "no model card"
@@ -88,8 +99,13 @@ class BenchRow:
         return self.torch_ms / self.ort_ms if self.ort_ms > 0 else float("inf")
 
 
-def benchmark_run(run_dir: Path, batches: tuple[int, ...] = (1, 8), runs: int = 15, warmup: int = 3,
-                  progress: Callable[[str], None] | None = None) -> list[BenchRow]:
+def benchmark_run(
+    run_dir: Path,
+    batches: tuple[int, ...] = (1, 8),
+    runs: int = 15,
+    warmup: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
     """Median ms per call of the run's newest checkpoint in PyTorch and its current export in onnxruntime.
 
     Calls alternate backend by backend so machine noise hits both alike (as bench/inference.py does).
@@ -97,14 +113,15 @@ def benchmark_run(run_dir: Path, batches: tuple[int, ...] = (1, 8), runs: int = 
     say = progress or (lambda _msg: None)
     onnx = find_export(Path(run_dir))
     if onnx is None:
-        raise CheckpointError(f"run {Path(run_dir).name} has no ONNX export as new as its newest checkpoint; "
-                             "export it to ONNX first")
+        raise CheckpointError(
+            f"run {Path(run_dir).name} has no ONNX export as new as its newest checkpoint; export it to ONNX first"
+        )
     say("Loading both runners")
     torch_call, ort_call, names = _bench_calls(Path(run_dir), onnx)
     rows = []
     for batch in batches:
         say(f"Timing batch {batch} ({runs} runs each after {warmup} warm-up)")
-        t_ms, o_ms = _alternate(lambda: torch_call(batch), lambda: ort_call(batch), runs, warmup)
+        t_ms, o_ms = _alternate(lambda b=batch: torch_call(b), lambda b=batch: ort_call(b), runs, warmup)
         rows.append(BenchRow(batch, t_ms, o_ms, *names))
     return rows
 
@@ -116,7 +133,7 @@ def _bench_calls(run_dir: Path, onnx: Path) -> tuple[Callable[[int], Any], Calla
 
     from engine.export import OrtRunner, OrtTranslator
     from engine.inference import TorchRunner, TorchTranslator
-    from engine.training.info import run_kind
+    from engine.runs.info import run_kind
 
     rng, cache = np.random.default_rng(0), {}
     if run_kind(run_dir) == "translate":
@@ -126,14 +143,21 @@ def _bench_calls(run_dir: Path, onnx: Path) -> tuple[Callable[[int], Any], Calla
         def image(b: int) -> Any:  # the same input for both backends
             return cache.setdefault(b, torch.from_numpy(rng.uniform(-1, 1, (b, *shape)).astype(np.float32)))
 
-        return (lambda b: pt.run_network(image(b)), lambda b: ort.run_network(image(b)),
-                (pt.description, ort.description))
+        return (
+            lambda b: pt.run_network(image(b)),
+            lambda b: ort.run_network(image(b)),
+            (pt.description, ort.description),
+        )
     runner, ort_runner = TorchRunner(run_dir), OrtRunner(onnx)
 
     def latents(b: int) -> np.ndarray:
         return cache.setdefault(b, rng.standard_normal((b, runner.latent_dim)).astype(np.float32))
 
-    return (lambda b: runner(latents(b)), lambda b: ort_runner(latents(b)), (runner.description, ort_runner.description))
+    return (
+        lambda b: runner(latents(b)),
+        lambda b: ort_runner(latents(b)),
+        (runner.description, ort_runner.description),
+    )
 
 
 def _alternate(first: Callable[[], Any], second: Callable[[], Any], runs: int, warmup: int) -> tuple[float, float]:

@@ -1,4 +1,5 @@
 """Where the studio finds its bundled resources (style sheets, icons, the sample dataset)."""
+
 from __future__ import annotations
 
 import sys

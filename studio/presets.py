@@ -3,6 +3,7 @@
 A preset never names a family: it sets TrainConfig fields and scales a family's width options (any
 Config field listed in WIDTH_FIELDS) from that family's own defaults.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,21 +37,36 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "quick": Preset("Quick", "A first look: a small, fast model; on a CPU, images start to form within a minute.",
-                    steps={"cpu": 600, "gpu-small": 2000, "gpu-large": 3000},
-                    batch_size={"cpu": 16, "gpu-small": 32, "gpu-large": 64},
-                    max_resolution={"cpu": 32, "gpu-small": 64, "gpu-large": 64},
-                    width_scale=0.5, preview_every=20, checkpoint_every=200),
-    "balanced": Preset("Balanced", "The family's full-size model for a while: recognisable results.",
-                       steps={"cpu": 3000, "gpu-small": 10000, "gpu-large": 20000},
-                       batch_size={"cpu": 32, "gpu-small": 64, "gpu-large": 64},
-                       max_resolution={"cpu": 64, "gpu-small": 128, "gpu-large": 256},
-                       width_scale=1.0, preview_every=100, checkpoint_every=500),
-    "quality": Preset("Quality", "Long training at the dataset's full size: best results, hours on a GPU.",
-                      steps={"cpu": 10000, "gpu-small": 40000, "gpu-large": 80000},
-                      batch_size={"cpu": 32, "gpu-small": 64, "gpu-large": 128},
-                      max_resolution={"cpu": 64, "gpu-small": 256, "gpu-large": None},
-                      width_scale=1.0, preview_every=250, checkpoint_every=1000),
+    "quick": Preset(
+        "Quick",
+        "A first look: a small, fast model; on a CPU, images start to form within a minute.",
+        steps={"cpu": 600, "gpu-small": 2000, "gpu-large": 3000},
+        batch_size={"cpu": 16, "gpu-small": 32, "gpu-large": 64},
+        max_resolution={"cpu": 32, "gpu-small": 64, "gpu-large": 64},
+        width_scale=0.5,
+        preview_every=20,
+        checkpoint_every=200,
+    ),
+    "balanced": Preset(
+        "Balanced",
+        "The family's full-size model for a while: recognisable results.",
+        steps={"cpu": 3000, "gpu-small": 10000, "gpu-large": 20000},
+        batch_size={"cpu": 32, "gpu-small": 64, "gpu-large": 64},
+        max_resolution={"cpu": 64, "gpu-small": 128, "gpu-large": 256},
+        width_scale=1.0,
+        preview_every=100,
+        checkpoint_every=500,
+    ),
+    "quality": Preset(
+        "Quality",
+        "Long training at the dataset's full size: best results, hours on a GPU.",
+        steps={"cpu": 10000, "gpu-small": 40000, "gpu-large": 80000},
+        batch_size={"cpu": 32, "gpu-small": 64, "gpu-large": 128},
+        max_resolution={"cpu": 64, "gpu-small": 256, "gpu-large": None},
+        width_scale=1.0,
+        preview_every=250,
+        checkpoint_every=1000,
+    ),
 }
 DEFAULT_PRESET = "quick"
 
@@ -92,9 +108,11 @@ def preset_settings(name: str, family_cls: type, tier: str, dataset_size: int) -
     """TrainConfig overrides for preset ``name`` (family_options included) on a ``tier`` device."""
     preset = PRESETS[name]
     return {
-        "steps": preset.steps[tier], "batch_size": preset.batch_size[tier],
+        "steps": preset.steps[tier],
+        "batch_size": preset.batch_size[tier],
         "resolution": pick_resolution(dataset_size, preset.max_resolution[tier], family_cls),
-        "preview_every": preset.preview_every, "checkpoint_every": preset.checkpoint_every,
+        "preview_every": preset.preview_every,
+        "checkpoint_every": preset.checkpoint_every,
         "family_options": scaled_family_options(family_cls.Config, preset.width_scale),
     }
 

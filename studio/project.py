@@ -3,6 +3,7 @@
 Plain Python (no Qt): the pages ask the project where things live and which datasets and runs exist.
 The first start opens a default project in the user data folder, so nothing has to be chosen.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import platformdirs
 
 from engine.data import is_dataset, read_report
 from engine.errors import DataError, GanStudioError
-from engine.training.info import run_kind
+from engine.runs.info import run_kind
 
 PROJECT_FILE = "project.json"
 PROJECT_KIND = "gan-studio-project"
@@ -44,37 +45,48 @@ class Project:
     root: Path
 
     @classmethod
-    def create(cls, folder: Path | str) -> "Project":
+    def create(cls, folder: Path | str) -> Project:
         """Make ``folder`` (new or empty) a project; ProjectError when it holds other files."""
         root = Path(folder).expanduser().resolve()
         if (root / PROJECT_FILE).is_file():
             return cls.open(root)
         if root.is_dir() and any(root.iterdir()):
-            raise ProjectError(f"{root} already holds other files; choose a new or empty folder for the "
-                               "project, or open an existing project instead.")
+            raise ProjectError(
+                f"{root} already holds other files; choose a new or empty folder for the "
+                "project, or open an existing project instead."
+            )
         root.mkdir(parents=True, exist_ok=True)
-        (root / PROJECT_FILE).write_text(json.dumps({
-            "kind": PROJECT_KIND, "format_version": PROJECT_FORMAT_VERSION,
-            "created": datetime.now().isoformat(timespec="seconds")}, indent=2), encoding="utf-8")
+        (root / PROJECT_FILE).write_text(
+            json.dumps(
+                {
+                    "kind": PROJECT_KIND,
+                    "format_version": PROJECT_FORMAT_VERSION,
+                    "created": datetime.now().isoformat(timespec="seconds"),
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
         return cls._with_folders(root)
 
     @classmethod
-    def open(cls, folder: Path | str) -> "Project":
+    def open(cls, folder: Path | str) -> Project:
         """Open an existing project folder; ProjectError saying what to do when it is not one."""
         root = Path(folder).expanduser().resolve()
         if not (root / PROJECT_FILE).is_file():
-            raise ProjectError(f"{root} is not a GAN Studio project (no {PROJECT_FILE}); use "
-                               "File > New Project to make one there.")
+            raise ProjectError(
+                f"{root} is not a GAN Studio project (no {PROJECT_FILE}); use File > New Project to make one there."
+            )
         return cls._with_folders(root)
 
     @classmethod
-    def open_or_create(cls, folder: Path | str) -> "Project":
+    def open_or_create(cls, folder: Path | str) -> Project:
         """Open ``folder`` as a project, creating it first when it does not exist yet."""
         root = Path(folder).expanduser()
         return cls.open(root) if (root / PROJECT_FILE).is_file() else cls.create(root)
 
     @classmethod
-    def _with_folders(cls, root: Path) -> "Project":
+    def _with_folders(cls, root: Path) -> Project:
         for name in SUBFOLDERS:
             (root / name).mkdir(exist_ok=True)
         return cls(root)

@@ -11,6 +11,7 @@ is present, raises the reference counts of None, True and False far out of reach
 Python 3.12 does for them anyway (immortal objects). These three objects are never freed, so the
 extra counts cost nothing. The real fix is a PySide6 without the bug (pin ``!=6.12.0``).
 """
+
 from __future__ import annotations
 
 import ctypes

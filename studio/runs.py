@@ -1,5 +1,6 @@
-"""Formatting for the Train page. Reading a run folder is the engine's job (engine.training.checkpoint
-for the layout of checkpoints and previews, engine.training.info for stats and summaries)."""
+"""Formatting for the Train page. Reading a run folder is the engine's job (engine.runs.checkpoint
+for the layout of checkpoints and previews, engine.runs.info for stats and summaries)."""
+
 from __future__ import annotations
 
 

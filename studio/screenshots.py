@@ -8,6 +8,7 @@ Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-mod
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,9 +54,14 @@ def grab(widget: QWidget, path: Path) -> Path:
     return path
 
 
-def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str = "dark",
-                     steps: int | None = None, translate: dict[str, Path | None] | None = None,
-                     only: str | None = None) -> int:
+def take_screenshots(
+    out_dir: Path,
+    project_dir: Path | None = None,
+    theme: str = "dark",
+    steps: int | None = None,
+    translate: dict[str, Path | None] | None = None,
+    only: str | None = None,
+) -> int:
     """Produce the screenshots into ``out_dir``; returns 0 (an exit status)."""
     scratch = Path(tempfile.mkdtemp(prefix="gan-studio-shots-"))
     os.environ[SETTINGS_ENV] = str(scratch / "settings.ini")  # leave the user's settings alone
@@ -91,14 +97,16 @@ def take_screenshots(out_dir: Path, project_dir: Path | None = None, theme: str 
 def _circle(cx: float, cy: float, r: float, start: float = 0.0, end: float = 360.0, n: int = 48) -> list:
     import math
 
-    return [(cx + r * math.cos(math.radians(a)), cy + r * math.sin(math.radians(a)))
-            for a in (start + (end - start) * i / n for i in range(n + 1))]
+    return [
+        (cx + r * math.cos(math.radians(a)), cy + r * math.sin(math.radians(a)))
+        for a in (start + (end - start) * i / n for i in range(n + 1))
+    ]
 
 
 SMILEY = [_circle(256, 256, 200), _circle(185, 200, 22), _circle(327, 200, 22), _circle(256, 270, 110, 25, 155)]
 
 
-def _load_translate_model(window: "object", source: Path, task: str) -> "object":
+def _load_translate_model(window: object, source: Path, task: str) -> object:
     page = window.translate_page  # type: ignore[attr-defined]
     window.show_page("translate")  # type: ignore[attr-defined]
     page.use_model_file(source)
@@ -106,18 +114,21 @@ def _load_translate_model(window: "object", source: Path, task: str) -> "object"
     return page
 
 
-def _sketch_shot(window: "object", out: Path, model: Path) -> None:
+def _sketch_shot(window: object, out: Path, model: Path) -> None:
     page = _load_translate_model(window, model, "sketch")
     for stroke in SMILEY:
         page.canvas.draw_stroke(stroke)
     wanted = page.request_id + 1
-    wait_until(lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
-               120, "the translated sketch")
+    wait_until(
+        lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
+        120,
+        "the translated sketch",
+    )
     page.compare.set_split(0.35)
     grab(window, out / "translate.png")  # type: ignore[arg-type]
 
 
-def _colourful_points(photo: "object", count: int) -> list[tuple[int, int]]:
+def _colourful_points(photo: object, count: int) -> list[tuple[int, int]]:
     """``count`` well-spread points of high saturation (a user clicks where colour matters)."""
     import numpy as np
 
@@ -128,13 +139,13 @@ def _colourful_points(photo: "object", count: int) -> list[tuple[int, int]]:
     cells = int(np.ceil(np.sqrt(count * 2)))
     for cy in range(cells):
         for cx in range(cells):
-            block = saturation[cy * h // cells:(cy + 1) * h // cells, cx * w // cells:(cx + 1) * w // cells]
+            block = saturation[cy * h // cells : (cy + 1) * h // cells, cx * w // cells : (cx + 1) * w // cells]
             y, x = np.unravel_index(int(block.argmax()), block.shape)
             points.append((int(block[y, x]), cx * w // cells + int(x), cy * h // cells + int(y)))
     return [(x, y) for _, x, y in sorted(points, reverse=True)[:count]]
 
 
-def _colorize_shot(window: "object", out: Path, model: Path, image_path: Path) -> None:
+def _colorize_shot(window: object, out: Path, model: Path, image_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
@@ -144,20 +155,27 @@ def _colorize_shot(window: "object", out: Path, model: Path, image_path: Path) -
     for x, y in _colourful_points(photo, 6):  # clicks where the photo is most colourful, in its colours
         page.hint_view.add_hint(x, y, tuple(int(c) for c in photo[y, x]))
     wanted = page.request_id + 1
-    wait_until(lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
-               120, "the colorized image")
+    wait_until(
+        lambda: page.request_id >= wanted and page.result is not None and not page.compare.is_busy(),
+        120,
+        "the colorized image",
+    )
     page.compare.set_split(0.4)
     grab(window, out / "translate-colorize.png")  # type: ignore[arg-type]
 
 
-def _dataset_page(window: "object", out: Path) -> Path:
+def _dataset_page(window: object, out: Path) -> Path:
     page = window.dataset_page  # type: ignore[attr-defined]
     window.show_page("dataset")  # type: ignore[attr-defined]
     page.start_import(SAMPLE_DATASET)
     wait_until(lambda: not page.is_busy(), 120, "the sample import")
     dialog = page.open_consent()
-    dialog.set_choices("licensed", "none", "GAN Studio sample (Noto Emoji, Apache-2.0)",
-                       "Noto Emoji by Google, Apache License 2.0 (resources/sample/LICENSE)")
+    dialog.set_choices(
+        "licensed",
+        "none",
+        "GAN Studio sample (Noto Emoji, Apache-2.0)",
+        "Noto Emoji by Google, Apache License 2.0 (resources/sample/LICENSE)",
+    )
     dialog.record()
     review = page.open_consent()  # reopened for review: the recorded statement and its history
     grab(review, out / "consent.png")
@@ -167,7 +185,7 @@ def _dataset_page(window: "object", out: Path) -> Path:
     return page.dataset_dir
 
 
-def _train_page(window: "object", out: Path, dataset: Path, steps: int | None) -> None:
+def _train_page(window: object, out: Path, dataset: Path, steps: int | None) -> None:
     page = window.train_page  # type: ignore[attr-defined]
     window.show_page("train")  # type: ignore[attr-defined]
     page.select_dataset(dataset)
@@ -177,13 +195,16 @@ def _train_page(window: "object", out: Path, dataset: Path, steps: int | None) -
     if not page.start():
         raise RuntimeError("training did not start (see the error dialog)")
     target = page.target_steps or 1
-    wait_until(lambda: int(page.latest_stats.get("step", 0)) >= int(target * 0.85) or not page.is_running(),
-               1800, "training to get near its end")
+    wait_until(
+        lambda: int(page.latest_stats.get("step", 0)) >= int(target * 0.85) or not page.is_running(),
+        1800,
+        "training to get near its end",
+    )
     grab(window, out / "train.png")  # type: ignore[arg-type]
     wait_until(lambda: not page.is_running(), 600, "training to finish")
 
 
-def _generate_page(window: "object", out: Path) -> None:
+def _generate_page(window: object, out: Path) -> None:
     page = window.generate_page  # type: ignore[attr-defined]
     window.show_page("generate")  # type: ignore[attr-defined]
     page.refresh_runs()
@@ -193,7 +214,7 @@ def _generate_page(window: "object", out: Path) -> None:
     grab(window, out / "generate.png")  # type: ignore[arg-type]
 
 
-def _models_page(window: "object", out: Path) -> None:
+def _models_page(window: object, out: Path) -> None:
     page = window.models_page  # type: ignore[attr-defined]
     window.show_page("models")  # type: ignore[attr-defined]
     page.refresh()
@@ -208,7 +229,7 @@ def _models_page(window: "object", out: Path) -> None:
     grab(window, out / "models.png")  # type: ignore[arg-type]
 
 
-def _evaluate_tab(window: "object", out: Path, samples: int = 64, real: int = 300) -> None:
+def _evaluate_tab(window: object, out: Path, samples: int = 64, real: int = 300) -> None:
     models = window.models_page  # type: ignore[attr-defined]
     window.show_page("models")  # type: ignore[attr-defined]
     models.show_evaluate()

@@ -3,6 +3,7 @@
 Tests and screenshot runs point ``GAN_STUDIO_SETTINGS`` at an ini file so they never touch the
 user's real settings.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Reads for the status bar: the compute device and the memory in use (no computation)."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Dark (default) and light themes: a Fusion palette, a style sheet from resources/style, chart colours."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,10 +26,28 @@ class Theme:
 
 
 THEMES: dict[str, Theme] = {
-    "dark": Theme("dark", "#1b1d23", "#23262e", "#e3e6ec", "#9aa3b2", "#7c9cff", "#1f2128", "#9aa3b2",
-                  ("#7c9cff", "#ff9f6b", "#7fd49a", "#e07cd8", "#f0d36b")),
-    "light": Theme("light", "#f6f7f9", "#ffffff", "#1d2230", "#5d6678", "#3558d8", "#ffffff", "#5d6678",
-                   ("#3558d8", "#d9601a", "#1e8a45", "#a63aa0", "#a88700")),
+    "dark": Theme(
+        "dark",
+        "#1b1d23",
+        "#23262e",
+        "#e3e6ec",
+        "#9aa3b2",
+        "#7c9cff",
+        "#1f2128",
+        "#9aa3b2",
+        ("#7c9cff", "#ff9f6b", "#7fd49a", "#e07cd8", "#f0d36b"),
+    ),
+    "light": Theme(
+        "light",
+        "#f6f7f9",
+        "#ffffff",
+        "#1d2230",
+        "#5d6678",
+        "#3558d8",
+        "#ffffff",
+        "#5d6678",
+        ("#3558d8", "#d9601a", "#1e8a45", "#a63aa0", "#a88700"),
+    ),
 }
 DEFAULT_THEME = "dark"
 
@@ -41,12 +60,18 @@ def get_theme(name: str | None) -> Theme:
 def _palette(theme: Theme) -> QPalette:
     palette = QPalette()
     roles = {
-        QPalette.ColorRole.Window: theme.window, QPalette.ColorRole.Base: theme.base,
-        QPalette.ColorRole.AlternateBase: theme.window, QPalette.ColorRole.Button: theme.base,
-        QPalette.ColorRole.WindowText: theme.text, QPalette.ColorRole.Text: theme.text,
-        QPalette.ColorRole.ButtonText: theme.text, QPalette.ColorRole.ToolTipBase: theme.base,
-        QPalette.ColorRole.ToolTipText: theme.text, QPalette.ColorRole.Highlight: theme.accent,
-        QPalette.ColorRole.PlaceholderText: theme.muted, QPalette.ColorRole.Link: theme.accent,
+        QPalette.ColorRole.Window: theme.window,
+        QPalette.ColorRole.Base: theme.base,
+        QPalette.ColorRole.AlternateBase: theme.window,
+        QPalette.ColorRole.Button: theme.base,
+        QPalette.ColorRole.WindowText: theme.text,
+        QPalette.ColorRole.Text: theme.text,
+        QPalette.ColorRole.ButtonText: theme.text,
+        QPalette.ColorRole.ToolTipBase: theme.base,
+        QPalette.ColorRole.ToolTipText: theme.text,
+        QPalette.ColorRole.Highlight: theme.accent,
+        QPalette.ColorRole.PlaceholderText: theme.muted,
+        QPalette.ColorRole.Link: theme.accent,
     }
     for role, color in roles.items():
         palette.setColor(role, QColor(color))

@@ -1,4 +1,5 @@
 """Shared pytest setup: Qt runs offscreen, and the shared real datasets are found or skipped visibly."""
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ Class labels come from first-level subfolders of the source. When class folders 
 directly in the source folder are kept with label -1 ("no class") and the report warns about them;
 when there are no subfolders the dataset is unconditional (``classes == []``, all labels -1).
 """
+
 from __future__ import annotations
 
 from engine.data.dataset import PreparedDataset, load_dataset

@@ -4,6 +4,7 @@ A cache is built in a hidden temporary folder and published by renaming the fold
 never sees a half-written cache; the manifest names the published folder and is written last.
 Folder names carry a random suffix, so a new build never overwrites files a reader may have mapped.
 """
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,8 @@ class CacheBuilder:
         self.tmp.mkdir(parents=True)
         shape = (n_rows, options.size, options.size, options.channels)
         self.rows: np.memmap | None = np.lib.format.open_memmap(
-            self.tmp / "rows.npy", mode="w+", dtype=np.uint8, shape=shape)
+            self.tmp / "rows.npy", mode="w+", dtype=np.uint8, shape=shape
+        )
 
     def publish(self, keep: list[int], labels: list[int], meta: dict[str, Any]) -> Path:
         """Write images.npy (kept rows, in order), labels.npy and meta.json, then rename into place.
@@ -76,10 +78,9 @@ class CacheBuilder:
 
     def _compact(self, keep: list[int], target: Path) -> None:
         assert self.rows is not None
-        out = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8,
-                                        shape=(len(keep), *self.rows.shape[1:]))
+        out = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(len(keep), *self.rows.shape[1:]))
         for start in range(0, len(keep), _COPY_ROWS):
-            out[start:start + _COPY_ROWS] = self.rows[keep[start:start + _COPY_ROWS]]
+            out[start : start + _COPY_ROWS] = self.rows[keep[start : start + _COPY_ROWS]]
         out.flush()
         del out
         self.rows = None
@@ -87,8 +88,14 @@ class CacheBuilder:
 
     def _meta_fields(self, count: int) -> dict[str, Any]:
         opts = self.options
-        return {"format_version": CACHE_FORMAT_VERSION, "size": opts.size, "fit": opts.fit,
-                "alpha": opts.alpha, "channels": opts.channels, "count": count}
+        return {
+            "format_version": CACHE_FORMAT_VERSION,
+            "size": opts.size,
+            "fit": opts.fit,
+            "alpha": opts.alpha,
+            "channels": opts.channels,
+            "count": count,
+        }
 
     def abort(self) -> None:
         """Remove the unfinished build; the dataset folder is as it was before."""
@@ -105,8 +112,12 @@ def open_cache(folder: Path, fingerprint: str) -> OpenedCache | None:
         labels = np.load(folder / "labels.npy")
     except (OSError, ValueError):
         return None
-    consistent = (meta.get("fingerprint") == fingerprint and images.dtype == np.uint8
-                  and images.ndim == 4 and len(images) == len(labels) == meta.get("count"))
+    consistent = (
+        meta.get("fingerprint") == fingerprint
+        and images.dtype == np.uint8
+        and images.ndim == 4
+        and len(images) == len(labels) == meta.get("count")
+    )
     return OpenedCache(folder, images, labels, meta) if consistent else None
 
 

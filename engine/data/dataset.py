@@ -1,4 +1,5 @@
 """PreparedDataset and load_dataset: what training reads, built on demand at new sizes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -53,10 +54,17 @@ def load_dataset(dataset_dir: Path | str, size: int | None = None) -> PreparedDa
     options = base if size is None else replace(base, size=check_size(size))
     cache = _find_cache(root, manifest, options) or _build_cache(root, manifest, options)
     return PreparedDataset(
-        root=root, images=cache.images, labels=np.asarray(cache.labels, dtype=np.int64),
-        classes=list(manifest.get("classes", [])), fingerprint=manifest["fingerprint"],
-        size=options.size, channels=options.channels, fit=options.fit, alpha=options.alpha,
-        paths=list(cache.meta.get("paths", [])))
+        root=root,
+        images=cache.images,
+        labels=np.asarray(cache.labels, dtype=np.int64),
+        classes=list(manifest.get("classes", [])),
+        fingerprint=manifest["fingerprint"],
+        size=options.size,
+        channels=options.channels,
+        fit=options.fit,
+        alpha=options.alpha,
+        paths=list(cache.meta.get("paths", [])),
+    )
 
 
 def _find_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -> OpenedCache | None:
@@ -73,8 +81,10 @@ def _build_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -
     source = Path(manifest.get("source", ""))
     kept = [e for e in manifest.get("files", []) if e.get("status") == "kept"]
     if not source.is_dir():
-        raise DataError(f"{root} has no {options.size} px cache and its source folder {source} is gone; "
-                        f"import the images again: {_reimport_hint(manifest, root, options.size)}")
+        raise DataError(
+            f"{root} has no {options.size} px cache and its source folder {source} is gone; "
+            f"import the images again: {_reimport_hint(manifest, root, options.size)}"
+        )
     candidates = [Candidate(e["path"], source / e["path"], e.get("label")) for e in kept]
     builder = CacheBuilder(root, options, len(candidates))
     try:
@@ -82,8 +92,12 @@ def _build_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -
         results = run_pool(candidates, ctx)
         del ctx
         _check_rebuilt(results, root, manifest, options)
-        meta = {"fingerprint": manifest["fingerprint"], "sha256": [e["sha256"] for e in kept],
-                "paths": [e["path"] for e in kept], "classes": manifest.get("classes", [])}
+        meta = {
+            "fingerprint": manifest["fingerprint"],
+            "sha256": [e["sha256"] for e in kept],
+            "paths": [e["path"] for e in kept],
+            "classes": manifest.get("classes", []),
+        }
         labels = [int(e.get("label_index", -1)) for e in kept]
         folder = builder.publish(list(range(len(kept))), labels, meta)
     except BaseException:
@@ -92,15 +106,15 @@ def _build_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -
     return _register_cache(root, folder, options)
 
 
-def _check_rebuilt(results: list[FileResult], root: Path, manifest: dict[str, Any],
-                   options: ImportOptions) -> None:
+def _check_rebuilt(results: list[FileResult], root: Path, manifest: dict[str, Any], options: ImportOptions) -> None:
     failed = [r for r in results if r.status != "kept"]
     if failed:
         examples = "; ".join(f"{r.rel}: {r.reason}" for r in failed[:3])
         raise DataError(
             f"cannot prepare {root} at {options.size} px: {len(failed)} source file(s) changed or "
             f"became unreadable since the import ({examples}); import the folder again: "
-            f"{_reimport_hint(manifest, root, options.size)}")
+            f"{_reimport_hint(manifest, root, options.size)}"
+        )
 
 
 def _register_cache(root: Path, folder: Path, options: ImportOptions) -> OpenedCache:
@@ -108,8 +122,7 @@ def _register_cache(root: Path, folder: Path, options: ImportOptions) -> OpenedC
     manifest = read_manifest(root)
     opened = open_cache(folder, manifest["fingerprint"])
     if opened is None:
-        raise DataError(f"{root} changed while its {options.size} px cache was being built; "
-                        "load it again.")
+        raise DataError(f"{root} changed while its {options.size} px cache was being built; load it again.")
     manifest.setdefault("caches", {})[options.cache_key] = folder.name
     write_manifest(root, manifest)
     return opened

@@ -5,6 +5,7 @@ skipped entry. Nothing here trusts the file: formats are restricted to the suppo
 renamed PostScript file never reaches Ghostscript), sizes are checked from the header before any
 pixel is decoded, and PIL's decompression-bomb warning is an error, not a log line.
 """
+
 from __future__ import annotations
 
 import io

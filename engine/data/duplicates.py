@@ -1,4 +1,5 @@
 """Perceptual hashes and near-duplicate grouping, vectorised so thousands of images take milliseconds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,7 @@ def near_duplicate_pairs(hashes: np.ndarray, max_distance: int) -> tuple[np.ndar
     block = max(1, _BLOCK_CELLS // max(count, 1))
     rows, cols = [], []
     for start in range(0, count, block):
-        distance = _popcount(hashes[start:start + block, None] ^ hashes[None, :])
+        distance = _popcount(hashes[start : start + block, None] ^ hashes[None, :])
         i, j = np.nonzero(distance <= max_distance)
         i += start
         upper = j > i

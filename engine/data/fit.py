@@ -1,4 +1,5 @@
 """Bring an image to the square training resolution: centre-crop, letterbox or stretch."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """import_folder: scan, validate, prepare the cache, write manifest and report, incrementally."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,14 @@ import numpy as np
 
 from engine.data.cache import CACHE_FOLDER, CacheBuilder, OpenedCache, open_cache, remove_unused_caches
 from engine.data.duplicates import near_duplicate_groups
-from engine.data.manifest import (MANIFEST_FORMAT_VERSION, MANIFEST_KIND, compute_fingerprint,
-                                  manifest_path, read_manifest, write_manifest)
+from engine.data.manifest import (
+    MANIFEST_FORMAT_VERSION,
+    MANIFEST_KIND,
+    compute_fingerprint,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 from engine.data.options import DEFAULT_DUPLICATE_DISTANCE, DEFAULT_MAX_PIXELS, ImportOptions
 from engine.data.prepare import FileResult, PrepareContext, fill_hashes, run_pool
 from engine.data.report import FileWarning, ImportFailed, ImportReport, SkippedFile, resolution_histogram
@@ -40,11 +47,18 @@ class _Previous:
         return {} if self.cache is None else {s: i for i, s in enumerate(self.cache.meta["sha256"])}
 
 
-def import_folder(source: Path | str, dataset_dir: Path | str, *, size: int = 64, fit: str = "crop",
-                  alpha: str = "white", max_pixels: int = DEFAULT_MAX_PIXELS,
-                  progress: Callable[[int, int, str], None] | None = None,
-                  should_cancel: Callable[[], bool] | None = None,
-                  duplicate_distance: int = DEFAULT_DUPLICATE_DISTANCE) -> ImportReport:
+def import_folder(
+    source: Path | str,
+    dataset_dir: Path | str,
+    *,
+    size: int = 64,
+    fit: str = "crop",
+    alpha: str = "white",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    duplicate_distance: int = DEFAULT_DUPLICATE_DISTANCE,
+) -> ImportReport:
     """Import the images under ``source`` into the prepared dataset folder ``dataset_dir``.
 
     Takes the training ``size``, ``fit`` ("crop", "pad", "stretch"), ``alpha`` ("white", "black",
@@ -58,8 +72,10 @@ def import_folder(source: Path | str, dataset_dir: Path | str, *, size: int = 64
     started = time.perf_counter()
     options = ImportOptions(size=size, fit=fit, alpha=alpha, max_pixels=max_pixels)
     if not 0 <= duplicate_distance <= 64:
-        raise ConfigError(f"duplicate_distance counts differing bits of a 64-bit hash: use 0 to 64 "
-                          f"(default {DEFAULT_DUPLICATE_DISTANCE}), not {duplicate_distance}.")
+        raise ConfigError(
+            f"duplicate_distance counts differing bits of a 64-bit hash: use 0 to 64 "
+            f"(default {DEFAULT_DUPLICATE_DISTANCE}), not {duplicate_distance}."
+        )
     src, out = Path(source).expanduser().resolve(), Path(dataset_dir).expanduser().resolve()
     _check_destination(src, out)
     scan = scan_folder(src, exclude=out, should_cancel=should_cancel)
@@ -81,20 +97,26 @@ def import_folder(source: Path | str, dataset_dir: Path | str, *, size: int = 64
 
 def _check_destination(src: Path, out: Path) -> None:
     if out == src:
-        raise DataError(f"the dataset folder {out} is the source folder itself; choose a separate, "
-                        "new folder for the prepared dataset.")
+        raise DataError(
+            f"the dataset folder {out} is the source folder itself; choose a separate, "
+            "new folder for the prepared dataset."
+        )
     if out.exists() and not out.is_dir():
         raise DataError(f"dataset folder {out} is a file; choose a new or empty folder.")
     if out.is_dir() and any(out.iterdir()) and not manifest_path(out).exists():
-        raise DataError(f"dataset folder {out} already holds other files and is not a GAN Studio "
-                        "dataset; choose a new or empty folder so nothing of yours is overwritten.")
+        raise DataError(
+            f"dataset folder {out} already holds other files and is not a GAN Studio "
+            "dataset; choose a new or empty folder so nothing of yours is overwritten."
+        )
 
 
 def _no_images_error(scan: ScanResult, out: Path, options: ImportOptions) -> ImportFailed:
     kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
-    return ImportFailed(f"no image files found in {scan.root} (looked for {kinds}, hidden files "
-                        "excluded); pick the folder that holds your images.",
-                        _build_report(scan, out, options, [], [], DEFAULT_DUPLICATE_DISTANCE))
+    return ImportFailed(
+        f"no image files found in {scan.root} (looked for {kinds}, hidden files "
+        "excluded); pick the folder that holds your images.",
+        _build_report(scan, out, options, [], [], DEFAULT_DUPLICATE_DISTANCE),
+    )
 
 
 def _load_previous(out: Path, options: ImportOptions) -> _Previous:
@@ -103,23 +125,37 @@ def _load_previous(out: Path, options: ImportOptions) -> _Previous:
     except DataError:
         return _Previous()  # first import, or a damaged manifest that this import replaces
     max_pixels = manifest.get("options", {}).get("max_pixels")
-    prior = {e["sha256"]: {**e, "max_pixels": max_pixels} for e in manifest.get("files", [])
-             if e.get("sha256") and e.get("status") in ("kept", "skipped")}
+    prior = {
+        e["sha256"]: {**e, "max_pixels": max_pixels}
+        for e in manifest.get("files", [])
+        if e.get("sha256") and e.get("status") in ("kept", "skipped")
+    }
     name = manifest.get("caches", {}).get(options.cache_key)
     cache = open_cache(out / CACHE_FOLDER / name, manifest.get("fingerprint", "")) if name else None
     return _Previous(manifest, prior, cache)
 
 
-def _prepare_all(scan: ScanResult, out: Path, options: ImportOptions, previous: _Previous,
-                 progress: Callable[[int, int, str], None] | None,
-                 should_cancel: Callable[[], bool] | None) -> tuple[list[FileResult], Path, list[str]]:
+def _prepare_all(
+    scan: ScanResult,
+    out: Path,
+    options: ImportOptions,
+    previous: _Previous,
+    progress: Callable[[int, int, str], None] | None,
+    should_cancel: Callable[[], bool] | None,
+) -> tuple[list[FileResult], Path, list[str]]:
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     builder = CacheBuilder(out, options, len(scan.candidates))
     try:
         thumbs = np.zeros((len(scan.candidates), 32, 32), np.uint8)
-        ctx = PrepareContext(options, builder.rows, thumbs, previous.prior, previous.reuse_rows,
-                             previous.cache.images if previous.cache else None)
+        ctx = PrepareContext(
+            options,
+            builder.rows,
+            thumbs,
+            previous.prior,
+            previous.reuse_rows,
+            previous.cache.images if previous.cache else None,
+        )
         results = run_pool(scan.candidates, ctx, progress=progress, should_cancel=should_cancel)
         del ctx
         fill_hashes(results, thumbs)
@@ -127,8 +163,11 @@ def _prepare_all(scan: ScanResult, out: Path, options: ImportOptions, previous: 
         if not kept:
             raise _nothing_kept_error(scan, out, options, results)
         classes = class_names(results[i] for i in kept)
-        cache_dir = builder.publish(kept, [label_index(results[i].label, classes) for i in kept],
-                                    _cache_meta([results[i] for i in kept], classes))
+        cache_dir = builder.publish(
+            kept,
+            [label_index(results[i].label, classes) for i in kept],
+            _cache_meta([results[i] for i in kept], classes),
+        )
     except BaseException:
         builder.abort()
         if created:
@@ -137,8 +176,9 @@ def _prepare_all(scan: ScanResult, out: Path, options: ImportOptions, previous: 
     return results, cache_dir, classes
 
 
-def _unchanged_caches(out: Path, manifest: dict[str, Any] | None, results: list[FileResult],
-                      classes: list[str]) -> dict[str, str]:
+def _unchanged_caches(
+    out: Path, manifest: dict[str, Any] | None, results: list[FileResult], classes: list[str]
+) -> dict[str, str]:
     """Caches at other sizes/fits that hold exactly the new kept files, in order, with the same labels.
 
     Keeping them means switching between sizes (64, then 32, then 64 again) never re-decodes.
@@ -151,18 +191,24 @@ def _unchanged_caches(out: Path, manifest: dict[str, Any] | None, results: list[
     valid = {}
     for key, name in manifest.get("caches", {}).items():
         cache = open_cache(out / CACHE_FOLDER / name, manifest.get("fingerprint", ""))
-        if cache and cache.meta.get("sha256") == shas and cache.meta.get("paths") == paths \
-                and np.array_equal(cache.labels, labels):
+        if (
+            cache
+            and cache.meta.get("sha256") == shas
+            and cache.meta.get("paths") == paths
+            and np.array_equal(cache.labels, labels)
+        ):
             valid[key] = name
     return valid
 
 
-def _nothing_kept_error(scan: ScanResult, out: Path, options: ImportOptions,
-                        results: list[FileResult]) -> ImportFailed:
+def _nothing_kept_error(scan: ScanResult, out: Path, options: ImportOptions, results: list[FileResult]) -> ImportFailed:
     report = _build_report(scan, out, options, results, [], DEFAULT_DUPLICATE_DISTANCE)
     examples = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
-    return ImportFailed(f"none of the {len(results)} image files in {scan.root} can be used "
-                        f"(e.g. {examples}); fix or replace them and import again.", report)
+    return ImportFailed(
+        f"none of the {len(results)} image files in {scan.root} can be used "
+        f"(e.g. {examples}); fix or replace them and import again.",
+        report,
+    )
 
 
 def _remove_empty_folder(folder: Path) -> None:
@@ -184,26 +230,43 @@ def label_index(label: str | None, classes: list[str]) -> int:
 
 def _cache_meta(kept: list[FileResult], classes: list[str]) -> dict[str, Any]:
     shas = [r.sha256 or "" for r in kept]
-    return {"fingerprint": compute_fingerprint(shas), "sha256": shas,
-            "paths": [r.rel for r in kept], "classes": classes}
+    return {
+        "fingerprint": compute_fingerprint(shas),
+        "sha256": shas,
+        "paths": [r.rel for r in kept],
+        "classes": classes,
+    }
 
 
-def _build_report(scan: ScanResult, out: Path, options: ImportOptions, results: list[FileResult],
-                  classes: list[str], duplicate_distance: int) -> ImportReport:
+def _build_report(
+    scan: ScanResult,
+    out: Path,
+    options: ImportOptions,
+    results: list[FileResult],
+    classes: list[str],
+    duplicate_distance: int,
+) -> ImportReport:
     kept = [r for r in results if r.status == "kept"]
     failed = [SkippedFile(r.rel, r.reason or "unknown") for r in results if r.status != "kept"]
     skipped = scan.skipped + failed
     return ImportReport(
-        source=str(scan.root), dataset_dir=str(out), options=options.to_dict(),
-        total=len(scan.candidates) + len(scan.skipped), kept=len(kept),
-        skipped=sorted(skipped), ignored=list(scan.ignored),
+        source=str(scan.root),
+        dataset_dir=str(out),
+        options=options.to_dict(),
+        total=len(scan.candidates) + len(scan.skipped),
+        kept=len(kept),
+        skipped=sorted(skipped),
+        ignored=list(scan.ignored),
         warnings=_warnings(kept, classes, options, scan.root),
         resolution_histogram=resolution_histogram([(r.width or 0, r.height or 0) for r in kept]),
-        duplicates=near_duplicate_groups([r.rel for r in kept], [r.phash or "0" for r in kept],
-                                         duplicate_distance),
-        classes=_class_counts(kept, classes), unlabelled=sum(r.label is None for r in kept) if classes else 0,
-        fingerprint=compute_fingerprint(r.sha256 or "" for r in kept), channels=options.channels,
-        decoded=sum(r.decoded for r in results), reused=sum(r.reused for r in results))
+        duplicates=near_duplicate_groups([r.rel for r in kept], [r.phash or "0" for r in kept], duplicate_distance),
+        classes=_class_counts(kept, classes),
+        unlabelled=sum(r.label is None for r in kept) if classes else 0,
+        fingerprint=compute_fingerprint(r.sha256 or "" for r in kept),
+        channels=options.channels,
+        decoded=sum(r.decoded for r in results),
+        reused=sum(r.reused for r in results),
+    )
 
 
 def _class_counts(kept: list[FileResult], classes: list[str]) -> dict[str, int]:
@@ -214,19 +277,30 @@ def _class_counts(kept: list[FileResult], classes: list[str]) -> dict[str, int]:
     return counts
 
 
-def _warnings(kept: list[FileResult], classes: list[str], options: ImportOptions,
-              root: Path) -> list[FileWarning]:
+def _warnings(kept: list[FileResult], classes: list[str], options: ImportOptions, root: Path) -> list[FileWarning]:
     warnings = [FileWarning(r.rel, note) for r in kept for note in r.notes]
     warnings += [FileWarning(r.rel, msg) for r in kept if (msg := _small_message(r, options))]
     unlabelled = sum(r.label is None for r in kept)
     if classes and unlabelled:
-        warnings.append(FileWarning("", (
-            f"{unlabelled} images sit directly in {root} while class folders exist; they get no class "
-            "(label -1): move them into a class folder for class-conditional training.")))
+        warnings.append(
+            FileWarning(
+                "",
+                (
+                    f"{unlabelled} images sit directly in {root} while class folders exist; they get no class "
+                    "(label -1): move them into a class folder for class-conditional training."
+                ),
+            )
+        )
     if 0 < len(kept) < FEW_IMAGES:
-        warnings.append(FileWarning("", (
-            f"only {len(kept)} usable images; GANs usually need thousands, so use a small-data "
-            "model with augmentation or add images.")))
+        warnings.append(
+            FileWarning(
+                "",
+                (
+                    f"only {len(kept)} usable images; GANs usually need thousands, so use a small-data "
+                    "model with augmentation or add images."
+                ),
+            )
+        )
     return warnings
 
 
@@ -235,21 +309,35 @@ def _small_message(result: FileResult, options: ImportOptions) -> str | None:
     side = max(width, height) if options.fit == "pad" else min(width, height)
     if side >= options.size:
         return None
-    return (f"{width}x{height} is smaller than the training size {options.size} px; it is "
-            "upscaled and will look soft (use a smaller --size or a larger original)")
+    return (
+        f"{width}x{height} is smaller than the training size {options.size} px; it is "
+        "upscaled and will look soft (use a smaller --size or a larger original)"
+    )
 
 
-def _manifest(scan: ScanResult, options: ImportOptions, results: list[FileResult], classes: list[str],
-              report: ImportReport, caches: dict[str, str], created_at: str | None) -> dict[str, Any]:
+def _manifest(
+    scan: ScanResult,
+    options: ImportOptions,
+    results: list[FileResult],
+    classes: list[str],
+    report: ImportReport,
+    caches: dict[str, str],
+    created_at: str | None,
+) -> dict[str, Any]:
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     files = [_file_entry(r, classes) for r in results]
     files += [{"path": s.path, "status": "skipped", "reason": s.reason, "sha256": None} for s in scan.skipped]
     files += [{"path": s.path, "status": "ignored", "reason": s.reason, "sha256": None} for s in scan.ignored]
     return {
-        "kind": MANIFEST_KIND, "format_version": MANIFEST_FORMAT_VERSION,
-        "source": str(scan.root), "options": options.to_dict(), "channels": options.channels,
-        "created_at": created_at or now, "updated_at": now,
-        "classes": classes, "fingerprint": report.fingerprint,
+        "kind": MANIFEST_KIND,
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "source": str(scan.root),
+        "options": options.to_dict(),
+        "channels": options.channels,
+        "created_at": created_at or now,
+        "updated_at": now,
+        "classes": classes,
+        "fingerprint": report.fingerprint,
         "counts": {"kept": report.kept, "skipped": len(report.skipped), "ignored": len(report.ignored)},
         "caches": caches,
         "files": sorted(files, key=lambda e: e["path"]),
@@ -258,8 +346,14 @@ def _manifest(scan: ScanResult, options: ImportOptions, results: list[FileResult
 
 def _file_entry(result: FileResult, classes: list[str]) -> dict[str, Any]:
     return {
-        "path": result.rel, "sha256": result.sha256, "label": result.label,
-        "label_index": label_index(result.label, classes), "status": result.status,
-        "reason": result.reason, "width": result.width, "height": result.height,
-        "phash": result.phash, "notes": result.notes,
+        "path": result.rel,
+        "sha256": result.sha256,
+        "label": result.label,
+        "label_index": label_index(result.label, classes),
+        "status": result.status,
+        "reason": result.reason,
+        "width": result.width,
+        "height": result.height,
+        "phash": result.phash,
+        "notes": result.notes,
     }

@@ -1,4 +1,5 @@
 """dataset.json: the manifest that makes a folder a prepared dataset, and its fingerprint."""
+
 from __future__ import annotations
 
 import hashlib
@@ -42,15 +43,13 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} cannot be read ({exc}); import the source folder again: "
-                        f"{IMPORT_HINT}") from None
+        raise DataError(f"{path} cannot be read ({exc}); import the source folder again: {IMPORT_HINT}") from None
     return _check_manifest(data, path)
 
 
 def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
-        raise DataError(f"{path} is not a GAN Studio dataset manifest; import the folder again: "
-                        f"{IMPORT_HINT}")
+        raise DataError(f"{path} is not a GAN Studio dataset manifest; import the folder again: {IMPORT_HINT}")
     version = data.get("format_version")
     if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
         raise DataError(

@@ -1,4 +1,5 @@
 """The import settings, their allowed values, and the checks that turn bad values into ConfigError."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -54,7 +55,7 @@ class ImportOptions:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ImportOptions":
+    def from_dict(cls, data: dict[str, Any]) -> ImportOptions:
         """Rebuild from a manifest's ``options``; unknown keys from newer versions are ignored."""
         known = {k: data[k] for k in ("size", "fit", "alpha", "max_pixels") if k in data}
         return cls(**known)

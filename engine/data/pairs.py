@@ -12,6 +12,7 @@
 All randomness comes from torch generators (the global one during training, which the trainer
 checkpoints), so derived pairs are reproducible and resuming stays bit-identical.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,9 +59,11 @@ def ab_plan(paths: list[str], classes: list[str], task: str) -> DataPlan:
     """Rows of the A/ and B/ class folders: matched by file stem for 'paired', all of each for 'unpaired'."""
     folders = {c.lower(): c for c in classes}
     if "a" not in folders or "b" not in folders:
-        raise ConfigError(f"task '{task}' needs a dataset imported from a folder with A/ and B/ subfolders "
-                          f"(this one has {', '.join(classes) or 'no subfolders'}); put the input images in A/ "
-                          "and the target images in B/, then import the parent folder")
+        raise ConfigError(
+            f"task '{task}' needs a dataset imported from a folder with A/ and B/ subfolders "
+            f"(this one has {', '.join(classes) or 'no subfolders'}); put the input images in A/ "
+            "and the target images in B/, then import the parent folder"
+        )
     rows: dict[str, dict[str, int]] = {"a": {}, "b": {}}
     for row, rel in enumerate(paths):
         parts = PurePosixPath(rel).parts
@@ -81,8 +84,10 @@ def _unpaired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
 def _paired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
     names = sorted(set(rows["a"]) & set(rows["b"]))
     if not names:
-        raise ConfigError("task 'paired' found no file names present in both A/ and B/; name each target like "
-                          "its input (A/cat.png -> B/cat.png), or use the cyclegan family for unrelated folders")
+        raise ConfigError(
+            "task 'paired' found no file names present in both A/ and B/; name each target like "
+            "its input (A/cat.png -> B/cat.png), or use the cyclegan family for unrelated folders"
+        )
     notes = []
     unmatched = len(rows["a"]) + len(rows["b"]) - 2 * len(names)
     if unmatched:
@@ -127,7 +132,7 @@ def _neighbours(x: torch.Tensor) -> list[torch.Tensor]:
     """The 8 neighbours P2..P9 (clockwise from north) of every pixel, zero outside the image."""
     p = F.pad(x, (1, 1, 1, 1))
     h, w = x.shape[-2:]
-    at = lambda dy, dx: p[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]  # noqa: E731
+    at = lambda dy, dx: p[..., 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]  # noqa: E731
     return [at(-1, 0), at(-1, 1), at(0, 1), at(1, 1), at(1, 0), at(1, -1), at(0, -1), at(-1, -1)]
 
 
@@ -204,8 +209,9 @@ def _wobble(ink: torch.Tensor, rand, amplitude: torch.Tensor) -> torch.Tensor:
     n, _, h, w = ink.shape
     field = (_smooth_noise(rand, n, h, w, 16).repeat(1, 2, 1, 1) - 0.5) * 2
     field[:, 1] = _smooth_noise(rand, n, h, w, 16)[:, 0] * 2 - 1
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=ink.device),
-                            torch.linspace(-1, 1, w, device=ink.device), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, h, device=ink.device), torch.linspace(-1, 1, w, device=ink.device), indexing="ij"
+    )
     base = torch.stack([xs, ys], -1)[None]
     pixels = torch.tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)], device=ink.device)
     offset = field.permute(0, 2, 3, 1) * amplitude[:, None, None, None] * pixels
@@ -255,15 +261,18 @@ def random_hints(ab: torch.Tensor, max_hints: int, generator: torch.Generator | 
     return torch.cat([mean_ab * mask, mask], 1)
 
 
-def hints_to_channels(hints: list[tuple[float, float, tuple[int, int, int]]], height: int, width: int,
-                      scale: float = 1.0) -> torch.Tensor:
+def hints_to_channels(
+    hints: list[tuple[float, float, tuple[int, int, int]]], height: int, width: int, scale: float = 1.0
+) -> torch.Tensor:
     """User hints [(x, y, (r, g, b)), ...] in pixels of an image ``scale`` times larger -> (1,3,H,W) channels."""
     channels = torch.zeros(1, HINT_CHANNELS, height, width)
     half = hint_patch(height) // 2
     for x, y, rgb in hints:
         cx, cy = int(round(x / scale)), int(round(y / scale))
         if not (0 <= cx < width and 0 <= cy < height):
-            raise ConfigError(f"colour hint at ({x}, {y}) lies outside the {int(width * scale)}x{int(height * scale)} image")
+            raise ConfigError(
+                f"colour hint at ({x}, {y}) lies outside the {int(width * scale)}x{int(height * scale)} image"
+            )
         colour = torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1) / 255
         ab = rgb_to_lab(colour)[0, 1:, 0, 0] / AB_SCALE
         region = (slice(None), slice(max(0, cy - half), cy + half + 1), slice(max(0, cx - half), cx + half + 1))
@@ -319,8 +328,9 @@ def input_channels(task: str, channels: int) -> int:
     return {"sketch": 1, "colorize": 1 + HINT_CHANNELS + SPREAD_CHANNELS}.get(task, channels)
 
 
-def derive_pair(task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bool = True,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def derive_pair(
+    task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bool = True, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input, target) for a derived task from a batch of target images (N,C,H,W) in [-1,1]."""
     if task == "sketch":
         lines = line_art(real)
@@ -335,10 +345,10 @@ def derive_pair(task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bo
 def visualise_input(task: str, inputs: torch.Tensor, channels: int) -> torch.Tensor:
     """Network inputs as (N, channels, H, W) images in [-1,1] for preview grids (hints drawn in colour)."""
     if task == "colorize":
-        L, hints = inputs[:, :1], inputs[:, 1:1 + HINT_CHANNELS]
+        L, hints = inputs[:, :1], inputs[:, 1 : 1 + HINT_CHANNELS]
         rgb = decode_lab(L, hints[:, :2] * (hints[:, 2:3] > 0))
     else:
         rgb = inputs if inputs.shape[1] >= 3 else inputs[:, :1].repeat(1, 3, 1, 1)
     if rgb.shape[1] < channels:  # an RGBA model: opaque
-        rgb = torch.cat([rgb, torch.ones_like(rgb[:, :channels - rgb.shape[1]])], 1)
+        rgb = torch.cat([rgb, torch.ones_like(rgb[:, : channels - rgb.shape[1]])], 1)
     return rgb[:, :channels]

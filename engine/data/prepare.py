@@ -5,6 +5,7 @@ parallel without the start-up and pickling cost of processes (for thumbnail-size
 overhead dominates and threads add little). Callbacks (progress, cancel) are only ever called from
 the thread that called :func:`run_pool`, never from a worker.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -140,13 +141,17 @@ def fill_hashes(results: Sequence[FileResult], thumbs: np.ndarray) -> None:
         results[i].phash = value
 
 
-def _prepare_chunk(start: int, chunk: Sequence[Candidate],
-                   ctx: PrepareContext) -> tuple[int, list[FileResult]]:
+def _prepare_chunk(start: int, chunk: Sequence[Candidate], ctx: PrepareContext) -> tuple[int, list[FileResult]]:
     return start, [prepare_file(candidate, start + k, ctx) for k, candidate in enumerate(chunk)]
 
 
-def run_pool(candidates: Sequence[Candidate], ctx: PrepareContext, *, progress: ProgressFn | None = None,
-             should_cancel: CancelFn | None = None) -> list[FileResult]:
+def run_pool(
+    candidates: Sequence[Candidate],
+    ctx: PrepareContext,
+    *,
+    progress: ProgressFn | None = None,
+    should_cancel: CancelFn | None = None,
+) -> list[FileResult]:
     """Prepare every candidate (row i for candidate i) in a thread pool; results in candidate order.
 
     Calls ``progress(done, total, rel_path)`` after each file and polls ``should_cancel()`` after
@@ -159,7 +164,7 @@ def run_pool(candidates: Sequence[Candidate], ctx: PrepareContext, *, progress: 
     done = 0
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gan-import")
     try:
-        futures = [pool.submit(_prepare_chunk, i, candidates[i:i + step], ctx) for i in range(0, total, step)]
+        futures = [pool.submit(_prepare_chunk, i, candidates[i : i + step], ctx) for i in range(0, total, step)]
         for future in as_completed(futures):
             start, chunk = future.result()
             for k, result in enumerate(chunk):
@@ -171,8 +176,7 @@ def run_pool(candidates: Sequence[Candidate], ctx: PrepareContext, *, progress: 
     return [r for r in results if r is not None]
 
 
-def _after_file(progress: ProgressFn | None, should_cancel: CancelFn | None, done: int, total: int,
-                rel: str) -> None:
+def _after_file(progress: ProgressFn | None, should_cancel: CancelFn | None, done: int, total: int, rel: str) -> None:
     if progress is not None:
         progress(done, total, rel)
     if should_cancel is not None and should_cancel():

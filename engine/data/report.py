@@ -1,4 +1,5 @@
 """The import report: what was kept, what was skipped and why, and what the user should look at."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ _HISTOGRAM_EDGES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
 class ImportFailed(DataError):
     """DataError for an import that kept no image; ``report`` tells what happened to every file."""
 
-    def __init__(self, message: str, report: "ImportReport") -> None:
+    def __init__(self, message: str, report: ImportReport) -> None:
         super().__init__(message)
         self.report = report
 
@@ -73,7 +74,7 @@ class ImportReport:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ImportReport":
+    def from_dict(cls, data: dict[str, Any]) -> ImportReport:
         """Rebuild a report read from report.json (unknown keys from newer versions are dropped)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["skipped"] = [SkippedFile(**s) for s in data.get("skipped", [])]
@@ -94,8 +95,7 @@ class ImportReport:
         lines.append(_class_line(self.classes, self.unlabelled))
         if self.duplicates:
             n_files = sum(len(g) for g in self.duplicates)
-            lines.append(f"Near duplicates: {len(self.duplicates):,} groups ({n_files:,} files); "
-                         "see report.json.")
+            lines.append(f"Near duplicates: {len(self.duplicates):,} groups ({n_files:,} files); see report.json.")
         if self.warnings:
             lines.append(f"Warnings: {len(self.warnings):,}, e.g. {_describe(self.warnings[0])}")
         lines.append(f"Fingerprint: {self.fingerprint[:16]}")

@@ -1,4 +1,5 @@
 """Walk a source folder and list the image files to import, with the entries refused or ignored."""
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,9 @@ class ScanResult:
     ignored: list[SkippedFile] = field(default_factory=list)
 
 
-def scan_folder(source: Path | str, *, exclude: Path | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> ScanResult:
+def scan_folder(
+    source: Path | str, *, exclude: Path | None = None, should_cancel: Callable[[], bool] | None = None
+) -> ScanResult:
     """List image candidates under ``source`` recursively.
 
     Hidden entries (dot names, or the hidden attribute on Windows) are ignored; symlinks are followed
@@ -59,8 +61,7 @@ def scan_folder(source: Path | str, *, exclude: Path | None = None,
 class _Walker:
     """Walk with an explicit stack (no recursion limit on deep trees) and symlink-loop protection."""
 
-    def __init__(self, result: ScanResult, exclude: Path | None,
-                 should_cancel: Callable[[], bool] | None) -> None:
+    def __init__(self, result: ScanResult, exclude: Path | None, should_cancel: Callable[[], bool] | None) -> None:
         self.result = result
         self.exclude = exclude
         self.should_cancel = should_cancel
@@ -111,9 +112,13 @@ class _Walker:
         if not target.exists():
             self.result.skipped.append(SkippedFile(rel, f"broken symlink (target {target} is missing)"))
         elif not target.is_relative_to(self.result.root):
-            self.result.skipped.append(SkippedFile(
-                rel, f"symlink points outside the source folder (to {target}); "
-                     "copy the file into the folder to include it"))
+            self.result.skipped.append(
+                SkippedFile(
+                    rel,
+                    f"symlink points outside the source folder (to {target}); "
+                    "copy the file into the folder to include it",
+                )
+            )
         elif target.is_dir():
             self.visit_dir(target, rel)
         else:

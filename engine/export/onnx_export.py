@@ -8,6 +8,7 @@ Two kinds of graph: a *generator* (latents z [+ class labels] -> image, dynamic 
 *translator* (input image -> image, dynamic batch, height and width; parity is checked at two
 different sizes to prove the spatial axes really are dynamic).
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,10 +17,11 @@ import json
 import math
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +29,11 @@ from torch import nn
 
 import engine
 from engine.errors import ConfigError, GanStudioError
-from engine.fsutil import atomic_write_bytes, atomic_write_json
 from engine.families import get_family
+from engine.fsutil import atomic_write_bytes, atomic_write_json
 from engine.inference.torch_runner import TorchRunner, resolve_checkpoint
 from engine.inference.translate import TorchTranslator
-from engine.training.checkpoint import load_checkpoint
+from engine.runs.checkpoint import load_checkpoint
 
 ONNX_FORMAT_VERSION = 1
 OPSET = 18
@@ -108,8 +110,14 @@ class _Subject:
     card: dict[str, Any]
 
 
-def export_onnx(source: Path | str, out: Path | str, *, fp16: bool = False, opset: int = OPSET,
-                progress: Callable[[str], None] | None = None) -> ExportResult:
+def export_onnx(
+    source: Path | str,
+    out: Path | str,
+    *,
+    fp16: bool = False,
+    opset: int = OPSET,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
     """Export the EMA generator of a run folder or checkpoint to ``out`` (.onnx) plus ``out``.json card."""
     out = Path(out)
     if out.suffix.lower() != ".onnx":
@@ -129,8 +137,10 @@ def export_onnx(source: Path | str, out: Path | str, *, fp16: bool = False, opse
     max_err, psnr = _parity(subject, model_bytes)
     bound = PARITY_BOUND[precision]
     if not max_err <= bound:
-        raise ExportError(f"export of {checkpoint} failed the parity check: max abs error {max_err:.3g} "
-                          f"> {bound:g} allowed for {precision} (PSNR {psnr:.1f} dB); nothing was written to {out}")
+        raise ExportError(
+            f"export of {checkpoint} failed the parity check: max abs error {max_err:.3g} "
+            f"> {bound:g} allowed for {precision} (PSNR {psnr:.1f} dB); nothing was written to {out}"
+        )
     atomic_write_bytes(out, model_bytes)
     card = out.with_suffix(".json")
     result = ExportResult(out, card, precision, exporter, max_err, psnr, bound, notes)
@@ -146,18 +156,32 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     names = ["z", "labels"] if conditional else ["z"]
     example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed)  # noqa: E731
     c, r = runner.spec.channels, runner.resolution
-    card = {"kind": "generator", "latent_dim": runner.latent_dim, "classes": runner.classes,
-            "inputs": {"z": f"float32 (batch, {runner.latent_dim}) standard normal",
-                       **({"labels": "int64 (batch,) class index"} if conditional else {})},
-            "outputs": {"image": f"float32 (batch, {c}, {r}, {r})"}}
+    card = {
+        "kind": "generator",
+        "latent_dim": runner.latent_dim,
+        "classes": runner.classes,
+        "inputs": {
+            "z": f"float32 (batch, {runner.latent_dim}) standard normal",
+            **({"labels": "int64 (batch,) class index"} if conditional else {}),
+        },
+        "outputs": {"image": f"float32 (batch, {c}, {r}, {r})"},
+    }
     return _Subject(
-        runner, _GeneratorGraph(generator, conditional, fp16).eval(),
+        runner,
+        _GeneratorGraph(generator, conditional, fp16).eval(),
         _GeneratorGraph(generator, conditional, fp16=False).eval(),  # parity is always against fp32
-        names, {name: {0: "batch"} for name in [*names, "image"]}, example(2, 0),
+        names,
+        {name: {0: "batch"} for name in [*names, "image"]},
+        example(2, 0),
         # two batch sizes also prove the batch axis is dynamic
         [example(1, 11), example(5, 12)],
-        {"gan_studio.kind": "generator", "gan_studio.latent_dim": str(runner.latent_dim),
-         "gan_studio.classes": json.dumps(runner.classes)}, card)
+        {
+            "gan_studio.kind": "generator",
+            "gan_studio.latent_dim": str(runner.latent_dim),
+            "gan_studio.classes": json.dumps(runner.classes),
+        },
+        card,
+    )
 
 
 def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
@@ -168,15 +192,29 @@ def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     image = lambda n, h, w: torch.rand(n, c_in, h, w, generator=gen) * 2 - 1  # noqa: E731
     # parity at the training size and at a smaller, non-square size: both spatial axes are dynamic
     small_h, small_w = max(m, (r // 2) // m * m), max(m, (3 * r // 4) // m * m)
-    card = {"kind": "translator", "task": model.task, "multiple": m,
-            "inputs": {"input": f"float32 (batch, {c_in}, H, W) in [-1, 1]; H and W multiples of {m}"},
-            "outputs": {"image": f"float32 (batch, {model.out_channels}, H, W)"}}
+    card = {
+        "kind": "translator",
+        "task": model.task,
+        "multiple": m,
+        "inputs": {"input": f"float32 (batch, {c_in}, H, W) in [-1, 1]; H and W multiples of {m}"},
+        "outputs": {"image": f"float32 (batch, {model.out_channels}, H, W)"},
+    }
     return _Subject(
-        model, _TranslatorGraph(generator, fp16).eval(), _TranslatorGraph(generator, fp16=False).eval(),
-        ["input"], {"input": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}},
-        (image(2, r, r),), [(image(1, r, r),), (image(2, small_h, small_w),)],
-        {"gan_studio.kind": "translator", "gan_studio.task": model.task, "gan_studio.in_channels": str(c_in),
-         "gan_studio.multiple": str(m)}, card)
+        model,
+        _TranslatorGraph(generator, fp16).eval(),
+        _TranslatorGraph(generator, fp16=False).eval(),
+        ["input"],
+        {"input": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}},
+        (image(2, r, r),),
+        [(image(1, r, r),), (image(2, small_h, small_w),)],
+        {
+            "gan_studio.kind": "translator",
+            "gan_studio.task": model.task,
+            "gan_studio.in_channels": str(c_in),
+            "gan_studio.multiple": str(m),
+        },
+        card,
+    )
 
 
 def _example_inputs(latent_dim: int, num_classes: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -195,16 +233,34 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
         warnings.simplefilter("ignore")
         path = Path(tmp) / "model.onnx"
         try:
-            program = torch.onnx.export(graph, example, dynamo=True, input_names=names, output_names=["image"],
-                                        dynamic_axes=axes, opset_version=opset, verbose=False)
+            program = torch.onnx.export(
+                graph,
+                example,
+                dynamo=True,
+                input_names=names,
+                output_names=["image"],
+                dynamic_axes=axes,
+                opset_version=opset,
+                verbose=False,
+            )
             program.save(str(path))
             return path.read_bytes(), "dynamo", notes
         except Exception as exc:  # the new exporter still fails on some graphs; the old one is the fallback
-            notes.append(f"dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                         "used the TorchScript exporter")
+            notes.append(
+                f"dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                "used the TorchScript exporter"
+            )
         buffer = io.BytesIO()
-        torch.onnx.export(graph, example, buffer, dynamo=False, input_names=names, output_names=["image"],
-                          dynamic_axes=axes, opset_version=min(opset, 17))
+        torch.onnx.export(
+            graph,
+            example,
+            buffer,
+            dynamo=False,
+            input_names=names,
+            output_names=["image"],
+            dynamic_axes=axes,
+            opset_version=min(opset, 17),
+        )
         return buffer.getvalue(), "torchscript", notes
 
 
@@ -252,7 +308,7 @@ def _parity(subject: _Subject, model_bytes: bytes) -> tuple[float, float]:
         got = session.run(["image"], feed)[0]
         diff = got.astype(np.float64) - expected
         worst = max(worst, float(np.abs(diff).max()))
-        mse_sum, count = mse_sum + float((diff ** 2).sum()), count + diff.size
+        mse_sum, count = mse_sum + float((diff**2).sum()), count + diff.size
     mse = mse_sum / count
     psnr = math.inf if mse == 0 else 10 * math.log10(4.0 / mse)  # peak-to-peak range of [-1, 1] is 2
     return worst, psnr
@@ -261,12 +317,26 @@ def _parity(subject: _Subject, model_bytes: bytes) -> tuple[float, float]:
 def _model_card(subject: _Subject, state: dict[str, Any], result: ExportResult) -> dict[str, Any]:
     model = subject.model
     return {
-        "format_version": ONNX_FORMAT_VERSION, "model": result.path.name, "family": model.family_name,
-        "resolution": model.resolution, "channels": model.family.spec.channels, **subject.card,
-        "value_range": [-1, 1], "layout": "NCHW", "source_checkpoint": str(model.checkpoint), "step": model.step,
-        "dataset_fingerprint": state.get("dataset_fingerprint"), "attestation_id": state.get("attestation_id"),
-        "parity": {"precision": result.precision, "max_abs_error": result.max_abs_error,
-                   "psnr_db": result.psnr_db, "bound": result.bound},
-        "exporter": result.exporter, "notes": result.notes, "app_version": engine.__version__,
+        "format_version": ONNX_FORMAT_VERSION,
+        "model": result.path.name,
+        "family": model.family_name,
+        "resolution": model.resolution,
+        "channels": model.family.spec.channels,
+        **subject.card,
+        "value_range": [-1, 1],
+        "layout": "NCHW",
+        "source_checkpoint": str(model.checkpoint),
+        "step": model.step,
+        "dataset_fingerprint": state.get("dataset_fingerprint"),
+        "attestation_id": state.get("attestation_id"),
+        "parity": {
+            "precision": result.precision,
+            "max_abs_error": result.max_abs_error,
+            "psnr_db": result.psnr_db,
+            "bound": result.bound,
+        },
+        "exporter": result.exporter,
+        "notes": result.notes,
+        "app_version": engine.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

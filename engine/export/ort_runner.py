@@ -1,4 +1,5 @@
 """Run exported generators with onnxruntime: provider fallback, a clear report, cached sessions."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,10 @@ def _ort():
     try:
         import onnxruntime
     except ImportError:
-        raise DeviceError("onnxruntime is not installed; install it with: pip install onnxruntime "
-                          "(or onnxruntime-gpu for NVIDIA GPUs)") from None
+        raise DeviceError(
+            "onnxruntime is not installed; install it with: pip install onnxruntime "
+            "(or onnxruntime-gpu for NVIDIA GPUs)"
+        ) from None
     return onnxruntime
 
 
@@ -38,8 +41,10 @@ def _create_session(path: Path, providers: tuple[str, ...]) -> tuple[Any, str, l
     available = set(ort.get_available_providers())
     unknown = [p for p in providers if p not in available]
     if "CPUExecutionProvider" not in providers and len(unknown) == len(providers):
-        raise DeviceError(f"none of the requested onnxruntime providers ({', '.join(providers)}) is available here; "
-                          f"available: {', '.join(sorted(available))}")
+        raise DeviceError(
+            f"none of the requested onnxruntime providers ({', '.join(providers)}) is available here; "
+            f"available: {', '.join(sorted(available))}"
+        )
     options = ort.SessionOptions()
     # Leave one core to the UI thread on small machines; onnxruntime's default takes them all.
     options.intra_op_num_threads = max(1, (os.cpu_count() or 2) - 1) if (os.cpu_count() or 1) > 2 else 0
@@ -69,8 +74,9 @@ def _open(path: Path, providers: tuple[str, ...] | list[str] | None) -> tuple[An
 
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
-    return CheckpointError(f"{path} is not a readable ONNX model ({str(exc).splitlines()[0][:200]}); "
-                           "it may be damaged or not an ONNX file")
+    return CheckpointError(
+        f"{path} is not a readable ONNX model ({str(exc).splitlines()[0][:200]}); it may be damaged or not an ONNX file"
+    )
 
 
 class OrtRunner(GeneratorRunner):
@@ -88,8 +94,10 @@ class OrtRunner(GeneratorRunner):
     def _read_metadata(self) -> None:
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("gan_studio.kind") != "generator":
-            raise CheckpointError(f"{self.source} is an ONNX model but not a GAN Studio generator export "
-                                  "(no gan_studio metadata); export it with gan-studio-cli export")
+            raise CheckpointError(
+                f"{self.source} is an ONNX model but not a GAN Studio generator export "
+                "(no gan_studio metadata); export it with gan-studio-cli export"
+            )
         try:
             self.family_name = meta["gan_studio.family"]
             self.resolution = int(meta["gan_studio.resolution"])
@@ -99,7 +107,9 @@ class OrtRunner(GeneratorRunner):
             self.step = int(meta.get("gan_studio.step", 0))
             self.precision = meta.get("gan_studio.precision", "fp32")
         except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again") from None
+            raise CheckpointError(
+                f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again"
+            ) from None
         self.num_classes = len(self.classes)
         self.metadata = dict(meta)
 
@@ -143,15 +153,19 @@ class OrtTranslator(Translator):
         self.session, self.provider, self.notes = _open(self.source, providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("gan_studio.kind") != "translator":
-            raise CheckpointError(f"{self.source} is not a GAN Studio image-to-image export; export a pix2pix or "
-                                  "cyclegan run with gan-studio-cli export")
+            raise CheckpointError(
+                f"{self.source} is not a GAN Studio image-to-image export; export a pix2pix or "
+                "cyclegan run with gan-studio-cli export"
+            )
         try:
             self.family_name, self.task = meta["gan_studio.family"], meta["gan_studio.task"]
             self.in_channels, self.out_channels = int(meta["gan_studio.in_channels"]), int(meta["gan_studio.channels"])
             self.resolution, self.multiple = int(meta["gan_studio.resolution"]), int(meta["gan_studio.multiple"])
             self.step = int(meta.get("gan_studio.step", 0))
         except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again") from None
+            raise CheckpointError(
+                f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again"
+            ) from None
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input"] or [o.name for o in self.session.get_outputs()] != ["image"]:
             raise CheckpointError(f"{self.source} must have one input 'input' and one output 'image' (has {names})")
@@ -164,7 +178,7 @@ class OrtTranslator(Translator):
 
 def find_export(run_dir: Path) -> Path | None:
     """The newest .onnx export of a run folder that is at least as new as its newest checkpoint."""
-    from engine.training.checkpoint import latest_checkpoint
+    from engine.runs.checkpoint import latest_checkpoint
 
     exports = sorted(Path(run_dir).glob("exports/*.onnx"), key=lambda p: p.stat().st_mtime)
     checkpoint = latest_checkpoint(Path(run_dir))

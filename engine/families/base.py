@@ -4,12 +4,14 @@ A family owns its networks, optimizers and training step. The Trainer owns every
 (data, device, loop, callbacks, checkpoints, NaN/OOM recovery) and talks to the family only through
 the methods of :class:`Family`.
 """
+
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -19,7 +21,7 @@ from engine.errors import ConfigError
 from engine.nn.augment import AdaptiveAugment, diff_augment, parse_policy
 from engine.nn.ema import ema_beta, make_ema, update_ema
 from engine.nn.losses import get_loss, r1_penalty
-from engine.training.config import TrainConfig
+from engine.runs.config import TrainConfig
 
 if TYPE_CHECKING:
     from engine.data import PreparedDataset
@@ -71,13 +73,18 @@ class Family(ABC):
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.amp = bool(train.amp if train.amp is not None else device.type == "cuda")
-        self.memory_format = torch.channels_last if (train.channels_last if train.channels_last is not None
-                                                     else device.type == "cuda") else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last
+            if (train.channels_last if train.channels_last is not None else device.type == "cuda")
+            else torch.contiguous_format
+        )
         self.scalers: dict[str, torch.amp.GradScaler] = {}
 
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+    def train_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
+    ) -> dict[str, float]:
         """One optimisation step on ``real`` (N,C,H,W in [-1,1]); returns scalar stats."""
 
     @abstractmethod
@@ -98,7 +105,7 @@ class Family(ABC):
         """What a run folder records about the model beyond its spec (kind, latent size, task...)."""
         return {"kind": self.kind, "latent_dim": self.latent_dim}
 
-    def data_plan(self, dataset: "PreparedDataset") -> DataPlan:
+    def data_plan(self, dataset: PreparedDataset) -> DataPlan:
         """Which dataset rows make one training example; noise-to-image families use every row alone."""
         return single_plan(len(dataset))
 
@@ -214,7 +221,9 @@ class AdversarialFamily(Family):
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+    def train_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
+    ) -> dict[str, float]:
         real = real.contiguous(memory_format=self.memory_format)
         chunks = list(zip(real.chunk(micro_batches), _chunk_or_none(labels, micro_batches)))
         stats = self._d_step(chunks, step)

@@ -9,6 +9,7 @@ one building block to maintain), spectral-norm discriminators, the trainer's los
 default) instead of least squares, and no pool of past fakes, so every step depends only on the
 checkpointed state and resuming stays exact.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -68,7 +69,9 @@ class CycleGAN(TranslationFamily):
         """An unconditional PatchGAN over one domain's images."""
         return self.build_patch_discriminator(self.out_channels)
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+    def train_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
+    ) -> dict[str, float]:
         a, b = self.split_batch(real)
         (a,), (b,) = self.random_flip(a), self.random_flip(b)
         chunks = list(zip(a.chunk(micro_batches), b.chunk(micro_batches)))
@@ -108,7 +111,9 @@ class CycleGAN(TranslationFamily):
         for (a, b), (fake_a, fake_b) in zip(chunks, fakes):
             with self._autocast():
                 real_a, real_b, out_a, out_b = D_A(a), D_B(b), D_A(fake_a), D_B(fake_b)
-                loss = (self.d_loss_fn(real_a.float(), out_a.float()) + self.d_loss_fn(real_b.float(), out_b.float())) / 2
+                loss = (
+                    self.d_loss_fn(real_a.float(), out_a.float()) + self.d_loss_fn(real_b.float(), out_b.float())
+                ) / 2
             self.scalers["D"].scale(loss / len(chunks)).backward()
             totals["loss_d"] += float(loss.detach()) / len(chunks)
             totals["d_real"] += float(real_b.detach().float().mean()) / len(chunks)

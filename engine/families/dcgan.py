@@ -5,6 +5,7 @@ Discriminator: strided convolutions with LeakyReLU; spectral norm instead of Bat
 which is what keeps a small-data DCGAN stable. Class-conditional through a label embedding added to
 the latent (G) and a projection head (D).
 """
+
 from __future__ import annotations
 
 import math
@@ -46,7 +47,10 @@ class DCGANGenerator(nn.Module):
         ch = _channels(cfg, stages)
         self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.latent_dim, ch[0], 4, 1, 0, bias=False), nn.BatchNorm2d(ch[0]), nn.ReLU(True)]
+            nn.ConvTranspose2d(cfg.latent_dim, ch[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ch[0]),
+            nn.ReLU(True),
+        ]
         for c_in, c_out in zip(ch[:-1], ch[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]

@@ -12,6 +12,7 @@ random quarter of it from its 16x16 map (small decoders, L1/MSE on pixels); that
 what keeps D from memorising a few hundred images. Class-conditional through a label embedding added
 to the latent (G) and a projection head (D), as in dcgan.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from engine.errors import ConfigError
 from engine.families.base import AdversarialFamily, ModelSpec
 from engine.families.registry import register_family
-from engine.training.config import TrainConfig
+from engine.runs.config import TrainConfig
 
 RECON_LOSSES = ("l1", "mse")
 
@@ -136,8 +137,12 @@ class SkipExcitation(nn.Module):
         # A fixed-kernel average pool rather than adaptive pooling: same result here, and it exports.
         pool: nn.Module = nn.AvgPool2d(low_size // 4) if low_size > 4 else nn.Identity()
         self.gate = nn.Sequential(
-            pool, nn.Conv2d(c_low, c_high, 4, 1, 0, bias=False), nn.LeakyReLU(0.1, True),
-            nn.Conv2d(c_high, c_high, 1, 1, 0, bias=False), nn.Sigmoid())
+            pool,
+            nn.Conv2d(c_low, c_high, 4, 1, 0, bias=False),
+            nn.LeakyReLU(0.1, True),
+            nn.Conv2d(c_high, c_high, 1, 1, 0, bias=False),
+            nn.Sigmoid(),
+        )
 
     def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
         return high * self.gate(low)
@@ -148,15 +153,17 @@ class FastGANGenerator(nn.Module):
 
     def __init__(self, cfg: FastGANConfig, resolution: int, channels: int, num_classes: int) -> None:
         super().__init__()
-        self.sizes = [2 ** i for i in range(2, int(math.log2(resolution)) + 1)]
+        self.sizes = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
         w = {s: _width(cfg, resolution, s) for s in self.sizes}
         self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
         self.init = nn.Sequential(
-            nn.ConvTranspose2d(cfg.latent_dim, 2 * w[4], 4, 1, 0, bias=False), nn.BatchNorm2d(2 * w[4]), nn.GLU(dim=1))
+            nn.ConvTranspose2d(cfg.latent_dim, 2 * w[4], 4, 1, 0, bias=False), nn.BatchNorm2d(2 * w[4]), nn.GLU(dim=1)
+        )
         # Two-conv blocks at 8, 32, 128, 512 px and one-conv blocks between, as in the paper.
         self.ups = nn.ModuleList(
             _up_block(w[s // 2], w[s], double=int(math.log2(s)) % 2 == 1, noise=cfg.noise_injection)
-            for s in self.sizes[1:])
+            for s in self.sizes[1:]
+        )
         self.sle_from = _sle_pairs(resolution) if cfg.skip_excitation else {}
         self.sle = nn.ModuleDict({str(hi): SkipExcitation(w[lo], w[hi], lo) for hi, lo in self.sle_from.items()})
         self.sle_sources = set(self.sle_from.values())
@@ -190,10 +197,14 @@ class DownBlock(nn.Module):
             return ([nn.BatchNorm2d(c)] if batchnorm else []) + [nn.LeakyReLU(0.2, True)]
 
         self.main = nn.Sequential(
-            spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batchnorm)), *act(c_out),
-            spectral_norm(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not batchnorm)), *act(c_out))
+            spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not batchnorm)),
+            *act(c_out),
+            spectral_norm(nn.Conv2d(c_out, c_out, 3, 1, 1, bias=not batchnorm)),
+            *act(c_out),
+        )
         self.skip = nn.Sequential(
-            nn.AvgPool2d(2), spectral_norm(nn.Conv2d(c_in, c_out, 1, 1, 0, bias=not batchnorm)), *act(c_out))
+            nn.AvgPool2d(2), spectral_norm(nn.Conv2d(c_in, c_out, 1, 1, 0, bias=not batchnorm)), *act(c_out)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (self.main(x) + self.skip(x)) * 0.5
@@ -216,7 +227,7 @@ class FastGANDiscriminator(nn.Module):
 
     def __init__(self, cfg: FastGANConfig, resolution: int, channels: int, num_classes: int) -> None:
         super().__init__()
-        w = {s: _width(cfg, resolution, s) for s in (2 ** i for i in range(3, int(math.log2(resolution))))}
+        w = {s: _width(cfg, resolution, s) for s in (2**i for i in range(3, int(math.log2(resolution))))}
         half = resolution // 2
         self.stem = nn.Sequential(spectral_norm(nn.Conv2d(channels, w[half], 4, 2, 1)), nn.LeakyReLU(0.2, True))
         # Blocks down to 16 px, then one to 8 px: the decoders read the maps between them.
@@ -245,15 +256,18 @@ class FastGANDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self._logits(self._features(x)[1], labels)
 
-    def forward_with_recon(self, x: torch.Tensor, labels: torch.Tensor | None, loss: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_recon(
+        self, x: torch.Tensor, labels: torch.Tensor | None, loss: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (N,), reconstruction loss (scalar, float32)) for real images ``x``."""
         h16, h8 = self._features(x)
         quarter = torch.randint(0, 4, (x.shape[0],), device=x.device)
         target_full = F.interpolate(x, size=self.recon_size, mode="area")
         target_part = F.interpolate(_quarter(x, quarter), size=self.recon_size, mode="area")
         pixel_loss = F.l1_loss if loss == "l1" else F.mse_loss
-        rec = (pixel_loss(self.decode_full(h8).float(), target_full.float())
-               + pixel_loss(self.decode_part(_quarter(h16, quarter)).float(), target_part.float()))
+        rec = pixel_loss(self.decode_full(h8).float(), target_full.float()) + pixel_loss(
+            self.decode_part(_quarter(h16, quarter)).float(), target_part.float()
+        )
         return self._logits(h8, labels), rec
 
 
@@ -317,7 +331,9 @@ class FastGAN(AdversarialFamily):
         self._recon_count += 1
         return logits, rec * self.cfg.recon_weight
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+    def train_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
+    ) -> dict[str, float]:
         """The shared GAN step; adds D's mean reconstruction loss as stat 'recon'."""
         # Reset first: a step the Trainer abandoned (out of memory) may have left a partial sum.
         self._recon_total = torch.zeros((), device=self.device)

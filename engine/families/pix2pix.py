@@ -5,6 +5,7 @@ from each image (see engine.data.pairs); ``task='paired'`` reads A/ and B/ folde
 adversarial term of a conditional PatchGAN (it sees input and output together) plus an L1 term that
 keeps the output close to the target.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ class Pix2PixConfig:
     """Options of the pix2pix family."""
 
     task: Literal["sketch", "colorize", "paired"] = "sketch"
-    """What to learn: 'sketch' (line art -> image), 'colorize' (grey + colour hints -> colour) or 'paired' (A/ -> B/)."""
+    """What to learn: 'sketch' (line art -> image), 'colorize' (grey + colour hints -> colour) or 'paired'
+    (A/ -> B/)."""
     base_channels: int = 64
     """Feature maps of the U-Net at full resolution."""
     max_channels: int = 512
@@ -55,15 +57,19 @@ class Pix2Pix(TranslationFamily):
         self.modules = {"G": G, "D": D}
         self._add_ema()
         betas = (train.beta1, train.beta2)
-        self.optimizers = {"G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
-                           "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas)}
+        self.optimizers = {
+            "G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
+            "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas),
+        }
         self._make_scalers(("G", "D"))
 
     def build_discriminator(self) -> nn.Module:
         """A conditional PatchGAN: it judges (input, output) pairs, not outputs alone."""
         return self.build_patch_discriminator(self.in_channels + self.out_channels)
 
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int) -> dict[str, float]:
+    def train_step(
+        self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
+    ) -> dict[str, float]:
         inputs, targets = self.random_flip(*self.split_batch(real))
         chunks = list(zip(inputs.chunk(micro_batches), targets.chunk(micro_batches)))
         stats, fakes = self._d_step(chunks)

@@ -1,4 +1,5 @@
 """Model families register themselves by name; nothing else in the code branches on family names."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -12,17 +13,17 @@ if TYPE_CHECKING:
 
 def _load_builtin() -> None:
     # Importing the modules runs their @register_family decorators.
+    import engine.families.cyclegan  # noqa: F401
     import engine.families.dcgan  # noqa: F401
     import engine.families.fastgan  # noqa: F401
     import engine.families.pix2pix  # noqa: F401
-    import engine.families.cyclegan  # noqa: F401
 
 
 FAMILIES: Registry = Registry("model family", ConfigError, _load_builtin)
 register_family = FAMILIES.register
 
 
-def get_family(name: str) -> type["Family"]:
+def get_family(name: str) -> type[Family]:
     """Return the Family class registered as ``name`` or raise ConfigError listing the known ones."""
     return FAMILIES.get(name)
 

@@ -5,6 +5,7 @@ from an A/ folder) to an output image with the target's channels. Its exported `
 takes (N, in_channels, H, W) and returns (N, out_channels, H, W) in [-1, 1] for any H, W that are
 multiples of ``multiple``.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,14 +14,22 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from engine.data.pairs import DERIVED_TASKS, DataPlan, ab_plan, derive_pair, input_channels, single_plan, visualise_input
+from engine.data.pairs import (
+    DERIVED_TASKS,
+    DataPlan,
+    ab_plan,
+    derive_pair,
+    input_channels,
+    single_plan,
+    visualise_input,
+)
 from engine.errors import ConfigError
-from engine.families.base import Family, ModelSpec, ExampleLoader
+from engine.families.base import ExampleLoader, Family, ModelSpec
 from engine.nn.color import decode_lab
 from engine.nn.ema import ema_beta, make_ema, update_ema
 from engine.nn.losses import get_loss
 from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
-from engine.training.config import TrainConfig
+from engine.runs.config import TrainConfig
 
 if TYPE_CHECKING:
     from engine.data import PreparedDataset
@@ -64,11 +73,14 @@ class TranslationFamily(Family):
     def _check_task(self) -> str:
         task = getattr(self.cfg, "task", self.tasks[0])
         if task not in self.tasks:
-            raise ConfigError(f"family '{self.name}' has no task {task!r} (option 'task'); use one of: "
-                              f"{', '.join(self.tasks)}")
+            raise ConfigError(
+                f"family '{self.name}' has no task {task!r} (option 'task'); use one of: {', '.join(self.tasks)}"
+            )
         if task == "colorize" and self.spec.channels != 3:
-            raise ConfigError("task 'colorize' needs RGB images, but this dataset keeps an alpha channel; import it "
-                              "again with transparency composited (--alpha white)")
+            raise ConfigError(
+                "task 'colorize' needs RGB images, but this dataset keeps an alpha channel; import it "
+                "again with transparency composited (--alpha white)"
+            )
         return task
 
     # -- networks (families may override; their Config must then still carry these fields) ----------
@@ -78,8 +90,9 @@ class TranslationFamily(Family):
         Uses the Config fields base_channels, depth and max_channels.
         """
         cfg = self.cfg
-        return UNet(in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution),
-                    cfg.max_channels)
+        return UNet(
+            in_channels, out_channels, cfg.base_channels, unet_depth(cfg.depth, self.spec.resolution), cfg.max_channels
+        )
 
     def build_patch_discriminator(self, in_channels: int) -> nn.Module:
         """A PatchGAN over ``in_channels`` (d_base_channels, d_layers capped to fit the training size)."""
@@ -93,13 +106,14 @@ class TranslationFamily(Family):
         return self.build_translator(in_channels, out_channels)
 
     # -- data --------------------------------------------------------------------------------------
-    def data_plan(self, dataset: "PreparedDataset") -> DataPlan:
+    def data_plan(self, dataset: PreparedDataset) -> DataPlan:
         if self.task in DERIVED_TASKS:
             return single_plan(len(dataset))
         return ab_plan(dataset.paths, dataset.classes, self.task)
 
-    def split_batch(self, real: torch.Tensor, generator: torch.Generator | None = None,
-                    training: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    def split_batch(
+        self, real: torch.Tensor, generator: torch.Generator | None = None, training: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) from a trainer batch: derived from the images, or its A and B halves."""
         if self.task in DERIVED_TASKS:
             hints = getattr(self.cfg, "max_hints", 0)
@@ -130,12 +144,20 @@ class TranslationFamily(Family):
         return G(x.to(self.device)).float().clamp(-1, 1)
 
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
-        raise ConfigError(f"'{self.name}' translates images and draws nothing from noise; "
-                          "use gan-studio-cli translate or the Translate page")
+        raise ConfigError(
+            f"'{self.name}' translates images and draws nothing from noise; "
+            "use gan-studio-cli translate or the Translate page"
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "latent_dim": 0, "task": self.task, "in_channels": self.in_channels,
-                "out_channels": self.out_channels, "multiple": self.multiple}
+        return {
+            "kind": self.kind,
+            "latent_dim": 0,
+            "task": self.task,
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "multiple": self.multiple,
+        }
 
     # -- previews ----------------------------------------------------------------------------------
     def preview_inputs(self, count: int, seed: int, first_examples: ExampleLoader) -> Any:

@@ -1,4 +1,5 @@
 """The interface every generator runner shares (PyTorch, onnxruntime)."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -50,15 +51,18 @@ class GeneratorRunner(ABC):
             raise ConfigError(f"latents must have shape (N, {self.latent_dim}), got {tuple(z.shape)}")
         return to_uint8_nhwc_np(self._forward(z, self._labels(labels, z.shape[0])))
 
-    def generate(self, seeds: list[int], class_index: int | None = None, truncation: float = 1.0,
-                 batch_size: int = 32) -> np.ndarray:
+    def generate(
+        self, seeds: list[int], class_index: int | None = None, truncation: float = 1.0, batch_size: int = 32
+    ) -> np.ndarray:
         """Images for ``seeds``; truncation < 1 pulls latents toward the mean (less variety, more typical)."""
         if not 0 < truncation <= 1:
             raise ConfigError(f"truncation must be in (0, 1], got {truncation}")
         z = latents_for_seeds(seeds, self.latent_dim) * truncation
         labels = None if class_index is None else np.full(len(seeds), class_index, dtype=np.int64)
-        parts = [self(z[i:i + batch_size], None if labels is None else labels[i:i + batch_size])
-                 for i in range(0, len(seeds), batch_size)]
+        parts = [
+            self(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+            for i in range(0, len(seeds), batch_size)
+        ]
         empty = np.zeros((0, self.resolution, self.resolution, self.channels), np.uint8)
         return np.concatenate(parts) if parts else empty
 

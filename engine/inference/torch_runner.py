@@ -1,4 +1,5 @@
 """Generate images from a run folder or checkpoint with PyTorch."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,8 @@ from engine.errors import CheckpointError
 from engine.families import get_family
 from engine.families.base import ModelSpec
 from engine.inference.runner import GeneratorRunner
-from engine.training.checkpoint import latest_checkpoint, load_checkpoint
-from engine.training.config import TrainConfig
+from engine.runs.checkpoint import latest_checkpoint, load_checkpoint
+from engine.runs.config import TrainConfig
 
 
 def resolve_checkpoint(source: Path | str) -> Path:
@@ -39,11 +40,17 @@ class TorchRunner(GeneratorRunner):
         self.device = select_device(device)
         self.family_name = state["family"]
         if get_family(self.family_name).kind != "generate":
-            raise CheckpointError(f"{self.checkpoint} holds a '{self.family_name}' model, which translates images "
-                                  "rather than drawing them from noise; use it on the Translate page or with "
-                                  "gan-studio-cli translate")
+            raise CheckpointError(
+                f"{self.checkpoint} holds a '{self.family_name}' model, which translates images "
+                "rather than drawing them from noise; use it on the Translate page or with "
+                "gan-studio-cli translate"
+            )
         self.spec = ModelSpec(**state["spec"])
-        self.resolution, self.channels, self.num_classes = self.spec.resolution, self.spec.channels, self.spec.num_classes
+        self.resolution, self.channels, self.num_classes = (
+            self.spec.resolution,
+            self.spec.channels,
+            self.spec.num_classes,
+        )
         self.classes: list[str] = list(state.get("classes") or [])[: self.num_classes]
         self.step = int(state["step"])
         config = TrainConfig.from_dict(state["config"])

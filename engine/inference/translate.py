@@ -5,11 +5,12 @@ resolution), padded to the network's multiple and cropped back. Results return a
 size: a sketch result is resized up; a colorized image keeps the input's full-resolution lightness and
 takes only the predicted colour from the network, which keeps it as sharp as the original.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,8 +24,8 @@ from engine.families.base import ModelSpec
 from engine.inference.runner import to_uint8_nhwc_np
 from engine.inference.torch_runner import resolve_checkpoint
 from engine.nn.color import decode_lab, encode_lab
-from engine.training.checkpoint import load_checkpoint
-from engine.training.config import TrainConfig
+from engine.runs.checkpoint import load_checkpoint
+from engine.runs.config import TrainConfig
 
 MAX_WORK_SIZE = 4096
 """Largest long side the network may run at: a U-Net's activations at 4096 px already take gigabytes."""
@@ -82,8 +83,10 @@ class Translator(ABC):
             raise ConfigError(f"colour hints only apply to colorize models; this one does '{self.task}'")
         size = work_size or self.resolution
         if not 8 <= size <= MAX_WORK_SIZE:
-            raise ConfigError(f"working size {size} px is outside 8-{MAX_WORK_SIZE} px; choose a smaller detail "
-                              "setting (the result is still returned at the input's full size)")
+            raise ConfigError(
+                f"working size {size} px is outside 8-{MAX_WORK_SIZE} px; choose a smaller detail "
+                "setting (the result is still returned at the input's full size)"
+            )
         if self.task == "colorize":
             return self._colorize(_to_tensor(array), list(hints), size)
         if self.task == "sketch":
@@ -107,9 +110,16 @@ class Translator(ABC):
 
     def info(self) -> dict:
         """What a front end shows about the loaded model."""
-        return {"family": self.family_name, "task": self.task, "resolution": self.resolution, "step": self.step,
-                "checkpoint": str(self.checkpoint), "backend": self.backend, "description": self.description,
-                "notes": list(self.notes)}
+        return {
+            "family": self.family_name,
+            "task": self.task,
+            "resolution": self.resolution,
+            "step": self.step,
+            "checkpoint": str(self.checkpoint),
+            "backend": self.backend,
+            "description": self.description,
+            "notes": list(self.notes),
+        }
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -155,8 +165,10 @@ class TorchTranslator(Translator):
         state = load_checkpoint(self.checkpoint)
         family_cls = get_family(state["family"])
         if family_cls.kind != "translate":
-            raise CheckpointError(f"{self.checkpoint} holds a '{state['family']}' model, which draws images from noise "
-                                  "rather than translating them; open it on the Generate page")
+            raise CheckpointError(
+                f"{self.checkpoint} holds a '{state['family']}' model, which draws images from noise "
+                "rather than translating them; open it on the Generate page"
+            )
         self.device = select_device(device)
         spec = ModelSpec(**state["spec"])
         self.family = family_cls(spec, TrainConfig.from_dict(state["config"]), self.device)

@@ -1,9 +1,10 @@
 """Translate image files into a folder: robust reading, atomic PNG writing, progress, cancel, no overwrites."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -11,8 +12,8 @@ from engine.data.decode import BadImage, decode_image
 from engine.data.options import DEFAULT_MAX_PIXELS
 from engine.data.scan import IMAGE_EXTENSIONS
 from engine.errors import ConfigError
+from engine.fsutil import save_png
 from engine.inference.translate import Hint, Translator
-from engine.training.previews import save_png
 
 
 @dataclass
@@ -25,8 +26,11 @@ class BatchResult:
 
     def to_dict(self) -> dict:
         """JSON-able summary."""
-        return {"written": [str(p) for p in self.written], "cancelled": self.cancelled,
-                "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped]}
+        return {
+            "written": [str(p) for p in self.written],
+            "cancelled": self.cancelled,
+            "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped],
+        }
 
 
 def collect_inputs(paths: Iterable[Path | str]) -> list[Path]:
@@ -35,8 +39,13 @@ def collect_inputs(paths: Iterable[Path | str]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         elif path.is_file():
             found.append(path)
         else:
@@ -63,10 +72,17 @@ def free_path(path: Path) -> Path:
     return candidate
 
 
-def translate_files(translator: Translator, inputs: Sequence[Path], out_dir: Path | str, *,
-                    hints: Sequence[Hint] = (), work_size: int | None = None, overwrite: bool = False,
-                    progress: Callable[[int, int, str], None] | None = None,
-                    should_cancel: Callable[[], bool] | None = None) -> BatchResult:
+def translate_files(
+    translator: Translator,
+    inputs: Sequence[Path],
+    out_dir: Path | str,
+    *,
+    hints: Sequence[Hint] = (),
+    work_size: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> BatchResult:
     """Translate each input into ``out_dir/<stem>.png`` (atomically); unreadable inputs are skipped with a reason."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

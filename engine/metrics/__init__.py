@@ -14,15 +14,28 @@ what the numbers mean):
 Scores from the EffLite0 extractor are called "FD"/"KD (EffLite0)": they rank models like FID/KID
 but are not comparable with published Inception FID numbers.
 """
+
 from engine.metrics.cache import RealFeatures, real_statistics
 from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.metrics.evaluate import METRICS, KIDMonitor, evaluate, parse_metrics, score_features
 from engine.metrics.extractors import FeatureExtractor, extractor_names, get_extractor, register_extractor
-from engine.metrics.inception import (FIDInceptionV3, default_weights_path, download_inception_weights,
-                                      inception_weights_dir, verify_inception_weights)
+from engine.metrics.inception import (
+    FIDInceptionV3,
+    default_weights_path,
+    download_inception_weights,
+    inception_weights_dir,
+    verify_inception_weights,
+)
 from engine.metrics.memorization import MemorizationReport, NearestPair, memorization, nearest_images
-from engine.metrics.scores import (fid, frechet_distance, gaussian_statistics, inception_score, kid,
-                                   nearest_neighbours, precision_recall)
+from engine.metrics.scores import (
+    fid,
+    frechet_distance,
+    gaussian_statistics,
+    inception_score,
+    kid,
+    nearest_neighbours,
+    precision_recall,
+)
 
 __all__ = [
     "METRICS",

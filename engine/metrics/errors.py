@@ -1,4 +1,5 @@
 """The metrics package's own error type."""
+
 from __future__ import annotations
 
 from engine.errors import GanStudioError

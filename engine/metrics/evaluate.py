@@ -1,11 +1,12 @@
 """evaluate(): score a trained run or an exported .onnx generator against its dataset; KIDMonitor for training."""
+
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -25,17 +26,30 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     names = [m for m in names if m]
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
-        raise MetricsError(f"unknown metric(s) {', '.join(unknown) or '(none given)'} in --metrics; "
-                           f"choose from: {', '.join(METRICS)}")
+        raise MetricsError(
+            f"unknown metric(s) {', '.join(unknown) or '(none given)'} in --metrics; choose from: {', '.join(METRICS)}"
+        )
     return tuple(dict.fromkeys(names))
 
 
-def evaluate(source: Path | str, *, dataset_dir: Path | str | None = None, metrics: str | Iterable[str] = ("kid",),
-             extractor: str | FeatureExtractor = "efflite0", num_samples: int = DEFAULT_NUM_SAMPLES,
-             max_real: int | None = DEFAULT_MAX_IMAGES, device: str = "cpu", batch_size: int = 32, seed: int = 0,
-             kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
-             inception_weights: Path | str | None = None, progress: Progress | None = None,
-             should_cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
+def evaluate(
+    source: Path | str,
+    *,
+    dataset_dir: Path | str | None = None,
+    metrics: str | Iterable[str] = ("kid",),
+    extractor: str | FeatureExtractor = "efflite0",
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    max_real: int | None = DEFAULT_MAX_IMAGES,
+    device: str = "cpu",
+    batch_size: int = 32,
+    seed: int = 0,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    inception_weights: Path | str | None = None,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
     """Score ``num_samples`` generated images of ``source`` (run folder, checkpoint or .onnx) against real ones.
 
     The dataset is the run's own (run.json "dataset") unless ``dataset_dir`` is given; an .onnx file
@@ -51,20 +65,38 @@ def evaluate(source: Path | str, *, dataset_dir: Path | str | None = None, metri
     dataset, expected_fp = _dataset_for(Path(source), dataset_dir)
     ext = _extractor(extractor, device, inception_weights, wanted)
     runner = open_runner(source, device=device)
-    real = real_statistics(dataset, ext, runner.resolution, max_real, batch_size=batch_size,
-                           progress=_stage(progress, "real images"), should_cancel=should_cancel, device=device)
+    real = real_statistics(
+        dataset,
+        ext,
+        runner.resolution,
+        max_real,
+        batch_size=batch_size,
+        progress=_stage(progress, "real images"),
+        should_cancel=should_cancel,
+        device=device,
+    )
     notes = _notes(expected_fp, real, dataset)
     images = generate_samples(runner, dataset, num_samples, seed, _stage(progress, "generating"), should_cancel)
     t0 = time.perf_counter()
     fake, logits = ext.features_and_logits(images, batch_size, _stage(progress, "generated images"), should_cancel)
     rate = len(images) / max(time.perf_counter() - t0, 1e-9)
     result: dict[str, Any] = {
-        "source": str(runner.source), "backend": runner.description, "dataset": str(real_root(dataset)),
-        "extractor": ext.name, "label": ext.label, "names": {m: ext.metric_name(m) for m in wanted},
-        "num_real": int(len(real.features)), "num_fake": int(len(fake)), "resolution": runner.resolution,
-        "features_per_second": round(rate, 1)}
-    result.update(score_features(real, fake, logits, wanted, kid_subsets=kid_subsets,
-                                 kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed))
+        "source": str(runner.source),
+        "backend": runner.description,
+        "dataset": str(real_root(dataset)),
+        "extractor": ext.name,
+        "label": ext.label,
+        "names": {m: ext.metric_name(m) for m in wanted},
+        "num_real": int(len(real.features)),
+        "num_fake": int(len(fake)),
+        "resolution": runner.resolution,
+        "features_per_second": round(rate, 1),
+    }
+    result.update(
+        score_features(
+            real, fake, logits, wanted, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed
+        )
+    )
     if "memorization" in result:
         for pair in result["memorization"]["closest"]:
             pair["seed"] = seed + pair.pop("generated")
@@ -74,9 +106,17 @@ def evaluate(source: Path | str, *, dataset_dir: Path | str | None = None, metri
     return result
 
 
-def score_features(real: RealFeatures, fake: np.ndarray, logits: np.ndarray | None, metrics: Iterable[str], *,
-                   kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
-                   seed: int = 0) -> dict[str, Any]:
+def score_features(
+    real: RealFeatures,
+    fake: np.ndarray,
+    logits: np.ndarray | None,
+    metrics: Iterable[str],
+    *,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    seed: int = 0,
+) -> dict[str, Any]:
     """The requested scores from ready features (what evaluate() does after extraction)."""
     out: dict[str, Any] = {}
     for name in metrics:
@@ -108,16 +148,19 @@ def real_root(dataset: Path) -> Path:
     return Path(dataset).expanduser().resolve()
 
 
-def _extractor(extractor: str | FeatureExtractor, device: str, weights: Path | str | None,
-               wanted: tuple[str, ...]) -> FeatureExtractor:
+def _extractor(
+    extractor: str | FeatureExtractor, device: str, weights: Path | str | None, wanted: tuple[str, ...]
+) -> FeatureExtractor:
     if isinstance(extractor, FeatureExtractor):
         ext = extractor
     else:
         options = {"weights": weights} if extractor == "inception" and weights else {}
         ext = get_extractor(extractor, device=device, **options)
     if "is" in wanted and not ext.has_logits:
-        raise MetricsError(f"the Inception Score needs the Inception extractor's class logits; the {ext.name} "
-                           "extractor has none. Use --extractor inception or leave 'is' out of --metrics")
+        raise MetricsError(
+            f"the Inception Score needs the Inception extractor's class logits; the {ext.name} "
+            "extractor has none. Use --extractor inception or leave 'is' out of --metrics"
+        )
     return ext
 
 
@@ -139,26 +182,38 @@ def _dataset_for(source: Path, dataset_dir: Path | str | None) -> tuple[Path, st
     if dataset_dir is not None:
         return Path(dataset_dir), info.get("dataset_fingerprint")
     if source.suffix.lower() == ".onnx":
-        raise MetricsError(f"{source} is an ONNX file and does not say which images it was trained on; "
-                           "name the dataset to compare with: --dataset DATASET")
+        raise MetricsError(
+            f"{source} is an ONNX file and does not say which images it was trained on; "
+            "name the dataset to compare with: --dataset DATASET"
+        )
     if not info.get("dataset"):
-        raise MetricsError(f"cannot tell which dataset {source} was trained on (no readable run.json with a "
-                           "'dataset' entry); name it with --dataset DATASET")
+        raise MetricsError(
+            f"cannot tell which dataset {source} was trained on (no readable run.json with a "
+            "'dataset' entry); name it with --dataset DATASET"
+        )
     return Path(info["dataset"]), info.get("dataset_fingerprint")
 
 
 def _notes(expected_fp: str | None, real: RealFeatures, dataset: Path) -> list[str]:
     notes = []
     if expected_fp and expected_fp != real.fingerprint:
-        notes.append(f"the images in {dataset} changed since this model was trained; scores compare with "
-                     "the current images")
+        notes.append(
+            f"the images in {dataset} changed since this model was trained; scores compare with the current images"
+        )
     if real.path is None:
         notes.append(f"{dataset} is not writable: real-image features were not cached")
     return notes
 
 
-def generate_samples(runner, dataset: Path, n: int, seed: int = 0, progress: Progress | None = None,
-                     should_cancel: Callable[[], bool] | None = None, batch_size: int = 32) -> np.ndarray:
+def generate_samples(
+    runner,
+    dataset: Path,
+    n: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
     """``n`` images for seeds seed..seed+n-1; class labels follow the dataset's class frequencies."""
     from engine.inference.runner import latents_for_seeds
 
@@ -170,7 +225,9 @@ def generate_samples(runner, dataset: Path, n: int, seed: int = 0, progress: Pro
     for start in range(0, n, batch_size):
         if should_cancel is not None and should_cancel():
             raise MetricsCancelled("evaluation was cancelled")
-        parts.append(runner(z[start:start + batch_size], None if labels is None else labels[start:start + batch_size]))
+        parts.append(
+            runner(z[start : start + batch_size], None if labels is None else labels[start : start + batch_size])
+        )
         if progress is not None:
             progress(min(start + batch_size, n), n, "generating")
     return np.concatenate(parts)
@@ -206,9 +263,18 @@ class KIDMonitor:
     With the defaults a measurement costs about num_fake / 25 seconds on two CPU cores.
     """
 
-    def __init__(self, dataset_dir: Path | str, extractor: str | FeatureExtractor = "efflite0",
-                 num_real: int = 1000, num_fake: int = 250, device: str = "cpu", size: int | None = None,
-                 subsets: int = 20, seed: int = 0, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        dataset_dir: Path | str,
+        extractor: str | FeatureExtractor = "efflite0",
+        num_real: int = 1000,
+        num_fake: int = 250,
+        device: str = "cpu",
+        size: int | None = None,
+        subsets: int = 20,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> None:
         self.dataset_dir, self.size, self.device = Path(dataset_dir), size, device
         self.extractor = get_extractor(extractor, device=device) if isinstance(extractor, str) else extractor
         self.num_real, self.num_fake, self.subsets = int(num_real), int(num_fake), int(subsets)
@@ -220,8 +286,9 @@ class KIDMonitor:
     def real_features(self) -> np.ndarray:
         """The real images' features (computed or read from the cache on first use)."""
         if self.real is None:
-            self.real = real_statistics(self.dataset_dir, self.extractor, self.size, self.num_real,
-                                        batch_size=self.batch_size).features
+            self.real = real_statistics(
+                self.dataset_dir, self.extractor, self.size, self.num_real, batch_size=self.batch_size
+            ).features
         return self.real
 
     def measure(self, generate_fn: Callable[[int], np.ndarray]) -> float:
@@ -236,28 +303,37 @@ class KIDMonitor:
 def format_result(result: dict[str, Any]) -> str:
     """Human-readable lines for an evaluate() result, each score under its extractor-specific name."""
     names = result["names"]
-    lines = [f"{result['source']} vs {result['dataset']}: {result['num_fake']} generated, {result['num_real']} real "
-             f"images; features: {result['label']} ({result['features_per_second']:.0f} img/s)"]
+    lines = [
+        f"{result['source']} vs {result['dataset']}: {result['num_fake']} generated, {result['num_real']} real "
+        f"images; features: {result['label']} ({result['features_per_second']:.0f} img/s)"
+    ]
     if "kid" in result:
         k = result["kid"]
-        lines.append(f"{names['kid']}: {k['mean'] * 1e3:.2f} x1e-3 (std {k['std'] * 1e3:.2f}, "
-                     f"{k['subsets']} subsets of {k['subset_size']}); lower is better")
+        lines.append(
+            f"{names['kid']}: {k['mean'] * 1e3:.2f} x1e-3 (std {k['std'] * 1e3:.2f}, "
+            f"{k['subsets']} subsets of {k['subset_size']}); lower is better"
+        )
     if "fid" in result:
         lines.append(f"{names['fid']}: {result['fid']:.2f}; lower is better")
     if "precision" in result:
-        lines.append(f"{names['pr']}: precision {result['precision']:.3f} (quality), "
-                     f"recall {result['recall']:.3f} (variety); higher is better")
+        lines.append(
+            f"{names['pr']}: precision {result['precision']:.3f} (quality), "
+            f"recall {result['recall']:.3f} (variety); higher is better"
+        )
     if "inception_score" in result:
         s = result["inception_score"]
         lines.append(f"{names['is']}: {s['mean']:.2f} (std {s['std']:.2f}); higher is better")
     if "memorization" in result:
         m = result["memorization"]
-        lines.append(f"{names['memorization']}: {m['near_copies']} of {result['num_fake']} samples "
-                     f"({m['near_copy_share']:.1%}) are near-copies of training images "
-                     f"(baseline: {m['training_share']:.1%} of the training images are near-copies of each other)")
-        lines += [f"  seed {p['seed']} ~ {p['training_path']} (distance {p['distance']:.3g})"
-                  for p in m["closest"][:3]]
+        lines.append(
+            f"{names['memorization']}: {m['near_copies']} of {result['num_fake']} samples "
+            f"({m['near_copy_share']:.1%}) are near-copies of training images "
+            f"(baseline: {m['training_share']:.1%} of the training images are near-copies of each other)"
+        )
+        lines += [f"  seed {p['seed']} ~ {p['training_path']} (distance {p['distance']:.3g})" for p in m["closest"][:3]]
     if not result["label"].startswith("FID"):
-        lines.append(f"Note: {result['label']} scores compare your own runs; they are not comparable with "
-                     "published (Inception) FID numbers.")
+        lines.append(
+            f"Note: {result['label']} scores compare your own runs; they are not comparable with "
+            "published (Inception) FID numbers."
+        )
     return "\n".join(lines + [f"Note: {n}" for n in result.get("notes", [])])

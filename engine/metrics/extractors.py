@@ -5,10 +5,11 @@ Every score in this package is computed from those rows, so the extractor decide
 means. Scores from different extractors are never comparable; each extractor carries the label the
 front ends must show next to its numbers (``FD/KD (EffLite0)`` is not the published FID).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.registry import Registry
 
 Progress = Callable[[int, int, str], None]
+
+
 def _load_builtin() -> None:
     # Importing the modules runs their @register_extractor decorators.
     import engine.metrics.efflite0  # noqa: F401
@@ -34,7 +37,7 @@ def extractor_names() -> list[str]:
     return EXTRACTORS.names()
 
 
-def get_extractor(name: str = "efflite0", device: str = "cpu", **options) -> "FeatureExtractor":
+def get_extractor(name: str = "efflite0", device: str = "cpu", **options) -> FeatureExtractor:
     """A ready extractor (weights loaded) by name; MetricsError listing the known names otherwise.
 
     ``device`` is "cpu", "cuda", "mps" or "auto"; ``options`` go to the extractor (for "inception":
@@ -52,8 +55,9 @@ def to_model_input(images: np.ndarray, size: int, antialias: bool = True) -> tor
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                          antialias=antialias and min(x.shape[-2:]) > size)
+        x = F.interpolate(
+            x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias and min(x.shape[-2:]) > size
+        )
     return x * 2.0 - 1.0
 
 
@@ -61,8 +65,10 @@ def check_images(images: np.ndarray) -> np.ndarray:
     """``images`` as a uint8 (N,H,W,C) array with C in 1..4; MetricsError describing what was given."""
     arr = np.asarray(images)
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 2, 3, 4):
-        raise MetricsError(f"feature extraction needs uint8 images shaped (N, H, W, C) with 1-4 channels; "
-                           f"got {arr.dtype} {tuple(arr.shape)}")
+        raise MetricsError(
+            f"feature extraction needs uint8 images shaped (N, H, W, C) with 1-4 channels; "
+            f"got {arr.dtype} {tuple(arr.shape)}"
+        )
     return arr
 
 
@@ -115,8 +121,13 @@ class FeatureExtractor(ABC):
         own = {"kid": "KD", "fid": "FD"}.get(metric, standard[metric])
         return f"{own} ({self.short})"
 
-    def features(self, images: np.ndarray, batch_size: int = 32, progress: Progress | None = None,
-                 should_cancel: Callable[[], bool] | None = None) -> np.ndarray:
+    def features(
+        self,
+        images: np.ndarray,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """float32 (N, dim) features of uint8 NHWC ``images`` (see :func:`to_model_input`).
 
         ``progress(done, total, message)`` is called after each batch; ``should_cancel()`` is polled
@@ -124,16 +135,20 @@ class FeatureExtractor(ABC):
         """
         return self.features_and_logits(images, batch_size, progress, should_cancel)[0]
 
-    def features_and_logits(self, images: np.ndarray, batch_size: int = 32, progress: Progress | None = None,
-                            should_cancel: Callable[[], bool] | None = None
-                            ) -> tuple[np.ndarray, np.ndarray | None]:
+    def features_and_logits(
+        self,
+        images: np.ndarray,
+        batch_size: int = 32,
+        progress: Progress | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """(features float32 (N, dim), logits float32 (N, classes) or None when ``has_logits`` is False)."""
         images = check_images(images)
         feats, logits = [], []
         for start in range(0, len(images), max(1, batch_size)):
             if should_cancel is not None and should_cancel():
                 raise MetricsCancelled("feature extraction was cancelled")
-            f, lg = self._batch(images[start:start + batch_size])
+            f, lg = self._batch(images[start : start + batch_size])
             feats.append(f)
             if lg is not None:
                 logits.append(lg)
@@ -148,5 +163,4 @@ class FeatureExtractor(ABC):
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
             f, lg = self._forward(x)
-        return (f.float().cpu().numpy(),
-                None if lg is None else lg.float().cpu().numpy())
+        return (f.float().cpu().numpy(), None if lg is None else lg.float().cpu().numpy())

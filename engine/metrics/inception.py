@@ -9,6 +9,7 @@ The layout is Inception-v3 with the quirks of the TF graph that FID was defined 
 average pools that do not count padding, and a max pool in the last block's pool branch. Parameter
 names follow torchvision's Inception3 so the pytorch-fid state dict loads unchanged.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,12 +66,15 @@ class BlockA(nn.Module):
         self.branch_pool = ConvBN(cin, pool_features, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch5x5_2(self.branch5x5_1(x)),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg3(x)),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch5x5_2(self.branch5x5_1(x)),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                self.branch_pool(_avg3(x)),
+            ],
+            1,
+        )
 
 
 class ReduceB(nn.Module):
@@ -84,11 +88,14 @@ class ReduceB(nn.Module):
         self.branch3x3dbl_3 = ConvBN(96, 96, 3, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([
-            self.branch3x3(x),
-            self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            F.max_pool2d(x, 3, stride=2),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch3x3(x),
+                self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
+                F.max_pool2d(x, 3, stride=2),
+            ],
+            1,
+        )
 
 
 class BlockC(nn.Module):
@@ -155,12 +162,17 @@ class BlockE(nn.Module):
         a = self.branch3x3_1(x)
         b = self.branch3x3dbl_2(self.branch3x3dbl_1(x))
         pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg3(x)
-        return torch.cat([
-            self.branch1x1(x),
-            self.branch3x3_2a(a), self.branch3x3_2b(a),
-            self.branch3x3dbl_3a(b), self.branch3x3dbl_3b(b),
-            self.branch_pool(pooled),
-        ], 1)
+        return torch.cat(
+            [
+                self.branch1x1(x),
+                self.branch3x3_2a(a),
+                self.branch3x3_2b(a),
+                self.branch3x3dbl_3a(b),
+                self.branch3x3dbl_3b(b),
+                self.branch_pool(pooled),
+            ],
+            1,
+        )
 
 
 class FIDInceptionV3(nn.Module):
@@ -209,10 +221,12 @@ def default_weights_path() -> Path:
 
 
 def _missing_message(path: Path) -> str:
-    return (f"the Inception extractor needs the FID Inception-v3 weights file {WEIGHTS_NAME}, which is not "
-            f"at {path}. Put a copy of it in the folder {path.parent} (it is the pytorch-fid release file "
-            f"{WEIGHTS_URL}), or run gan-studio-cli evaluate with --download-inception when online; "
-            f"the default extractor (efflite0) works offline.")
+    return (
+        f"the Inception extractor needs the FID Inception-v3 weights file {WEIGHTS_NAME}, which is not "
+        f"at {path}. Put a copy of it in the folder {path.parent} (it is the pytorch-fid release file "
+        f"{WEIGHTS_URL}), or run gan-studio-cli evaluate with --download-inception when online; "
+        f"the default extractor (efflite0) works offline."
+    )
 
 
 def sha256_of(path: Path) -> str:
@@ -231,8 +245,10 @@ def verify_inception_weights(path: Path | str) -> Path:
         raise MetricsError(_missing_message(path))
     digest = sha256_of(path)
     if not digest.startswith(WEIGHTS_SHA256_PREFIX):
-        raise MetricsError(f"{path} is not the FID Inception weights file: its sha256 starts with {digest[:8]}, "
-                           f"expected {WEIGHTS_SHA256_PREFIX}. Replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}")
+        raise MetricsError(
+            f"{path} is not the FID Inception weights file: its sha256 starts with {digest[:8]}, "
+            f"expected {WEIGHTS_SHA256_PREFIX}. Replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}"
+        )
     return path
 
 
@@ -248,13 +264,16 @@ def load_fid_inception(path: Path | str | None = None) -> FIDInceptionV3:
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise MetricsError(f"{path} does not fit the FID Inception network (missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}); replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}")
+        raise MetricsError(
+            f"{path} does not fit the FID Inception network (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}); replace it with {WEIGHTS_NAME} from {WEIGHTS_URL}"
+        )
     return net.eval()
 
 
-def download_inception_weights(dest_dir: Path | str | None = None, url: str = WEIGHTS_URL,
-                               timeout: float = 30.0) -> Path:
+def download_inception_weights(
+    dest_dir: Path | str | None = None, url: str = WEIGHTS_URL, timeout: float = 30.0
+) -> Path:
     """Download the FID Inception weights into ``dest_dir`` (default: :func:`inception_weights_dir`).
 
     Only call this when the user asked for it. Verifies the sha256 before the file appears under its
@@ -268,8 +287,10 @@ def download_inception_weights(dest_dir: Path | str | None = None, url: str = WE
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_open(partial, "wb") as out:
             shutil.copyfileobj(response, out, 1 << 20)
     except (urllib.error.URLError, OSError) as exc:
-        raise MetricsError(f"cannot download the Inception weights from {url} ({exc}); this computer seems "
-                           f"offline. Copy {WEIGHTS_NAME} into {target.parent} by hand instead.") from None
+        raise MetricsError(
+            f"cannot download the Inception weights from {url} ({exc}); this computer seems "
+            f"offline. Copy {WEIGHTS_NAME} into {target.parent} by hand instead."
+        ) from None
     try:
         verify_inception_weights(partial)
     except MetricsError:
@@ -296,8 +317,9 @@ class InceptionExtractor(FeatureExtractor):
     has_logits = True
     standard_names = True
 
-    def __init__(self, device: str = "cpu", weights: Path | str | None = None,
-                 net: FIDInceptionV3 | None = None) -> None:
+    def __init__(
+        self, device: str = "cpu", weights: Path | str | None = None, net: FIDInceptionV3 | None = None
+    ) -> None:
         self._weights, self._given = weights, net
         super().__init__(device)
 

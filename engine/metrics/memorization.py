@@ -10,6 +10,7 @@ times that typical distance, i.e. clearly closer than training images usually ar
 Datasets with deliberate variants (skin tones, recolours) have training images that are near-copies
 of each other; ``training_share`` reports that baseline so a generated share can be read against it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,13 +48,24 @@ class MemorizationReport:
 
     def to_dict(self, count: int = 8) -> dict[str, Any]:
         """JSON-ready summary with the ``count`` closest pairs."""
-        return {"near_copy_share": self.near_copy_share, "near_copies": int(self.near_copy.sum()),
-                "threshold": self.threshold, "typical_distance": self.typical_distance, "ratio": self.ratio,
-                "training_share": self.training_share,
-                "median_distance": float(np.median(self.distance)),
-                "closest": [{"generated": int(i), "training": int(self.nearest_index[i]),
-                             "distance": float(self.distance[i]), "near_copy": bool(self.near_copy[i])}
-                            for i in self.closest(count)]}
+        return {
+            "near_copy_share": self.near_copy_share,
+            "near_copies": int(self.near_copy.sum()),
+            "threshold": self.threshold,
+            "typical_distance": self.typical_distance,
+            "ratio": self.ratio,
+            "training_share": self.training_share,
+            "median_distance": float(np.median(self.distance)),
+            "closest": [
+                {
+                    "generated": int(i),
+                    "training": int(self.nearest_index[i]),
+                    "distance": float(self.distance[i]),
+                    "near_copy": bool(self.near_copy[i]),
+                }
+                for i in self.closest(count)
+            ],
+        }
 
 
 @dataclass
@@ -85,8 +97,14 @@ def typical_distance(train_features: np.ndarray) -> float:
     return _median_positive(_training_neighbour_distances(train_features))
 
 
-def memorization(gen_features: np.ndarray, train_features: np.ndarray, threshold: float | None = None, *,
-                 ratio: float = DEFAULT_RATIO, train_rows: np.ndarray | None = None) -> MemorizationReport:
+def memorization(
+    gen_features: np.ndarray,
+    train_features: np.ndarray,
+    threshold: float | None = None,
+    *,
+    ratio: float = DEFAULT_RATIO,
+    train_rows: np.ndarray | None = None,
+) -> MemorizationReport:
     """Nearest training image for each generated one and the share of near-copies.
 
     ``threshold`` is an absolute feature distance; None derives it as ``ratio`` x :func:`typical_distance`.
@@ -106,17 +124,27 @@ def memorization(gen_features: np.ndarray, train_features: np.ndarray, threshold
         idx = np.asarray(train_rows)[idx]
     flags = dist <= limit
     used_ratio = ratio if threshold is None else (limit / typical if typical else float("nan"))
-    return MemorizationReport(idx, dist, flags, float(flags.mean()), limit, typical, used_ratio,
-                              float((own <= limit).mean()))
+    return MemorizationReport(
+        idx, dist, flags, float(flags.mean()), limit, typical, used_ratio, float((own <= limit).mean())
+    )
 
 
-def nearest_images(report: MemorizationReport, generated: np.ndarray, training: np.ndarray,
-                   count: int = 8) -> list[NearestPair]:
+def nearest_images(
+    report: MemorizationReport, generated: np.ndarray, training: np.ndarray, count: int = 8
+) -> list[NearestPair]:
     """The ``count`` generated images closest to a training image, each with that training image.
 
     ``generated`` are the images the report's features came from, ``training`` the dataset images
     that ``report.nearest_index`` indexes (e.g. ``load_dataset(...).images``).
     """
-    return [NearestPair(int(i), int(report.nearest_index[i]), float(report.distance[i]), bool(report.near_copy[i]),
-                        np.asarray(generated[i]), np.asarray(training[int(report.nearest_index[i])]))
-            for i in report.closest(count)]
+    return [
+        NearestPair(
+            int(i),
+            int(report.nearest_index[i]),
+            float(report.distance[i]),
+            bool(report.near_copy[i]),
+            np.asarray(generated[i]),
+            np.asarray(training[int(report.nearest_index[i])]),
+        )
+        for i in report.closest(count)
+    ]

@@ -14,6 +14,7 @@ changes what the number is called (see FeatureExtractor.metric_name).
 * Precision/recall follow Kynkaanniemi et al. 2019: each set's manifold is the union of balls reaching
   every point's k-th nearest neighbour in that set.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def _as_features(x: np.ndarray, what: str, min_rows: int = 2) -> np.ndarray:
 
 def _same_dim(a: np.ndarray, b: np.ndarray) -> None:
     if a.shape[1] != b.shape[1]:
-        raise MetricsError(f"feature sizes differ ({a.shape[1]} vs {b.shape[1]}): both sets must come from "
-                           "the same extractor")
+        raise MetricsError(
+            f"feature sizes differ ({a.shape[1]} vs {b.shape[1]}): both sets must come from the same extractor"
+        )
 
 
 # -- FID ------------------------------------------------------------------------------------------------
@@ -72,8 +74,9 @@ def fid(feat_a: np.ndarray, feat_b: np.ndarray) -> float:
 
 
 # -- KID ------------------------------------------------------------------------------------------------
-def kid(feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    feat_a: np.ndarray, feat_b: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """(mean, std) of the unbiased polynomial-kernel MMD^2 over ``subsets`` random subsets (KID).
 
     ``subset_size`` is clamped to the smaller set; when both sets are used whole, one subset suffices.
@@ -102,8 +105,9 @@ def kid_plan(n_a: int, n_b: int, subsets: int, subset_size: int) -> tuple[int, i
     """(subsets, subset size) KID really uses for sets of n_a and n_b rows."""
     m = min(int(subset_size), n_a, n_b)
     if m < 2:
-        raise MetricsError(f"KID needs subsets of at least 2 images, got {m} (subset size {subset_size}, "
-                           f"sets of {n_a} and {n_b})")
+        raise MetricsError(
+            f"KID needs subsets of at least 2 images, got {m} (subset size {subset_size}, sets of {n_a} and {n_b})"
+        )
     # When both sets are used whole, every "subset" is the same: one is enough (and the std is 0).
     return (1 if m == n_a == n_b else max(1, int(subsets))), m
 
@@ -116,9 +120,9 @@ def _mmd_per_subset(feats: torch.Tensor, sel_x: torch.Tensor, sel_y: torch.Tenso
     ky = torch.zeros_like(sel_y)
     diag = torch.zeros(len(feats), dtype=torch.float64)
     for start in range(0, len(feats), _CHUNK):
-        block = poly_kernel(feats[start:start + _CHUNK], feats).double()
-        kx[start:start + _CHUNK], ky[start:start + _CHUNK] = block @ sel_x, block @ sel_y
-        diag[start:start + _CHUNK] = block.diagonal(offset=start)
+        block = poly_kernel(feats[start : start + _CHUNK], feats).double()
+        kx[start : start + _CHUNK], ky[start : start + _CHUNK] = block @ sel_x, block @ sel_y
+        diag[start : start + _CHUNK] = block.diagonal(offset=start)
     k_xx = (sel_x * kx).sum(0) - diag @ sel_x  # off-diagonal sums within each subset
     k_yy = (sel_y * ky).sum(0) - diag @ sel_y
     k_xy = (sel_x * ky).sum(0)
@@ -132,8 +136,9 @@ def pairwise_distances(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tenso
     return torch.cdist(ta, tb)
 
 
-def nearest_neighbours(query: np.ndarray, reference: np.ndarray, k: int = 1,
-                       exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    query: np.ndarray, reference: np.ndarray, k: int = 1, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(distances (N, k), indices (N, k)) of each query row's k nearest reference rows, nearest first.
 
     ``exclude_self`` skips row i of ``reference`` for query row i (query and reference are one set).
@@ -141,11 +146,12 @@ def nearest_neighbours(query: np.ndarray, reference: np.ndarray, k: int = 1,
     """
     q, r = np.asarray(query, np.float32), np.asarray(reference, np.float32)
     if k > len(r) - int(exclude_self):
-        raise MetricsError(f"cannot find {k} nearest neighbours among {len(r)} images; use fewer neighbours "
-                           "or more images")
+        raise MetricsError(
+            f"cannot find {k} nearest neighbours among {len(r)} images; use fewer neighbours or more images"
+        )
     dists, idx = [], []
     for start in range(0, len(q), _CHUNK):
-        d = pairwise_distances(q[start:start + _CHUNK], r)
+        d = pairwise_distances(q[start : start + _CHUNK], r)
         if exclude_self:
             rows = torch.arange(d.shape[0])
             d[rows, rows + start] = float("inf")
@@ -160,7 +166,7 @@ def _coverage(radii_set: np.ndarray, radii: np.ndarray, probes: np.ndarray) -> f
     radii_t = torch.from_numpy(radii.astype(np.float32))
     inside = 0
     for start in range(0, len(probes), _CHUNK):
-        d = pairwise_distances(probes[start:start + _CHUNK], radii_set)
+        d = pairwise_distances(probes[start : start + _CHUNK], radii_set)
         inside += int((d <= radii_t[None, :]).any(dim=1).sum())
     return inside / len(probes)
 

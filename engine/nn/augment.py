@@ -7,6 +7,7 @@ idea (Karras et al. 2020). Written here rather than taken from a library because
 stay differentiable w.r.t. the generator's output and must draw from torch's RNG (checkpointed) so
 that a resumed run is bit-identical.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -5,14 +5,15 @@ conversion inside its graph (so the exported model outputs RGB) and in the train
 device, without a new runtime dependency. Formulas follow the sRGB standard (IEC 61966-2-1) and
 CIE 1976 L*a*b*; ``tests/engine/test_pairs.py`` checks them against scikit-image.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-_RGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
-                            [0.212671, 0.715160, 0.072169],
-                            [0.019334, 0.119193, 0.950227]])
+_RGB_TO_XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
 _XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)  # a constant, so exported graphs hold numbers, not an inverse
 _WHITE = (0.950456, 1.0, 1.088754)
 _EPS = 216 / 24389  # CIE epsilon: below it the cube root becomes a line
@@ -43,7 +44,7 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     L, a, b = lab[:, 0:1], lab[:, 1:2], lab[:, 2:3]
     fy = (L + 16) / 116
     f = torch.cat([fy + a / 500, fy, fy - b / 200], 1)
-    t = torch.where(f ** 3 > _EPS, f ** 3, (116 * f - 16) / _KAPPA)
+    t = torch.where(f**3 > _EPS, f**3, (116 * f - 16) / _KAPPA)
     white = torch.tensor(_WHITE, device=lab.device, dtype=lab.dtype)[None, :, None, None]
     linear = _mix(t * white, _XYZ_TO_RGB).clamp(0, 1)
     rgb = torch.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp(min=1e-8) ** (1 / 2.4) - 0.055)

@@ -1,4 +1,5 @@
 """Exponential moving average of generator weights (the weights used for previews and export)."""
+
 from __future__ import annotations
 
 import copy

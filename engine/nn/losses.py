@@ -1,7 +1,8 @@
 """Adversarial losses and the R1 gradient penalty, selected by name."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -1,16 +1,14 @@
 """Fixed-seed preview grids: the same latents every time, so progress is visible frame to frame."""
+
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.utils import make_grid
 
 from engine.inference.runner import to_uint8_nhwc_np
-from engine.fsutil import atomic_open
 
 
 def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
@@ -23,10 +21,3 @@ def make_grid_uint8(images: torch.Tensor, padding: int = 2, nrow: int | None = N
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, value_range=(-1, 1), normalize=True)
     return (grid * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def save_png(array: np.ndarray, path: Path) -> None:
-    """Write an (H,W,C) uint8 array as PNG atomically."""
-    image = Image.fromarray(array.squeeze(2) if array.shape[2] == 1 else array)
-    with atomic_open(path, "wb") as handle:
-        image.save(handle, format="PNG")

@@ -5,15 +5,17 @@ The loop owns data sampling, device placement, callbacks, previews, stats, check
 and the optimisation step. All randomness is drawn from torch RNGs that are checkpointed, so a run
 stopped at step k and resumed is bit-identical on CPU to a run that never stopped.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,11 +28,17 @@ from engine.device import describe_device, free_accelerator_memory, is_oom, sele
 from engine.errors import CheckpointError, ConfigError, DataError, GanStudioError
 from engine.families import get_family
 from engine.families.base import Family, ModelSpec
-from engine.fsutil import atomic_write_json
-from engine.training.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, preview_path,
-                                        prune_checkpoints, save_checkpoint)
-from engine.training.config import TrainConfig
-from engine.training.previews import make_grid_uint8, save_png, to_uint8_nhwc
+from engine.fsutil import atomic_write_json, save_png
+from engine.runs.checkpoint import (
+    checkpoint_path,
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+)
+from engine.runs.config import TrainConfig, read_run_config
+from engine.runs.layout import preview_path
+from engine.training.previews import make_grid_uint8, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
 _MAX_ROLLBACKS = 5
@@ -88,7 +96,7 @@ class _Sampler:
         while k > 0:
             if self.pos >= len(self.perm):
                 self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
-            part = self.perm[self.pos:self.pos + k]
+            part = self.perm[self.pos : self.pos + k]
             parts.append(part)
             self.pos += len(part)
             k -= len(part)
@@ -108,8 +116,9 @@ class _PlanSampler:
     def __init__(self, plan: DataPlan, seed: int) -> None:
         self.streams = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in plan.streams]
         sizes = [len(s) for s in self.streams]
-        self.samplers = ([_Sampler(sizes[0], seed)] if plan.paired
-                         else [_Sampler(n, seed + i) for i, n in enumerate(sizes)])
+        self.samplers = (
+            [_Sampler(sizes[0], seed)] if plan.paired else [_Sampler(n, seed + i) for i, n in enumerate(sizes)]
+        )
 
     def take(self, k: int) -> list[torch.Tensor]:
         """Dataset rows for k examples, one tensor per stream."""
@@ -131,8 +140,10 @@ class _PlanSampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         states = state["streams"] if "streams" in state else [state]
         if len(states) != len(self.samplers):
-            raise CheckpointError("this checkpoint samples its data differently from the current settings; "
-                                  "resume it with the settings it was started with")
+            raise CheckpointError(
+                "this checkpoint samples its data differently from the current settings; "
+                "resume it with the settings it was started with"
+            )
         for sampler, sub in zip(self.samplers, states):
             sampler.load_state_dict(sub)
 
@@ -140,8 +151,13 @@ class _PlanSampler:
 class Trainer:
     """Train ``config.family`` on ``config.dataset`` into ``run_dir``; see :meth:`run`."""
 
-    def __init__(self, config: TrainConfig, callbacks: Callbacks | None = None,
-                 run_dir: Path | str | None = None, resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        callbacks: Callbacks | None = None,
+        run_dir: Path | str | None = None,
+        resume: bool = False,
+    ) -> None:
         config.validate()
         self.config = config
         self.cb = callbacks or Callbacks()
@@ -155,8 +171,15 @@ class Trainer:
         self.best_kid: float | None = None
 
     @classmethod
-    def resume(cls, run_dir: Path | str, callbacks: Callbacks | None = None, *, steps: int | None = None,
-               minutes: float | None = None, device: str | None = None) -> "Trainer":
+    def resume(
+        cls,
+        run_dir: Path | str,
+        callbacks: Callbacks | None = None,
+        *,
+        steps: int | None = None,
+        minutes: float | None = None,
+        device: str | None = None,
+    ) -> Trainer:
         """A Trainer that continues ``run_dir`` from its newest checkpoint; limits can be raised."""
         config = read_run_config(run_dir)
         if steps is not None:
@@ -188,11 +211,15 @@ class Trainer:
         cfg = self.config
         existing = latest_checkpoint(self.run_dir)
         if existing is not None and not self.resume_requested:
-            raise ConfigError(f"run folder {self.run_dir} already holds checkpoints; resume it "
-                              f"(gan-studio-cli resume {self.run_dir}) or choose another --out folder")
+            raise ConfigError(
+                f"run folder {self.run_dir} already holds checkpoints; resume it "
+                f"(gan-studio-cli resume {self.run_dir}) or choose another --out folder"
+            )
         if not is_dataset(cfg.dataset):
-            raise DataError(f"{cfg.dataset} is not a prepared dataset; create it with "
-                            f"gan-studio-cli import YOUR_IMAGE_FOLDER --out {cfg.dataset}")
+            raise DataError(
+                f"{cfg.dataset} is not a prepared dataset; create it with "
+                f"gan-studio-cli import YOUR_IMAGE_FOLDER --out {cfg.dataset}"
+            )
         self.attestation = require_attestation(cfg.dataset)
         self.dataset: PreparedDataset = load_dataset(cfg.dataset, cfg.resolution)
         if len(self.dataset) == 0:
@@ -317,9 +344,11 @@ class Trainer:
                     raise
                 free_accelerator_memory(self.device)
                 self.micro_batches *= 2
-                self._log(f"Out of GPU memory at step {self.step}: retrying with {self.micro_batches} micro-batches "
-                          f"of {math.ceil(real.shape[0] / self.micro_batches)} images (the effective batch stays "
-                          f"{real.shape[0]})")
+                self._log(
+                    f"Out of GPU memory at step {self.step}: retrying with {self.micro_batches} micro-batches "
+                    f"of {math.ceil(real.shape[0] / self.micro_batches)} images (the effective batch stays "
+                    f"{real.shape[0]})"
+                )
         if all(math.isfinite(v) for v in stats.values()):
             self.rollbacks = 0
             return stats
@@ -329,27 +358,36 @@ class Trainer:
     def _rollback(self, stats: dict[str, float]) -> None:
         self.rollbacks += 1
         if self.rollbacks > _MAX_ROLLBACKS:
-            raise TrainingDiverged(f"training diverged: losses stayed non-finite after {_MAX_ROLLBACKS} roll-backs "
-                                   "(try a lower lr_g/lr_d, loss 'hinge' or r1_gamma > 0)")
+            raise TrainingDiverged(
+                f"training diverged: losses stayed non-finite after {_MAX_ROLLBACKS} roll-backs "
+                "(try a lower lr_g/lr_d, loss 'hinge' or r1_gamma > 0)"
+            )
         self.family.load_state_dict(_clone_state(self.good_state))
         self.family.scale_lr(self.config.nan_lr_factor)
         bad = ", ".join(f"{k}={v}" for k, v in stats.items() if not math.isfinite(v))
-        self._log(f"Non-finite loss at step {self.step} ({bad}): rolled back to the last good state and "
-                  f"multiplied the learning rates by {self.config.nan_lr_factor}")
+        self._log(
+            f"Non-finite loss at step {self.step} ({bad}): rolled back to the last good state and "
+            f"multiplied the learning rates by {self.config.nan_lr_factor}"
+        )
 
     # -- reporting --------------------------------------------------------------------------------
-    def _report(self, stats: dict[str, float], rate: "_RateMeter") -> None:
+    def _report(self, stats: dict[str, float], rate: _RateMeter) -> None:
         cfg = self.config
-        record = {"step": self.step, "images_seen": self.step * cfg.batch_size, **stats,
-                  "img_per_sec": rate.per_second(), "seconds": round(self.train_seconds, 3),
-                  "eta_seconds": self._eta(rate)}
+        record = {
+            "step": self.step,
+            "images_seen": self.step * cfg.batch_size,
+            **stats,
+            "img_per_sec": rate.per_second(),
+            "seconds": round(self.train_seconds, 3),
+            "eta_seconds": self._eta(rate),
+        }
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
             self.stats_file.write(json.dumps(record) + "\n")
             self.stats_file.flush()
         if self.cb.on_step:
             self.cb.on_step(record)
 
-    def _eta(self, rate: "_RateMeter") -> float | None:
+    def _eta(self, rate: _RateMeter) -> float | None:
         cfg = self.config
         per_step = rate.seconds_per_step()
         remaining = []
@@ -377,8 +415,13 @@ class Trainer:
         if every:
             from engine.metrics import KIDMonitor  # heavy (feature network); only when asked for
 
-            self.kid_monitor = KIDMonitor(self.config.dataset, num_fake=self.config.kid_samples,
-                                          device=str(self.device), size=self.dataset.size, seed=self.config.seed)
+            self.kid_monitor = KIDMonitor(
+                self.config.dataset,
+                num_fake=self.config.kid_samples,
+                device=str(self.device),
+                size=self.dataset.size,
+                seed=self.config.seed,
+            )
             self._log(f"Measuring {self.kid_monitor.name} every {every} steps on {self.config.kid_samples} samples")
         return every
 
@@ -388,10 +431,19 @@ class Trainer:
         n, fam = self.config.kid_samples, self.family
         z = torch.randn(n, fam.latent_dim, generator=gen)
         labels = torch.randint(0, fam.spec.num_classes, (n,), generator=gen) if fam.spec.num_classes else None
-        images = np.concatenate([to_uint8_nhwc(fam.sample(z[i:i + 64], None if labels is None else labels[i:i + 64]))
-                                 for i in range(0, n, 64)])
+        images = np.concatenate(
+            [
+                to_uint8_nhwc(fam.sample(z[i : i + 64], None if labels is None else labels[i : i + 64]))
+                for i in range(0, n, 64)
+            ]
+        )
         value = self.kid_monitor.measure(lambda _n: images)
-        record = {"step": self.step, "kid": value, "kid_std": self.kid_monitor.last[1], "kid_name": self.kid_monitor.name}
+        record = {
+            "step": self.step,
+            "kid": value,
+            "kid_std": self.kid_monitor.last[1],
+            "kid_name": self.kid_monitor.name,
+        }
         self.stats_file.write(json.dumps(record) + "\n")
         self.stats_file.flush()
         if self.cb.on_metric:
@@ -415,13 +467,21 @@ class Trainer:
     # -- files ------------------------------------------------------------------------------------
     def _write_run_files(self) -> None:
         atomic_write_json(self.run_dir / "config.json", self.config.to_dict())
-        atomic_write_json(self.run_dir / "run.json", {
-            "format_version": 1, "app_version": engine.__version__, "family": self.config.family,
-            "spec": vars(self.family.spec), "classes": self.dataset.classes,
-            **self.family.describe(), "dataset": str(self.config.dataset),
-            "dataset_fingerprint": self.dataset.fingerprint, "attestation_id": self.attestation.id,
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        })
+        atomic_write_json(
+            self.run_dir / "run.json",
+            {
+                "format_version": 1,
+                "app_version": engine.__version__,
+                "family": self.config.family,
+                "spec": vars(self.family.spec),
+                "classes": self.dataset.classes,
+                **self.family.describe(),
+                "dataset": str(self.config.dataset),
+                "dataset_fingerprint": self.dataset.fingerprint,
+                "attestation_id": self.attestation.id,
+                "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
         for sub in ("checkpoints", "previews", "exports"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
 
@@ -430,8 +490,11 @@ class Trainer:
         if self.resume_requested and path.exists():
             # Drop lines written after the checkpoint we resumed from (a hard kill leaves them behind),
             # so the curves show one consistent history.
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if _line_step(line) is not None and _line_step(line) <= self.step]
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if _line_step(line) is not None and _line_step(line) <= self.step
+            ]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self.stats_file = open(path, "a", encoding="utf-8")
 
@@ -454,12 +517,20 @@ class Trainer:
 
     def _checkpoint_state(self) -> dict[str, Any]:
         return {
-            "family": self.config.family, "spec": vars(self.family.spec), "classes": self.dataset.classes,
-            "config": self.config.to_dict(), "step": self.step, "train_seconds": self.train_seconds,
-            "micro_batches": self.micro_batches, "family_state": self.family.state_dict(),
-            "rng": _rng_state(self.device), "sampler": self.sampler.state_dict(),
-            "dataset_fingerprint": self.dataset.fingerprint, "attestation_id": self.attestation.id,
-            "app_version": engine.__version__, "best_kid": self.best_kid,
+            "family": self.config.family,
+            "spec": vars(self.family.spec),
+            "classes": self.dataset.classes,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "micro_batches": self.micro_batches,
+            "family_state": self.family.state_dict(),
+            "rng": _rng_state(self.device),
+            "sampler": self.sampler.state_dict(),
+            "dataset_fingerprint": self.dataset.fingerprint,
+            "attestation_id": self.attestation.id,
+            "app_version": engine.__version__,
+            "best_kid": self.best_kid,
         }
 
     def _restore(self, path: Path | None) -> None:
@@ -468,8 +539,10 @@ class Trainer:
         _remove_stale_temp_files(self.run_dir)
         state = load_checkpoint(path, family=self.config.family)
         if state["dataset_fingerprint"] != self.dataset.fingerprint:
-            raise DataError(f"the images in {self.config.dataset} changed since this run started; resuming would "
-                            "train on different data. Start a new run on the re-imported dataset")
+            raise DataError(
+                f"the images in {self.config.dataset} changed since this run started; resuming would "
+                "train on different data. Start a new run on the re-imported dataset"
+            )
         self.family.load_state_dict(state["family_state"])
         self.sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], self.device)
@@ -488,7 +561,7 @@ class _RateMeter:
 
     def add(self, images: int, seconds: float) -> None:
         self.samples.append((images, seconds))
-        del self.samples[:-self.window]
+        del self.samples[: -self.window]
 
     def per_second(self) -> float:
         total = sum(s for _, s in self.samples)
@@ -502,18 +575,6 @@ def default_run_dir(config: TrainConfig) -> Path:
     """runs/<family>-<timestamp> beside the dataset folder."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(config.dataset).resolve().parent / "runs" / f"{config.family}-{stamp}"
-
-
-def read_run_config(run_dir: Path | str) -> TrainConfig:
-    """The TrainConfig stored in a run folder, or CheckpointError explaining what is missing."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a GAN Studio run folder (no config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} cannot be read ({exc}); the run folder is damaged") from None
-    return TrainConfig.from_dict(data)
 
 
 def _clone_state(obj: Any) -> Any:

@@ -1,14 +1,31 @@
 """Dataset page: import a folder (button or drag and drop), browse thumbnails by class, read the
 import report, and record the consent attestation that training requires."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QThread, Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, QThread, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton,
-                               QSplitter, QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget,
-                               QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.consent import attest
 from engine.data import ALPHAS, FITS, ImportReport, PreparedDataset, load_dataset, read_report
@@ -22,10 +39,12 @@ from studio.workers.import_worker import ImportWorker
 
 SIZES = (32, 64, 128, 256, 512)
 DEFAULT_SIZE = 64
-SAMPLE_ATTESTATION = {"rights": "licensed", "people": "none",
-                      "attested_by": "GAN Studio sample (Noto Emoji, Apache-2.0)",
-                      "note": "Bundled sample: Noto Emoji by Google, Apache License 2.0 "
-                              "(see resources/sample/LICENSE)."}
+SAMPLE_ATTESTATION = {
+    "rights": "licensed",
+    "people": "none",
+    "attested_by": "GAN Studio sample (Noto Emoji, Apache-2.0)",
+    "note": "Bundled sample: Noto Emoji by Google, Apache License 2.0 (see resources/sample/LICENSE).",
+}
 
 
 def folder_from_mime(mime: QMimeData) -> Path | None:
@@ -66,8 +85,13 @@ class ReportView(QTabWidget):
         self.duplicates.setHeaderLabels(["Near-duplicate groups"])
         self.sizes = _table(("Longer side (px)", "Images"))
         self.warnings = _table(("File", "Note"))
-        for widget, title in ((self.summary, "Summary"), (self.skipped, "Skipped"), (self.duplicates, "Duplicates"),
-                              (self.sizes, "Sizes"), (self.warnings, "Warnings")):
+        for widget, title in (
+            (self.summary, "Summary"),
+            (self.skipped, "Skipped"),
+            (self.duplicates, "Duplicates"),
+            (self.sizes, "Sizes"),
+            (self.warnings, "Warnings"),
+        ):
             self.addTab(widget, title)
         self.show_report(None)
 
@@ -155,8 +179,9 @@ class DatasetPage(QWidget):
         self.import_button.setToolTip("Choose a folder of images to import (Ctrl+O); you can also drop a folder here")
         self.import_button.clicked.connect(self.choose_folder)
         self.sample_button = QPushButton("Try the sample dataset")
-        self.sample_button.setToolTip("Import 300 bundled emoji (Apache-2.0), attest them and start a quick "
-                                      "training run")
+        self.sample_button.setToolTip(
+            "Import 300 bundled emoji (Apache-2.0), attest them and start a quick training run"
+        )
         self.sample_button.clicked.connect(self.try_sample)
         for widget in (title, self.dataset_combo):
             row.addWidget(widget)
@@ -213,8 +238,10 @@ class DatasetPage(QWidget):
         big = QLabel("Drop a folder of images here")
         big.setObjectName("Heading")
         big.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        text = QLabel("Subfolders become classes. Every file is checked; anything that cannot be used is listed "
-                      "with the reason. Your originals are never changed.")
+        text = QLabel(
+            "Subfolders become classes. Every file is checked; anything that cannot be used is listed "
+            "with the reason. Your originals are never changed."
+        )
         text.setWordWrap(True)
         text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         text.setObjectName("Muted")
@@ -383,8 +410,13 @@ class DatasetPage(QWidget):
             return False
         destination = self.project.dataset_dir_for(source)
         self._release_dataset()
-        self.worker = ImportWorker(Path(source), destination, size=size or self.size_combo.currentData(),
-                                   fit=self.fit_combo.currentText(), alpha=self.alpha_combo.currentText())
+        self.worker = ImportWorker(
+            Path(source),
+            destination,
+            size=size or self.size_combo.currentData(),
+            fit=self.fit_combo.currentText(),
+            alpha=self.alpha_combo.currentText(),
+        )
         self._connect_worker(self.worker)
         self.thread = self.worker.start(self)
         self.thread.finished.connect(self._on_thread_finished)
@@ -416,8 +448,10 @@ class DatasetPage(QWidget):
     def _on_imported(self, report: ImportReport) -> None:
         dataset_dir = Path(report.dataset_dir)
         self.refresh_datasets(select=dataset_dir)
-        self.sig_status.emit(f"Imported {report.kept:,} of {report.total:,} files into {dataset_dir.name}"
-                             + (f"; {len(report.skipped)} skipped (see the Skipped tab)." if report.skipped else "."))
+        self.sig_status.emit(
+            f"Imported {report.kept:,} of {report.total:,} files into {dataset_dir.name}"
+            + (f"; {len(report.skipped)} skipped (see the Skipped tab)." if report.skipped else ".")
+        )
         if self._sample_pending:
             self._finish_sample(dataset_dir)
 

@@ -5,25 +5,38 @@ the panel shows its progress (with Cancel), then KD and FD (EffLite0) with their
 near-copies with the threshold, and each generated sample beside its nearest training image, nearest
 first, near-copies outlined in red.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import (QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.training.checkpoint import list_checkpoints
-from engine.training.info import run_kind
+from engine.runs.checkpoint import list_checkpoints
+from engine.runs.info import run_kind
 from studio.errors import ErrorReporter
 from studio.widgets.images import array_to_qimage
 from studio.workers.evaluate_worker import CAVEAT, EvaluateWorker, EvaluationResult
 
 PAIR_COLUMNS = 5
 PROMPT = "Press “Check quality and memorization” to score the selected run."
-TRANSLATE_NOTE = ("This run translates images; quality scores and the memorization check are for models that "
-                  "draw from noise. Try it on the Translate page.")
+TRANSLATE_NOTE = (
+    "This run translates images; quality scores and the memorization check are for models that "
+    "draw from noise. Try it on the Translate page."
+)
 THUMB = 96
 NEAR_COPY_STYLE = "QFrame#PairCard { border: 2px solid #e5484d; border-radius: 6px; }"
 PLAIN_STYLE = "QFrame#PairCard { border: 1px solid rgba(128, 128, 128, 90); border-radius: 6px; }"
@@ -57,8 +70,11 @@ class PairCard(QFrame):
     def _image(array, tip: str) -> QLabel:
         label = QLabel()
         pixmap = QPixmap.fromImage(array_to_qimage(array))
-        mode = (Qt.TransformationMode.FastTransformation if pixmap.width() <= THUMB // 2
-                else Qt.TransformationMode.SmoothTransformation)
+        mode = (
+            Qt.TransformationMode.FastTransformation
+            if pixmap.width() <= THUMB // 2
+            else Qt.TransformationMode.SmoothTransformation
+        )
         label.setPixmap(pixmap.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, mode))
         label.setFixedSize(THUMB, THUMB)
         label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -210,16 +226,19 @@ class EvaluatePanel(QWidget):
             f"{result.run_dir.name}: {result.num_fake} generated vs {result.num_real} training images "
             f"({result.seconds:.0f} s, {result.backend})\n"
             f"{kd}: {result.kid_mean * 1e3:.2f} ×1e-3 (std {result.kid_std * 1e3:.2f})    "
-            f"{fd}: {result.fid:.2f}    lower is better"
-            + "".join(f"\nNote: {n}" for n in result.notes))
+            f"{fd}: {result.fid:.2f}    lower is better" + "".join(f"\nNote: {n}" for n in result.notes)
+        )
         self.memo_label.setText(
             f"Near-copies: {result.near_copies} of {result.num_fake} samples ({result.near_copy_share:.1%}) are "
             f"closer to a training image than the threshold {result.threshold:.3g} "
             f"(half the typical distance {result.typical_distance:.3g} between training images). "
-            f"Baseline: {result.training_share:.1%} of the training images are that close to another one.")
+            f"Baseline: {result.training_share:.1%} of the training images are that close to another one."
+        )
         self._show_pairs(result)
-        self.sig_status.emit(f"Evaluated {result.run_dir.name}: {kd} {result.kid_mean * 1e3:.2f}×1e-3, "
-                             f"{result.near_copy_share:.1%} near-copies")
+        self.sig_status.emit(
+            f"Evaluated {result.run_dir.name}: {kd} {result.kid_mean * 1e3:.2f}×1e-3, "
+            f"{result.near_copy_share:.1%} near-copies"
+        )
 
     def _show_pairs(self, result: EvaluationResult) -> None:
         self._clear_pairs()

@@ -4,6 +4,7 @@ a class and truncation, save the selection or batch-export N images with progres
 A GenerateWorker on a long-lived QThread holds the model; this page only sends requests (queued
 signals) and shows the answers. Requests carry an id so a burst of page flips draws only the last.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +13,26 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QDialog, QFileDialog, QHBoxLayout,
-                               QLabel, QListWidget, QListWidgetItem, QProgressBar, QPushButton, QSlider, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.training.checkpoint import list_checkpoints
+from engine.runs.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
 from studio.project import Project
@@ -37,15 +53,20 @@ def _gallery_pixmap(image: np.ndarray) -> QPixmap:
     factor = max(1, GALLERY_ICON // max(1, pixmap.width()))
     if factor == 1:
         return pixmap
-    return pixmap.scaled(pixmap.width() * factor, pixmap.height() * factor,
-                         Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+    return pixmap.scaled(
+        pixmap.width() * factor,
+        pixmap.height() * factor,
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.FastTransformation,
+    )
 
 
 def model_line(info: dict[str, Any]) -> str:
     """The info line: family, step, size, classes, and the backend that runs it (with the fallback note)."""
     classes = info["classes"]
     text = f"{info['family']}, step {info['step']:,}, {info['resolution']} px" + (
-        f", {len(classes)} classes" if classes else "")
+        f", {len(classes)} classes" if classes else ""
+    )
     backend = info.get("description", "")
     if info.get("backend_note"):
         backend = f"{backend} ({info['backend_note']})"
@@ -164,8 +185,17 @@ class GeneratePage(ModelPage):
         self.next_button.setShortcut("PgDown")
         self.prev_button.clicked.connect(lambda: self.page_by(-1))
         self.next_button.clicked.connect(lambda: self.page_by(1))
-        for widget in (QLabel("Class"), self.class_combo, QLabel("Truncation"), self.truncation,
-                       self.truncation_label, QLabel("First seed"), self.seed_spin, self.prev_button, self.next_button):
+        for widget in (
+            QLabel("Class"),
+            self.class_combo,
+            QLabel("Truncation"),
+            self.truncation,
+            self.truncation_label,
+            QLabel("First seed"),
+            self.seed_spin,
+            self.prev_button,
+            self.next_button,
+        ):
             row.addWidget(widget)
         row.addStretch(1)
         return row

@@ -4,6 +4,7 @@ It owns the worker's long-lived QThread (created on first use, ended by :meth:`s
 selected model lazily: a page that is not visible loads nothing until it is first shown, so opening
 the app never pays for a model nobody looks at.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import QThread, Signal

@@ -4,22 +4,36 @@ each model card), Export to ONNX (fp32 or fp16) and a PyTorch-vs-onnxruntime ben
 Export and benchmark run on worker threads (ExportWorker, BenchmarkWorker); this page only starts
 them and shows their progress and results, so the window never freezes.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QThread, Qt, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.training.checkpoint import list_checkpoints
-from engine.training.info import run_kind
+from engine.runs.checkpoint import list_checkpoints
+from engine.runs.info import run_kind
 from studio.errors import ErrorReporter
-from studio.pages.evaluate import EvaluatePanel
 from studio.models import BenchRow, export_path, list_exports, parity_line
+from studio.pages.evaluate import EvaluatePanel
 from studio.project import Project
 from studio.workers.model_workers import BenchmarkWorker, ExportWorker
 
@@ -146,8 +160,18 @@ class ModelsPage(QWidget):
         for info in exports:
             item.addChild(self._export_item(info, run_dir))
         for path in reversed(checkpoints):
-            child = QTreeWidgetItem([path.name, "checkpoint", path.stem.removeprefix("step-").lstrip("0") or "0",
-                                     "", "", "", "", _saved(path)])
+            child = QTreeWidgetItem(
+                [
+                    path.name,
+                    "checkpoint",
+                    path.stem.removeprefix("step-").lstrip("0") or "0",
+                    "",
+                    "",
+                    "",
+                    "",
+                    _saved(path),
+                ]
+            )
             child.setData(0, RUN_ROLE, str(run_dir))
             item.addChild(child)
         return item
@@ -157,8 +181,18 @@ class ModelsPage(QWidget):
         psnr = "" if info.psnr_db is None else ("inf" if info.psnr_db == float("inf") else f"{info.psnr_db:.1f} dB")
         page = "Translate" if run_kind(run_dir) == "translate" else "Generate"
         kind = f"ONNX (used by {page})" if info.current else "ONNX (older than the newest checkpoint)"
-        child = QTreeWidgetItem([info.path.name, kind, "" if info.step is None else str(info.step),
-                                 info.precision or "?", err, psnr, info.exporter or "", _saved(info.path)])
+        child = QTreeWidgetItem(
+            [
+                info.path.name,
+                kind,
+                "" if info.step is None else str(info.step),
+                info.precision or "?",
+                err,
+                psnr,
+                info.exporter or "",
+                _saved(info.path),
+            ]
+        )
         child.setData(0, RUN_ROLE, str(run_dir))
         child.setToolTip(0, str(info.path))
         return child
@@ -238,8 +272,10 @@ class ModelsPage(QWidget):
 
     def _on_exported(self, result: Any) -> None:
         line = parity_line(result.precision, result.max_abs_error, result.psnr_db, result.bound)
-        self.export_label.setText(f"Exported {result.path.name}: {line} ({result.exporter} exporter)."
-                                  + ("\n" + "\n".join(result.notes) if result.notes else ""))
+        self.export_label.setText(
+            f"Exported {result.path.name}: {line} ({result.exporter} exporter)."
+            + ("\n" + "\n".join(result.notes) if result.notes else "")
+        )
         run = str(result.path.parent.parent)
         self.refresh(select=run)
         self.sig_status.emit(f"Exported {result.path.name}")
@@ -254,14 +290,21 @@ class ModelsPage(QWidget):
             best = rows[-1]
             faster = "onnxruntime" if best.speedup >= 1 else "PyTorch"
             ratio = best.speedup if best.speedup >= 1 else 1 / best.speedup
-            self.bench_label.setText(f"{Path(self._job_run).name}: at batch {best.batch} {faster} is "
-                                     f"{ratio:.2f}× faster ({self.bench_runs} runs per backend).")
+            self.bench_label.setText(
+                f"{Path(self._job_run).name}: at batch {best.batch} {faster} is "
+                f"{ratio:.2f}× faster ({self.bench_runs} runs per backend)."
+            )
 
     def _add_bench_row(self, row: BenchRow) -> None:
         index = self.bench_table.rowCount()
         self.bench_table.insertRow(index)
-        cells = (str(row.batch), f"{row.torch_ms:.2f}", f"{row.ort_ms:.2f}", f"{row.speedup:.2f}×",
-                 f"{row.torch_backend} / {row.ort_backend}")
+        cells = (
+            str(row.batch),
+            f"{row.torch_ms:.2f}",
+            f"{row.ort_ms:.2f}",
+            f"{row.speedup:.2f}×",
+            f"{row.torch_backend} / {row.ort_backend}",
+        )
         for column, text in enumerate(cells):
             cell = QTableWidgetItem(text)
             if column < 4:

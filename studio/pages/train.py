@@ -4,24 +4,43 @@ fixed-seed preview, loss curves, speed, ETA, augmentation and log live while the
 All training happens in a TrainWorker on its own QThread. This page only stores what the worker sends
 and redraws on timers: labels at most every ``ui_ms``, the chart and preview on their own timers.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QSize, QThread, Qt, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QSize, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import (QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QPlainTextEdit, QProgressBar, QPushButton, QScrollArea, QSpinBox,
-                               QSplitter, QTabWidget, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.data import read_report
 from engine.errors import ConfigError, GanStudioError
 from engine.families import family_names, get_family
-from engine.training import RunResult, TrainConfig
-from engine.training.checkpoint import preview_path, preview_steps
-from engine.training.info import read_stats, run_info
+from engine.runs import TrainConfig
+from engine.runs.info import read_stats, run_info
+from engine.runs.layout import preview_path, preview_steps
+from engine.training import RunResult
 from studio.errors import ErrorReporter
 from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
 from studio.project import Project
@@ -35,8 +54,12 @@ from studio.workers.train_worker import TrainWorker
 
 # TrainConfig fields the page sets itself rather than through the advanced form.
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
-TASK_LABELS = {"sketch": "Sketch → image", "colorize": "Colorize", "paired": "A/ → B/ folders (paired)",
-               "unpaired": "A/ ↔ B/ folders (unpaired)"}
+TASK_LABELS = {
+    "sketch": "Sketch → image",
+    "colorize": "Colorize",
+    "paired": "A/ → B/ folders (paired)",
+    "unpaired": "A/ ↔ B/ folders (unpaired)",
+}
 TASK_TIPS = {
     "sketch": "Learns to turn line drawings into images like yours; the drawings are traced from your images",
     "colorize": "Learns to colour greyscale images like yours, following colour hints you click",
@@ -61,8 +84,9 @@ class TrainPage(QWidget):
     sig_status = Signal(str)
     """A one-line message for the status bar."""
 
-    def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None,
-                 ui_ms: int = 250) -> None:
+    def __init__(
+        self, project: Project, errors: ErrorReporter, parent: QWidget | None = None, ui_ms: int = 250
+    ) -> None:
         super().__init__(parent)
         self.project, self.errors = project, errors
         self.tier = device_tier(gpu_total_memory())
@@ -136,8 +160,9 @@ class TrainPage(QWidget):
         names = family_names()
         for name in names:
             self.family_combo.addItem(name, name)
-            self.family_combo.setItemData(self.family_combo.count() - 1, _first_line(get_family(name).__doc__),
-                                          Qt.ItemDataRole.ToolTipRole)
+            self.family_combo.setItemData(
+                self.family_combo.count() - 1, _first_line(get_family(name).__doc__), Qt.ItemDataRole.ToolTipRole
+            )
         self.family_combo.setCurrentIndex(names.index(preferred_family(names)))
         self.family_combo.currentIndexChanged.connect(self._on_family_changed)
         self.preset_combo = QComboBox()
@@ -251,8 +276,13 @@ class TrainPage(QWidget):
     def _stats_grid(self) -> QGridLayout:
         grid = QGridLayout()
         self.stat_labels: dict[str, QLabel] = {}
-        names = (("step", "Step"), ("speed", "Images/s"), ("eta", "Time left"), ("augment", "Augmentation p"),
-                 ("state", "State"))
+        names = (
+            ("step", "Step"),
+            ("speed", "Images/s"),
+            ("eta", "Time left"),
+            ("augment", "Augmentation p"),
+            ("state", "State"),
+        )
         for column, (key, title) in enumerate(names):
             caption = QLabel(title)
             caption.setObjectName("Muted")
@@ -334,7 +364,9 @@ class TrainPage(QWidget):
         self.task_combo.clear()
         for task in tasks:
             self.task_combo.addItem(TASK_LABELS.get(task, task), task)
-            self.task_combo.setItemData(self.task_combo.count() - 1, TASK_TIPS.get(task, ""), Qt.ItemDataRole.ToolTipRole)
+            self.task_combo.setItemData(
+                self.task_combo.count() - 1, TASK_TIPS.get(task, ""), Qt.ItemDataRole.ToolTipRole
+            )
         self.task_combo.blockSignals(False)
         self.task_combo.setEnabled(len(tasks) > 1)
         for widget in (self.task_combo, self.task_label):
@@ -367,8 +399,10 @@ class TrainPage(QWidget):
         self.family_form.reset()
         self.family_form.set_values(settings["family_options"])
         self._on_task_changed()  # a preset never chooses the task
-        self.preset_label.setText(f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
-                                  f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings)}.")
+        self.preset_label.setText(
+            f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
+            f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings)}."
+        )
 
     def _dataset_size(self) -> int:
         dataset = self.dataset_dir()
@@ -443,8 +477,9 @@ class TrainPage(QWidget):
             return False
         ok, text = consent_status(self.dataset_dir())
         if not ok:
-            self.errors.report(f"Training needs a consent attestation for this dataset. {text} "
-                               "Use the Consent… button to record it.")
+            self.errors.report(
+                f"Training needs a consent attestation for this dataset. {text} Use the Consent… button to record it."
+            )
             return False
         try:
             config = self.build_config()
@@ -460,8 +495,12 @@ class TrainPage(QWidget):
         run_dir = self.selected_run()
         if run_dir is None or self.is_running():
             return False
-        self._launch(TrainWorker.resume_run(run_dir, steps=self.until_spin.value()), run_dir,
-                     self.until_spin.value(), fresh=False)
+        self._launch(
+            TrainWorker.resume_run(run_dir, steps=self.until_spin.value()),
+            run_dir,
+            self.until_spin.value(),
+            fresh=False,
+        )
         return True
 
     def _launch(self, worker: TrainWorker, run_dir: Path, target: int | None, fresh: bool) -> None:
@@ -473,10 +512,15 @@ class TrainPage(QWidget):
         self.preview.set_path_for(lambda step: preview_path(run_dir, step))
         self.log.clear()
         self._append_log(f"{'Starting' if fresh else 'Resuming'} {run_dir.name}")
-        for signal, slot in ((worker.sig_step, self._on_step), (worker.sig_preview, self._on_preview),
-                             (worker.sig_checkpoint, self._on_checkpoint), (worker.sig_log, self._append_log),
-                             (worker.sig_metric, self.chart.add),
-                             (worker.sig_finished, self._on_finished), (worker.sig_failed, self._on_failed)):
+        for signal, slot in (
+            (worker.sig_step, self._on_step),
+            (worker.sig_preview, self._on_preview),
+            (worker.sig_checkpoint, self._on_checkpoint),
+            (worker.sig_log, self._append_log),
+            (worker.sig_metric, self.chart.add),
+            (worker.sig_finished, self._on_finished),
+            (worker.sig_failed, self._on_failed),
+        ):
             signal.connect(slot)
         self.thread = worker.start(self)
         self.thread.finished.connect(self._on_thread_finished)
@@ -552,8 +596,9 @@ class TrainPage(QWidget):
         self.thread.deleteLater()
         self.worker, self.thread = None, None
         self._refresh_stats()
-        self.stat_labels["state"].setText("stopped" if self.result and self.result.stopped else
-                                          "finished" if self.result else "failed")
+        self.stat_labels["state"].setText(
+            "stopped" if self.result and self.result.stopped else "finished" if self.result else "failed"
+        )
         self.refresh_runs(select=run_dir)
         self._update_buttons()
         self.sig_job.emit("", 0, 0)
@@ -614,12 +659,14 @@ def _run_item(run_dir: Path) -> QListWidgetItem:
         item.setFlags(Qt.ItemFlag.NoItemFlags)
         return item
     target = info.get("steps_target")
-    text = (f"{run_dir.name}\n{info['family']} · step {info['step']:,}" + (f" / {target:,}" if target else "")
-            + f" · {Path(info['dataset']).name}")
+    text = (
+        f"{run_dir.name}\n{info['family']} · step {info['step']:,}"
+        + (f" / {target:,}" if target else "")
+        + f" · {Path(info['dataset']).name}"
+    )
     item = QListWidgetItem(text)
     if info.get("latest_preview"):
         item.setIcon(QIcon(QPixmap(info["latest_preview"])))
     item.setData(RUN_ROLE, str(run_dir))
     item.setToolTip(f"{run_dir}\ncheckpoints: {', '.join(info['checkpoints']) or 'none'}")
     return item
-

@@ -5,6 +5,7 @@ A TranslateWorker on a long-lived QThread holds the model (onnxruntime when the 
 export, PyTorch otherwise). The page sends a request when the drawing or the hints settle (debounced);
 requests carry an id so a burst of strokes is translated once, with the newest drawing.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,12 +15,26 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QColorDialog, QComboBox, QFileDialog, QHBoxLayout, QLabel,
-                               QProgressBar, QPushButton, QSpinBox, QSplitter, QStackedWidget, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.training.checkpoint import list_checkpoints
-from engine.training.previews import save_png
+from engine.fsutil import save_png
+from engine.runs.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
 from studio.project import Project
@@ -35,7 +50,7 @@ IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif)"
 TASK_HELP = {
     "sketch": "Draw on the left; the image appears on the right as you pause.",
     "colorize": "Open an image, then click it to add colour hints (right-click removes one, Shift+click picks "
-                "a colour from the image).",
+    "a colour from the image).",
     "paired": "Open an image like those in your A/ folder; the right side shows it translated.",
     "unpaired": "Open an image like those in your A/ folder; the right side shows it translated.",
 }
@@ -92,9 +107,11 @@ class TranslatePage(ModelPage):
         self.help_label.setObjectName("Muted")
         layout.addWidget(self.help_label)
         self.body = QStackedWidget()
-        empty = QLabel("No image-to-image model yet. On the Train page choose the pix2pix family with the task "
-                       "“Sketch → image” or “Colorize” (it learns from your own images), or open an exported "
-                       ".onnx model with “Open model file…”.")
+        empty = QLabel(
+            "No image-to-image model yet. On the Train page choose the pix2pix family with the task "
+            "“Sketch → image” or “Colorize” (it learns from your own images), or open an exported "
+            ".onnx model with “Open model file…”."
+        )
         empty.setWordWrap(True)
         empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
         empty.setObjectName("Muted")
@@ -143,8 +160,10 @@ class TranslatePage(ModelPage):
         tools = QHBoxLayout()
         self.pen_button, self.eraser_button = QToolButton(), QToolButton()
         self.tool_group = QButtonGroup(self)
-        for button, name, tip in ((self.pen_button, "Pen", "Draw strokes (P)"),
-                                  (self.eraser_button, "Eraser", "Erase strokes (E)")):
+        for button, name, tip in (
+            (self.pen_button, "Pen", "Draw strokes (P)"),
+            (self.eraser_button, "Eraser", "Erase strokes (E)"),
+        ):
             button.setText(name)
             button.setCheckable(True)
             button.setProperty("tool", True)  # styled as a choice of tool (resources/style)
@@ -193,7 +212,9 @@ class TranslatePage(ModelPage):
         layout.setContentsMargins(0, 0, 0, 0)
         tools = QHBoxLayout()
         self.open_image_button = QPushButton("Open image…")
-        self.open_image_button.setToolTip("The image to translate (for Colorize: any image; only its lightness is used)")
+        self.open_image_button.setToolTip(
+            "The image to translate (for Colorize: any image; only its lightness is used)"
+        )
         self.open_image_button.clicked.connect(lambda: self.open_image(trace=False, into_canvas=False))
         self.color_button = QPushButton("Hint colour")
         self.color_button.setToolTip("The colour the next click paints as a hint")
@@ -222,8 +243,10 @@ class TranslatePage(ModelPage):
         row = QHBoxLayout()
         self.detail_combo = QComboBox()
         self.detail_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.detail_combo.setToolTip("Size the model works at: its training size is fastest and what it learned; "
-                                     "larger sizes add detail the model may not have learned")
+        self.detail_combo.setToolTip(
+            "Size the model works at: its training size is fastest and what it learned; "
+            "larger sizes add detail the model may not have learned"
+        )
         self.detail_combo.currentIndexChanged.connect(lambda _: self._on_input_changed())
         self.live_check = QCheckBox("Live")
         self.live_check.setChecked(True)
@@ -295,8 +318,9 @@ class TranslatePage(ModelPage):
 
     def open_model_file(self) -> None:
         """Ask for a .onnx export or .pt checkpoint and use it."""
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image-to-image model", str(self.project.root),
-                                              "Models (*.onnx *.pt)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open an image-to-image model", str(self.project.root), "Models (*.onnx *.pt)"
+        )
         if path:
             self.use_model_file(path)
 
@@ -512,7 +536,9 @@ class TranslatePage(ModelPage):
         note = " (cancelled)" if result["cancelled"] else ""
         text = f"Translated {written} image(s) into {self.batch_dir}{note}."
         if skipped:
-            text += f" Skipped {len(skipped)}: " + "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+            text += f" Skipped {len(skipped)}: " + "; ".join(
+                f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3]
+            )
         self.sig_status.emit(text)
         self.last_batch = result
 

@@ -3,12 +3,24 @@
 The module also holds the small drawing helpers the image-editing widgets share: fitting an image
 into a widget (aspect kept, centred) and the neutral checker backdrop painted around it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, QSizeF, Qt, Signal
-from PySide6.QtGui import (QBrush, QColor, QImage, QMouseEvent, QPainter, QPainterPath, QPaintEvent, QPalette, QPen,
-                           QPixmap, QPolygonF)
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QPixmap,
+    QPolygonF,
+)
 from PySide6.QtWidgets import QWidget
 
 from studio.widgets.images import array_to_qimage

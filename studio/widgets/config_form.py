@@ -3,6 +3,7 @@
 The engine documents each field with a string literal right under it (see TrainConfig and each
 family's Config); :func:`field_docs` reads those with ``ast`` so the form never repeats them.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,11 +14,9 @@ import types
 import typing
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtCore import QLocale
+from PySide6.QtCore import QLocale, Signal
 from PySide6.QtGui import QDoubleValidator
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QSpinBox,
-                               QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QSpinBox, QWidget
 
 INT_LIMIT = 2**31 - 1
 

@@ -4,18 +4,39 @@ It shows what is recorded (rights basis, people, who, when, the dataset fingerpr
 the full history, so earlier statements can be reviewed. The engine's ``attest`` writes the record;
 training refuses to start until an attestation matches the dataset's current files.
 """
+
 from __future__ import annotations
 
 import getpass
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QGroupBox,
-                               QLabel, QLineEdit, QPlainTextEdit, QRadioButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QRadioButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from engine.consent import (PEOPLE, RIGHTS, Attestation, attest, attestation_history, current_attestation,
-                           require_attestation)
+from engine.consent import (
+    PEOPLE,
+    RIGHTS,
+    Attestation,
+    attest,
+    attestation_history,
+    current_attestation,
+    require_attestation,
+)
 from engine.data import dataset_fingerprint
 from engine.errors import ConsentError, GanStudioError
 
@@ -55,8 +76,10 @@ def consent_status(dataset_dir: Path | None) -> tuple[bool, str]:
         return False, f"The files changed since the consent of {record.created_label}: attest again."
     except GanStudioError as exc:
         return False, str(exc)
-    return True, (f"Consent recorded: {record.rights}, people: {record.people}, by {record.attested_by} "
-                  f"on {record.created_label}.")
+    return True, (
+        f"Consent recorded: {record.rights}, people: {record.people}, by {record.attested_by} "
+        f"on {record.created_label}."
+    )
 
 
 class ConsentDialog(QDialog):
@@ -69,9 +92,11 @@ class ConsentDialog(QDialog):
         self.setWindowTitle(f"Consent for {self.dataset_dir.name}")
         self.setMinimumWidth(760)
         layout = QVBoxLayout(self)
-        intro = QLabel("Before training, state on what basis you may use these images. The statement is "
-                       "stored beside the dataset, bound to its exact files: if the files change, you "
-                       "attest again. Earlier statements stay in the history below.")
+        intro = QLabel(
+            "Before training, state on what basis you may use these images. The statement is "
+            "stored beside the dataset, bound to its exact files: if the files change, you "
+            "attest again. Earlier statements stay in the history below."
+        )
         intro.setWordWrap(True)
         layout.addWidget(intro)
         self.rights = self._choices(layout, "Rights to the images", RIGHTS, RIGHTS_TEXT)
@@ -90,8 +115,7 @@ class ConsentDialog(QDialog):
         self.confirm.toggled.connect(self._update_button)
         self._prefill()
 
-    def _choices(self, layout: QVBoxLayout, title: str, values: tuple[str, ...],
-                 texts: dict[str, str]) -> QButtonGroup:
+    def _choices(self, layout: QVBoxLayout, title: str, values: tuple[str, ...], texts: dict[str, str]) -> QButtonGroup:
         box = QGroupBox(title)
         inner = QVBoxLayout(box)
         group = QButtonGroup(self)
@@ -156,8 +180,14 @@ class ConsentDialog(QDialog):
     def _fill_history(self, records: list[Attestation], fingerprint: str) -> None:
         self.history.setRowCount(len(records))
         for row, record in enumerate(reversed(records)):
-            cells = (record.created_label, record.rights, record.people, record.attested_by,
-                     "yes" if record.fingerprint == fingerprint else "no (files changed)", record.note)
+            cells = (
+                record.created_label,
+                record.rights,
+                record.people,
+                record.attested_by,
+                "yes" if record.fingerprint == fingerprint else "no (files changed)",
+                record.note,
+            )
             for column, text in enumerate(cells):
                 self.history.setItem(row, column, QTableWidgetItem(text))
         self.history.resizeColumnsToContents()
@@ -181,16 +211,24 @@ class ConsentDialog(QDialog):
         self.confirm.setChecked(True)
 
     def _update_button(self, *_: object) -> None:
-        ready = (self._value(self.rights) is not None and self._value(self.people) is not None
-                 and bool(self.attested_by.text().strip()) and self.confirm.isChecked())
+        ready = (
+            self._value(self.rights) is not None
+            and self._value(self.people) is not None
+            and bool(self.attested_by.text().strip())
+            and self.confirm.isChecked()
+        )
         self.record_button.setEnabled(ready)
 
     def record(self) -> None:
         """Write the attestation through the engine and close; engine errors stay in the dialog."""
         try:
-            self.attestation = attest(self.dataset_dir, rights=self._value(self.rights) or "",
-                                      people=self._value(self.people) or "",
-                                      attested_by=self.attested_by.text(), note=self.note.toPlainText())
+            self.attestation = attest(
+                self.dataset_dir,
+                rights=self._value(self.rights) or "",
+                people=self._value(self.people) or "",
+                attested_by=self.attested_by.text(),
+                note=self.note.toPlainText(),
+            )
         except GanStudioError as exc:
             self.error_label.setText(str(exc))
             return

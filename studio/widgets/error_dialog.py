@@ -1,16 +1,33 @@
 """A dialog that shows an error in words, with the technical details one click away."""
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QStyle, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 class ErrorDialog(QDialog):
     """Message in words; for unexpected errors also the traceback, a Copy details button and the log path."""
 
-    def __init__(self, message: str, details: str = "", log_path: str = "", parent: QWidget | None = None,
-                 title: str = "GAN Studio") -> None:
+    def __init__(
+        self,
+        message: str,
+        details: str = "",
+        log_path: str = "",
+        parent: QWidget | None = None,
+        title: str = "GAN Studio",
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle(title)
         self.setMinimumWidth(520)

@@ -4,6 +4,7 @@ Hints are ``(x, y, (r, g, b))`` in IMAGE pixel coordinates, so they stay put how
 sized. Every change to the hint list (add, remove, clear) is one undo step; loading a new image
 starts a fresh list and a fresh history.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,7 +114,7 @@ class HintImageView(QWidget):
         """Remove the hint at ``index`` of ``hints()``. Undoable; IndexError when there is none."""
         if not 0 <= index < len(self._hints):
             raise IndexError(f"no hint {index}; there are {len(self._hints)}")
-        self._apply(self._hints[:index] + self._hints[index + 1:])
+        self._apply(self._hints[:index] + self._hints[index + 1 :])
 
     def clear_hints(self) -> None:
         """Remove every hint. Undoable; does nothing when there are none."""

@@ -4,6 +4,7 @@ The model holds the dataset's memory-mapped uint8 array and makes a pixmap for a
 view paints it (kept in a bounded LRU cache); the view lays items out in batches with uniform sizes,
 so neither the model nor the view does work proportional to the whole dataset per frame.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -37,8 +38,13 @@ class ThumbnailModel(QAbstractListModel):
         self._cache: OrderedDict[int, QPixmap] = OrderedDict()
         self.pixmaps_made = 0
 
-    def set_images(self, images: np.ndarray | None, labels: np.ndarray | None = None,
-                   classes: list[str] | None = None, paths: list[str] | None = None) -> None:
+    def set_images(
+        self,
+        images: np.ndarray | None,
+        labels: np.ndarray | None = None,
+        classes: list[str] | None = None,
+        paths: list[str] | None = None,
+    ) -> None:
         """Show a new array (None: nothing); the class filter is reset to all rows."""
         self.beginResetModel()
         self.images = images

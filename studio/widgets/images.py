@@ -1,4 +1,5 @@
 """numpy uint8 images -> QImage, on the GUI thread (the one conversion the GUI does itself)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ Axis ranges change in jumps (x doubles, y gets a margin) rather than on every po
 re-renders an axis whenever its range moves, which costs more than drawing the curves themselves
 and would make every redraw a visible pause of the event loop while training runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,13 @@ from studio.theme import Theme, get_theme
 EXTRA_CURVES = ("recon", "r1", "kid")
 SMOOTHING = 0.9
 """Weight of the running average in the smoothed curve (raw points are drawn faintly underneath)."""
-NAMES = {"loss_d": "D loss", "loss_g": "G loss", "recon": "D reconstruction", "r1": "R1 penalty", "kid": "KD (EffLite0)"}
+NAMES = {
+    "loss_d": "D loss",
+    "loss_g": "G loss",
+    "recon": "D reconstruction",
+    "r1": "R1 penalty",
+    "kid": "KD (EffLite0)",
+}
 
 
 def is_curve_key(key: str) -> bool:

@@ -4,6 +4,7 @@
 converts that array to a QImage at most ``frame_ms`` apart, so a burst of previews costs one
 conversion. Earlier frames are read back from the PNG files the trainer saved in the run folder.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -5,14 +5,25 @@ to fit (aspect kept, centred) and maps mouse positions back to image coordinates
 the same image pixels whatever the widget's size. Mouse strokes and ``draw_stroke()`` go through the
 same begin/extend/end code, and each stroke is one undo step.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import (QColor, QEnterEvent, QImage, QKeyEvent, QKeySequence, QMouseEvent, QPainter,
-                           QPainterPath, QPaintEvent, QPen)
+from PySide6.QtGui import (
+    QColor,
+    QEnterEvent,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPaintEvent,
+    QPen,
+)
 from PySide6.QtWidgets import QWidget
 
 from studio.widgets.compare_view import fit_rect, paint_backdrop
@@ -219,8 +230,15 @@ class SketchCanvas(QWidget):
         painter = QPainter(self._image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         level = TOOLS[self._tool]
-        painter.setPen(QPen(QColor(level, level, level), self._pen_size, Qt.PenStyle.SolidLine,
-                            Qt.PenCapStyle.RoundCap, Qt.PenJoinStyle.RoundJoin))
+        painter.setPen(
+            QPen(
+                QColor(level, level, level),
+                self._pen_size,
+                Qt.PenStyle.SolidLine,
+                Qt.PenCapStyle.RoundCap,
+                Qt.PenJoinStyle.RoundJoin,
+            )
+        )
         painter.setBrush(Qt.BrushStyle.NoBrush)
         return painter
 
@@ -307,14 +325,21 @@ class SketchCanvas(QWidget):
         event.accept()
 
     def _history_action(self, event: QKeyEvent) -> Callable[[], None] | None:
-        mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-                                    | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier)
+        mods = event.modifiers() & (
+            Qt.KeyboardModifier.ControlModifier
+            | Qt.KeyboardModifier.ShiftModifier
+            | Qt.KeyboardModifier.AltModifier
+            | Qt.KeyboardModifier.MetaModifier
+        )
         ctrl, shift = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
         key = event.key()
         if event.matches(QKeySequence.StandardKey.Undo) or (key == Qt.Key.Key_Z and mods == ctrl):
             return self.undo
-        if (event.matches(QKeySequence.StandardKey.Redo) or (key == Qt.Key.Key_Z and mods == ctrl | shift)
-                or (key == Qt.Key.Key_Y and mods == ctrl)):
+        if (
+            event.matches(QKeySequence.StandardKey.Redo)
+            or (key == Qt.Key.Key_Z and mods == ctrl | shift)
+            or (key == Qt.Key.Key_Y and mods == ctrl)
+        ):
             return self.redo
         return None
 

@@ -3,13 +3,15 @@
 Every cross-thread signal is connected to a method of a GUI-thread QObject (never a lambda), so Qt
 queues the call to the GUI thread; workers never touch a widget.
 """
+
 from __future__ import annotations
 
 import os
 import sys
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
 

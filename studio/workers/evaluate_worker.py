@@ -6,6 +6,7 @@ generate_samples, features, score_features, memorization, nearest_images) and ke
 Everything runs on the worker thread; it ends with exactly one of sig_finished / sig_cancelled /
 sig_failed and never touches a widget.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,10 @@ def run_dataset(run_dir: Path) -> tuple[Path, str | None]:
     except (OSError, ValueError):
         info = {}
     if not info.get("dataset"):
-        raise MetricsError(f"cannot tell which dataset {Path(run_dir).name} was trained on "
-                           "(its run.json is missing or has no 'dataset' entry)")
+        raise MetricsError(
+            f"cannot tell which dataset {Path(run_dir).name} was trained on "
+            "(its run.json is missing or has no 'dataset' entry)"
+        )
     return Path(info["dataset"]), info.get("dataset_fingerprint")
 
 
@@ -75,8 +78,15 @@ class EvaluateWorker(ThreadWorker):
     sig_failed = Signal(str, str)
     """Message in words, and details (a traceback) for unexpected errors."""
 
-    def __init__(self, run_dir: Path, num_samples: int = 64, max_real: int = 500, pairs: int = 12,
-                 seed: int = 0, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        num_samples: int = 64,
+        max_real: int = 500,
+        pairs: int = 12,
+        seed: int = 0,
+        batch_size: int = 32,
+    ) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.num_samples, self.max_real, self.pair_count = int(num_samples), int(max_real), int(pairs)
@@ -94,6 +104,7 @@ class EvaluateWorker(ThreadWorker):
     def _progress(self, stage: str):
         def report(done: int, total: int, message: str) -> None:
             self.sig_progress.emit(int(done), int(total), f"{stage}: {message}" if message != stage else stage)
+
         return report
 
     def run(self) -> None:
@@ -138,17 +149,27 @@ class EvaluateWorker(ThreadWorker):
         if not dataset.is_dir():
             from engine.metrics import MetricsError
 
-            raise MetricsError(f"the dataset this run was trained on is gone: {dataset} does not exist. "
-                               "Re-import the images into that folder to evaluate the run")
+            raise MetricsError(
+                f"the dataset this run was trained on is gone: {dataset} does not exist. "
+                "Re-import the images into that folder to evaluate the run"
+            )
         self.sig_progress.emit(0, 0, "loading the model and the feature extractor")
         runner = open_runner(self.run_dir, device="cpu")
         ext = get_extractor("efflite0", device="cpu")
         self._check()
-        real = real_statistics(dataset, ext, runner.resolution, self.max_real, batch_size=self.batch_size,
-                               progress=self._progress("real images"), should_cancel=cancel)
+        real = real_statistics(
+            dataset,
+            ext,
+            runner.resolution,
+            self.max_real,
+            batch_size=self.batch_size,
+            progress=self._progress("real images"),
+            should_cancel=cancel,
+        )
         self._check()
-        images = generate_samples(runner, dataset, self.num_samples, self.seed, self._progress("generating"),
-                                  cancel, self.batch_size)
+        images = generate_samples(
+            runner, dataset, self.num_samples, self.seed, self._progress("generating"), cancel, self.batch_size
+        )
         fake, logits = ext.features_and_logits(images, self.batch_size, self._progress("generated images"), cancel)
         self._check()
         self.sig_progress.emit(0, 0, "scoring")
@@ -158,13 +179,27 @@ class EvaluateWorker(ThreadWorker):
         pairs = nearest_images(report, images, training, count=self.pair_count)
         notes = []
         if trained_fp and trained_fp != real.fingerprint:
-            notes.append("the images in the dataset changed since this model was trained; the scores compare "
-                         "with the current images")
+            notes.append(
+                "the images in the dataset changed since this model was trained; the scores compare "
+                "with the current images"
+            )
         return EvaluationResult(
-            run_dir=self.run_dir, dataset=dataset, names={m: ext.metric_name(m) for m in ("kid", "fid")},
-            label=ext.label, backend=runner.description, num_fake=len(fake), num_real=len(real.features),
-            kid_mean=float(scores["kid"]["mean"]), kid_std=float(scores["kid"]["std"]), fid=float(scores["fid"]),
-            near_copy_share=report.near_copy_share, near_copies=int(report.near_copy.sum()),
-            threshold=report.threshold, typical_distance=report.typical_distance,
-            training_share=report.training_share, pairs=pairs, notes=notes,
-            seconds=time.perf_counter() - started)
+            run_dir=self.run_dir,
+            dataset=dataset,
+            names={m: ext.metric_name(m) for m in ("kid", "fid")},
+            label=ext.label,
+            backend=runner.description,
+            num_fake=len(fake),
+            num_real=len(real.features),
+            kid_mean=float(scores["kid"]["mean"]),
+            kid_std=float(scores["kid"]["std"]),
+            fid=float(scores["fid"]),
+            near_copy_share=report.near_copy_share,
+            near_copies=int(report.near_copy.sum()),
+            threshold=report.threshold,
+            typical_distance=report.typical_distance,
+            training_share=report.training_share,
+            pairs=pairs,
+            notes=notes,
+            seconds=time.perf_counter() - started,
+        )

@@ -5,6 +5,7 @@ The page sends requests through queued signals; the worker opens the engine's ru
 checkpoint), skips gallery requests that a newer one has replaced, and writes exports with the
 engine's save_images (progress throttled, cancel from the GUI thread).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,11 +21,19 @@ from studio.workers.model_host import ModelHost, backend_note
 def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
     """What the page needs to know about a loaded model, including which backend runs it and why."""
     backend = str(getattr(runner, "backend", "") or "")
-    return {"checkpoint": str(runner.checkpoint), "family": runner.family_name, "step": runner.step,
-            "resolution": runner.resolution, "classes": list(runner.classes), "latent_dim": runner.latent_dim,
-            "supports_truncation": bool(getattr(runner, "supports_truncation", False)),
-            "backend": backend, "description": str(getattr(runner, "description", backend)),
-            "backend_note": backend_note(backend, source), "notes": list(getattr(runner, "notes", []) or [])}
+    return {
+        "checkpoint": str(runner.checkpoint),
+        "family": runner.family_name,
+        "step": runner.step,
+        "resolution": runner.resolution,
+        "classes": list(runner.classes),
+        "latent_dim": runner.latent_dim,
+        "supports_truncation": bool(getattr(runner, "supports_truncation", False)),
+        "backend": backend,
+        "description": str(getattr(runner, "description", backend)),
+        "backend_note": backend_note(backend, source),
+        "notes": list(getattr(runner, "notes", []) or []),
+    }
 
 
 class GenerateWorker(ModelHost):
@@ -50,8 +59,9 @@ class GenerateWorker(ModelHost):
         if request_id < self.latest_request or self.model is None:
             return
         result: list[Any] = []
-        if self._guard(lambda: result.append(self.model.generate(seeds, class_index=class_index,
-                                                                  truncation=truncation))):
+        if self._guard(
+            lambda: result.append(self.model.generate(seeds, class_index=class_index, truncation=truncation))
+        ):
             self.sig_images.emit(result[0], list(seeds), request_id)
 
     @Slot(object, str, object, float)
@@ -61,8 +71,18 @@ class GenerateWorker(ModelHost):
             self.sig_failed.emit("Load a model before exporting images.", "")
             return
         written: list[Path] = []
-        ok = self._guard(lambda: written.extend(save_images(
-            self.model, list(seeds), Path(out_dir), class_index=class_index, truncation=truncation,
-            progress=self._progress, should_cancel=self._cancel.is_set)))
+        ok = self._guard(
+            lambda: written.extend(
+                save_images(
+                    self.model,
+                    list(seeds),
+                    Path(out_dir),
+                    class_index=class_index,
+                    truncation=truncation,
+                    progress=self._progress,
+                    should_cancel=self._cancel.is_set,
+                )
+            )
+        )
         if ok:
             self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())

@@ -1,4 +1,5 @@
 """ImportWorker: engine.data.import_folder on a worker thread, with throttled progress and cancel."""
+
 from __future__ import annotations
 
 import threading
@@ -27,8 +28,16 @@ class ImportWorker(ThreadWorker):
     sig_failed = Signal(str, str)
     """The import failed: message in words, and details (a traceback) for unexpected errors."""
 
-    def __init__(self, source: Path, dataset_dir: Path, *, size: int = 64, fit: str = "crop",
-                 alpha: str = "white", interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        source: Path,
+        dataset_dir: Path,
+        *,
+        size: int = 64,
+        fit: str = "crop",
+        alpha: str = "white",
+        interval: float = 0.05,
+    ) -> None:
         super().__init__()
         self.source, self.dataset_dir = Path(source), Path(dataset_dir)
         self.options = {"size": size, "fit": fit, "alpha": alpha}
@@ -44,8 +53,13 @@ class ImportWorker(ThreadWorker):
         """Run the import and report the outcome with exactly one of the ending signals."""
         lower_thread_priority()  # the engine's decoding pool inherits it: the window stays smooth
         try:
-            report = import_folder(self.source, self.dataset_dir, **self.options, progress=self._progress,
-                                   should_cancel=self._cancel.is_set)
+            report = import_folder(
+                self.source,
+                self.dataset_dir,
+                **self.options,
+                progress=self._progress,
+                should_cancel=self._cancel.is_set,
+            )
         except ImportCancelled:
             self.sig_cancelled.emit()
         except ImportFailed as exc:

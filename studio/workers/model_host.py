@@ -4,12 +4,14 @@ Shared by the Generate and Translate workers: turning failures into sig_failed (
 window), throttled progress, a cancel flag the GUI thread sets, "latest request wins" ids, and the
 key that says when a run folder's model must be reloaded (an export appeared or went stale).
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 

@@ -3,6 +3,7 @@
 Each runs one job, turns the engine's progress callback into ``sig_progress`` and ends with exactly one
 of ``sig_finished`` / ``sig_failed``; neither touches a widget.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -60,8 +61,13 @@ class BenchmarkWorker(_JobWorker):
 
     what = "The benchmark"
 
-    def __init__(self, run_dir: Path, batches: tuple[int, ...] = (1, 8), runs: int = 15,
-                 timer: Callable[..., Any] = benchmark_run) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        batches: tuple[int, ...] = (1, 8),
+        runs: int = 15,
+        timer: Callable[..., Any] = benchmark_run,
+    ) -> None:
         super().__init__()
         self.run_dir, self.batches, self.runs, self.timer = Path(run_dir), batches, runs, timer
 

@@ -5,6 +5,7 @@ log lines on as signals (steps at most every ``step_interval`` seconds, so a fas
 the GUI thread's queue) and answers the trainer's polls from thread-safe flags that stop(), pause()
 and resume() set from the GUI thread.
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,7 +19,8 @@ import numpy as np
 from PySide6.QtCore import Signal
 
 from engine.errors import GanStudioError
-from engine.training import Callbacks, Trainer, TrainConfig
+from engine.runs import TrainConfig
+from engine.training import Callbacks, Trainer
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 TrainerFactory = Callable[[Callbacks], Trainer]
@@ -55,12 +57,12 @@ class TrainWorker(ThreadWorker):
         self._last_step_emit = 0.0
 
     @classmethod
-    def new_run(cls, config: TrainConfig, run_dir: Path, **kwargs: Any) -> "TrainWorker":
+    def new_run(cls, config: TrainConfig, run_dir: Path, **kwargs: Any) -> TrainWorker:
         """A worker that starts a new run of ``config`` in ``run_dir``."""
         return cls(lambda callbacks: Trainer(config, callbacks, run_dir=run_dir), run_dir, **kwargs)
 
     @classmethod
-    def resume_run(cls, run_dir: Path, steps: int | None = None, **kwargs: Any) -> "TrainWorker":
+    def resume_run(cls, run_dir: Path, steps: int | None = None, **kwargs: Any) -> TrainWorker:
         """A worker that continues ``run_dir`` from its newest checkpoint, up to ``steps`` in total."""
         return cls(lambda callbacks: Trainer.resume(run_dir, callbacks, steps=steps), run_dir, **kwargs)
 
@@ -90,9 +92,15 @@ class TrainWorker(ThreadWorker):
     # -- the job (worker thread) ------------------------------------------------------------------
     def callbacks(self) -> Callbacks:
         """The engine callbacks that feed this worker's signals."""
-        return Callbacks(on_step=self._on_step, on_preview=self._on_preview, on_checkpoint=self._on_checkpoint,
-                         on_log=self.sig_log.emit, on_metric=self.sig_metric.emit,
-                         should_stop=self._stop.is_set, should_pause=self._pause.is_set)
+        return Callbacks(
+            on_step=self._on_step,
+            on_preview=self._on_preview,
+            on_checkpoint=self._on_checkpoint,
+            on_log=self.sig_log.emit,
+            on_metric=self.sig_metric.emit,
+            should_stop=self._stop.is_set,
+            should_pause=self._pause.is_set,
+        )
 
     def run(self) -> None:
         """Train, then emit exactly one of sig_finished / sig_failed."""

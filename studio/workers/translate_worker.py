@@ -4,6 +4,7 @@ The Translate page sends a request whenever the drawing or the hints settle; eac
 only the newest waiting one is computed, so a quick series of strokes costs one translation. Batches
 write files with the engine's translate_files (progress throttled, cancel from the GUI thread).
 """
+
 from __future__ import annotations
 
 import time
@@ -64,9 +65,19 @@ class TranslateWorker(ModelHost):
             self.sig_failed.emit("Load a model before translating a folder.", "")
             return
         result: list[Any] = []
-        ok = self._guard(lambda: result.append(translate_files(
-            self.model, collect_inputs(inputs), Path(out_dir), hints=hints, work_size=work_size,
-            progress=self._progress, should_cancel=self._cancel.is_set)))
+        ok = self._guard(
+            lambda: result.append(
+                translate_files(
+                    self.model,
+                    collect_inputs(inputs),
+                    Path(out_dir),
+                    hints=hints,
+                    work_size=work_size,
+                    progress=self._progress,
+                    should_cancel=self._cancel.is_set,
+                )
+            )
+        )
         if ok:
             self.sig_batch_done.emit(result[0].to_dict())
 

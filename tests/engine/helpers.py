@@ -1,4 +1,5 @@
 """Shared test helpers: tiny image folders written with PIL, imported and attested datasets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,11 +40,23 @@ def make_dataset(tmp: Path, size: int = 32, attested: bool = True, **kw) -> Path
 def tiny_config(dataset: Path, family: str = "dcgan", **overrides):
     """A TrainConfig for a model small enough to train a few steps on CPU in well under a second."""
     from engine.families import get_family
-    from engine.training import TrainConfig
+    from engine.runs import TrainConfig
 
-    fields = dict(dataset=str(dataset), family=family, family_options=dict(get_family(family).tiny_options),
-                  batch_size=8, steps=6, preview_every=3, preview_count=4, checkpoint_every=3, log_every=1,
-                  r1_gamma=1.0, r1_every=2, seed=1, conditional=True)
+    fields = dict(
+        dataset=str(dataset),
+        family=family,
+        family_options=dict(get_family(family).tiny_options),
+        batch_size=8,
+        steps=6,
+        preview_every=3,
+        preview_count=4,
+        checkpoint_every=3,
+        log_every=1,
+        r1_gamma=1.0,
+        r1_every=2,
+        seed=1,
+        conditional=True,
+    )
     fields.update(overrides)
     return TrainConfig(**fields)
 

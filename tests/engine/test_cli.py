@@ -1,4 +1,5 @@
 """gan-studio-cli end to end in subprocesses: import, attest, train, info, generate, resume, hard kill."""
+
 from __future__ import annotations
 
 import json
@@ -12,18 +13,29 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.training.checkpoint import list_checkpoints, load_checkpoint
+from engine.runs.checkpoint import list_checkpoints, load_checkpoint
 
 from .helpers import write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--option", "latent_dim=16", "--option", "base_channels=8", "--option", "max_channels=32", "--batch", "8",
-        "--set", "conditional=true"]
+TINY = [
+    "--option",
+    "latent_dim=16",
+    "--option",
+    "base_channels=8",
+    "--option",
+    "max_channels=32",
+    "--batch",
+    "8",
+    "--set",
+    "conditional=true",
+]
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"cli {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -47,8 +59,22 @@ def test_cli_end_to_end(workspace):
     assert "gan-studio-cli attest" in refused.stderr and "Traceback" not in refused.stderr
 
     cli("attest", str(data), "--rights", "own", "--people", "none", "--by", "tester")
-    summary = json.loads(cli("train", str(data), "--out", str(run), "--steps", "4", "--preview-every", "2",
-                             "--checkpoint-every", "2", *TINY, "--json").stdout)
+    summary = json.loads(
+        cli(
+            "train",
+            str(data),
+            "--out",
+            str(run),
+            "--steps",
+            "4",
+            "--preview-every",
+            "2",
+            "--checkpoint-every",
+            "2",
+            *TINY,
+            "--json",
+        ).stdout
+    )
     assert summary["step"] == 4 and not summary["stopped"]
     assert any("Training 'dcgan' on CPU" in line for line in summary["log"])
 
@@ -65,17 +91,23 @@ def test_cli_end_to_end(workspace):
 
     exported = json.loads(cli("export", str(run), "--out", str(workspace / "g.onnx"), "--json").stdout)
     assert exported["max_abs_error"] <= 1e-4 and exported["precision"] == "fp32"
-    onnx_gen = json.loads(cli("generate", str(workspace / "g.onnx"), "--count", "2", "--out",
-                              str(workspace / "onnx-out"), "--json").stdout)
+    onnx_gen = json.loads(
+        cli(
+            "generate", str(workspace / "g.onnx"), "--count", "2", "--out", str(workspace / "onnx-out"), "--json"
+        ).stdout
+    )
     assert onnx_gen["backend"].startswith("onnxruntime") and len(onnx_gen["files"]) == 2
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
-    (["generate", "/no/such/run", "--out", "x"], "/no/such/run"),
-    (["info", "/no/such/run"], "not a GAN Studio run folder"),
-    (["train", "x", "--family", "nope", "--steps", "1"], None),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "/no/such/dataset", "--steps", "1"], "/no/such/dataset"),
+        (["generate", "/no/such/run", "--out", "x"], "/no/such/run"),
+        (["info", "/no/such/run"], "not a GAN Studio run folder"),
+        (["train", "x", "--family", "nope", "--steps", "1"], None),
+    ],
+)
 def test_user_errors_are_one_line(args, needle, workspace):
     proc = cli(*args, check=False)
     assert proc.returncode == 2, proc.stderr
@@ -97,9 +129,26 @@ def test_hard_kill_mid_training_resumes_cleanly(workspace):
     data, run = workspace / "ds3", workspace / "killed"
     cli("import", str(workspace / "art"), "--out", str(data), "--size", "32")
     cli("attest", str(data), "--rights", "own", "--people", "none")
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", str(data), "--out", str(run),
-                             "--steps", "100000", "--checkpoint-every", "3", *TINY, "--json"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "train",
+            str(data),
+            "--out",
+            str(run),
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "3",
+            *TINY,
+            "--json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 120
         while len(list_checkpoints(run)) < 2 and time.time() < deadline:
@@ -123,8 +172,26 @@ def test_translate_end_to_end(workspace):
     data, run = workspace / "ds-colour", workspace / "colour-run"
     cli("import", str(workspace / "art"), "--out", str(data), "--size", "32")
     cli("attest", str(data), "--rights", "own", "--people", "none")
-    cli("train", str(data), "--family", "pix2pix", "--task", "colorize", "--out", str(run), "--steps", "2",
-        "--batch", "4", "--option", "base_channels=8", "--option", "depth=2", "--option", "d_base_channels=8")
+    cli(
+        "train",
+        str(data),
+        "--family",
+        "pix2pix",
+        "--task",
+        "colorize",
+        "--out",
+        str(run),
+        "--steps",
+        "2",
+        "--batch",
+        "4",
+        "--option",
+        "base_channels=8",
+        "--option",
+        "depth=2",
+        "--option",
+        "d_base_channels=8",
+    )
     info = json.loads(cli("info", str(run), "--json").stdout)
     assert info["kind"] == "translate" and info["task"] == "colorize"
     exported = json.loads(cli("export", str(run), "--out", str(run / "exports" / "t.onnx"), "--json").stdout)
@@ -135,14 +202,16 @@ def test_translate_end_to_end(workspace):
     Image.new("L", (45, 30), 128).save(inputs / "grey.png")
     Image.new("RGB", (20, 50), (10, 200, 30)).save(inputs / "green.jpg")
     (inputs / "broken.png").write_bytes(b"\x89PNG not really")
-    first = json.loads(cli("translate", str(run), str(inputs), "--out", str(out), "--hint", "3,4,#ff0000",
-                           "--json").stdout)
+    first = json.loads(
+        cli("translate", str(run), str(inputs), "--out", str(out), "--hint", "3,4,#ff0000", "--json").stdout
+    )
     assert first["backend"].startswith("onnxruntime")  # the export is newer than the checkpoint
     assert sorted(Path(p).name for p in first["written"]) == ["green.png", "grey.png"]
     assert [Path(s["path"]).name for s in first["skipped"]] == ["broken.png"]
     assert Image.open(out / "grey.png").size == (45, 30)
-    second = json.loads(cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--pytorch",
-                            "--json").stdout)
+    second = json.loads(
+        cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--pytorch", "--json").stdout
+    )
     assert [Path(p).name for p in second["written"]] == ["grey-1.png"] and second["backend"].startswith("PyTorch")
 
     bad_hint = cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--hint", "3,4,red", check=False)

@@ -1,4 +1,5 @@
 """Consent attestations: bound to the dataset fingerprint, refused when missing or stale, kept as history."""
+
 from __future__ import annotations
 
 import json
@@ -8,8 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.consent import (PEOPLE, RIGHTS, Attestation, attest, attestation_history, current_attestation,
-                            require_attestation)
+from engine.consent import (
+    PEOPLE,
+    RIGHTS,
+    Attestation,
+    attest,
+    attestation_history,
+    current_attestation,
+    require_attestation,
+)
 from engine.data import dataset_fingerprint, import_folder
 from engine.errors import ConfigError, ConsentError, DataError
 

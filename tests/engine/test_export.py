@@ -1,4 +1,5 @@
 """ONNX export: metadata, model card, fp16 bound, failures, and bad model files."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,9 @@ def test_export_writes_metadata_and_card(run_dir, tmp_path):
 def test_fp16_export_within_documented_bound(run_dir, tmp_path):
     result = export_onnx(run_dir, tmp_path / "half.onnx", fp16=True)
     assert result.precision == "fp16" and 0 < result.max_abs_error <= result.bound
-    assert (tmp_path / "half.onnx").stat().st_size < (0.7 * export_onnx(run_dir, tmp_path / "full.onnx").path.stat().st_size)
+    assert (tmp_path / "half.onnx").stat().st_size < (
+        0.7 * export_onnx(run_dir, tmp_path / "full.onnx").path.stat().st_size
+    )
 
 
 def test_failed_parity_fails_the_export_and_writes_nothing(run_dir, tmp_path, monkeypatch):

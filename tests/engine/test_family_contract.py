@@ -1,5 +1,6 @@
 """One contract, run over every registered noise-to-image family: build, train a step, sample, save/load,
 determinism, ONNX parity. Image-to-image families have theirs in test_translation.py."""
+
 from __future__ import annotations
 
 import math
@@ -9,16 +10,23 @@ import torch
 
 from engine.families import family_names, get_family
 from engine.families.base import ModelSpec
-from engine.training import TrainConfig
-from engine.training.checkpoint import load_checkpoint, save_checkpoint
+from engine.runs import TrainConfig
+from engine.runs.checkpoint import load_checkpoint, save_checkpoint
 
 FAMILIES = [name for name in family_names() if get_family(name).kind == "generate"]
 
 
 def _family(name: str, spec: ModelSpec, seed: int = 0, **train):
     cls = get_family(name)
-    cfg = TrainConfig(dataset="unused", family=name, family_options=dict(cls.tiny_options), batch_size=4,
-                      r1_gamma=1.0, r1_every=1, **train)
+    cfg = TrainConfig(
+        dataset="unused",
+        family=name,
+        family_options=dict(cls.tiny_options),
+        batch_size=4,
+        r1_gamma=1.0,
+        r1_every=1,
+        **train,
+    )
     torch.manual_seed(seed)
     return cls(spec, cfg, torch.device("cpu"))
 
@@ -122,9 +130,19 @@ def test_unknown_option_is_named(name):
 
 def _checkpoint_of(fam, name: str, path):
     """A checkpoint file in the Trainer's layout for a family built in a test."""
-    save_checkpoint(path, {"family": name, "spec": vars(fam.spec), "classes": [f"c{i}" for i in range(fam.spec.num_classes)],
-                           "config": fam.train.to_dict(), "step": 1, "family_state": fam.state_dict(),
-                           "dataset_fingerprint": "f" * 64, "attestation_id": "a" * 32})
+    save_checkpoint(
+        path,
+        {
+            "family": name,
+            "spec": vars(fam.spec),
+            "classes": [f"c{i}" for i in range(fam.spec.num_classes)],
+            "config": fam.train.to_dict(),
+            "step": 1,
+            "family_state": fam.state_dict(),
+            "dataset_fingerprint": "f" * 64,
+            "attestation_id": "a" * 32,
+        },
+    )
     return path
 
 

@@ -1,4 +1,5 @@
 """Folder import: validation and repair of every kind of file, report, cache, incremental re-import."""
+
 from __future__ import annotations
 
 import json
@@ -14,14 +15,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import (ImportReport, dataset_fingerprint, import_folder, is_dataset, load_dataset,
-                         read_report)
+from engine.data import ImportReport, dataset_fingerprint, import_folder, is_dataset, load_dataset, read_report
 from engine.data.duplicates import near_duplicate_groups, phash_hex
 from engine.errors import ConfigError, DataError, ImportCancelled
 from engine.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-GOOD = ["cats/photo.jpg", "cats/pattern.png", "cats/web.webp", "cats/bitmap.bmp", "cats/scan.tiff",
-        "dogs/twin_a.png", "dogs/twin_b.png", "loose.png"]
+GOOD = [
+    "cats/photo.jpg",
+    "cats/pattern.png",
+    "cats/web.webp",
+    "cats/bitmap.bmp",
+    "cats/scan.tiff",
+    "dogs/twin_a.png",
+    "dogs/twin_b.png",
+    "loose.png",
+]
 REPAIRED = ["dogs/cmyk.jpg", "dogs/deep16.png", "dogs/grey_alpha.png", "dogs/anim.gif", "dogs/rotated.jpg"]
 BAD = {  # file -> words its skip reason must contain
     "dogs/truncated.png": "truncated",
@@ -50,8 +58,9 @@ def write_bomb(path: Path, side: int = 12000) -> None:
     """A valid 1-bit PNG of side x side pixels that is only a few KB on disk."""
     rows = zlib.compress(bytes(side * (1 + side // 8)), 9)
     header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows)
-                     + png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows) + png_chunk(b"IEND", b"")
+    )
 
 
 def write_rotated(path: Path) -> None:
@@ -202,8 +211,9 @@ def test_exif_orientation_is_applied(imported):
     rotated = row_of(data, "dogs/rotated.jpg")
     # Stored left half black; after a 90 degree clockwise turn the black half is on top.
     assert rotated[:12].mean() < 40 and rotated[20:].mean() > 215
-    entry = next(e for e in json.loads((dataset_dir / "dataset.json").read_text())["files"]
-                 if e["path"] == "dogs/rotated.jpg")
+    entry = next(
+        e for e in json.loads((dataset_dir / "dataset.json").read_text())["files"] if e["path"] == "dogs/rotated.jpg"
+    )
     assert (entry["width"], entry["height"]) == (20, 40)
 
 

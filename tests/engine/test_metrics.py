@@ -1,5 +1,6 @@
 """engine.metrics: score maths against closed forms and torchmetrics, extractors, cache, memorization,
 evaluate() on a tiny trained run, and the CLI's evaluate command."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,20 @@ import torch
 from PIL import Image
 
 from engine.data import import_folder
-from engine.metrics import (KIDMonitor, MetricsError, evaluate, fid, frechet_distance, get_extractor,
-                            inception_score, kid, memorization, nearest_images, precision_recall,
-                            real_statistics)
-from engine.metrics import cache as cache_module
+from engine.metrics import (
+    KIDMonitor,
+    MetricsError,
+    evaluate,
+    fid,
+    frechet_distance,
+    get_extractor,
+    inception_score,
+    kid,
+    memorization,
+    nearest_images,
+    precision_recall,
+    real_statistics,
+)
 from engine.metrics import inception as inception_module
 from engine.metrics.extractors import FeatureExtractor, to_model_input
 from engine.metrics.inception import FIDInceptionV3, InceptionExtractor
@@ -306,11 +317,21 @@ def import_dataset_images(dataset: Path) -> np.ndarray:
 
 def test_cli_evaluate_json(tiny_run):
     dataset, run = tiny_run
-    proc = subprocess.run([sys.executable, "-m", "engine", "evaluate", str(run), "--metrics", "kid,fid",
-                           "--num-samples", "12", "--json"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "evaluate", str(run), "--metrics", "kid,fid", "--num-samples", "12", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["names"] == {"kid": "KD (EffLite0)", "fid": "FD (EffLite0)"} and summary["num_fake"] == 12
-    refused = subprocess.run([sys.executable, "-m", "engine", "evaluate", str(run), "--metrics", "kid,bogus"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=240)
+    refused = subprocess.run(
+        [sys.executable, "-m", "engine", "evaluate", str(run), "--metrics", "kid,bogus"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert refused.returncode == 2 and "bogus" in refused.stderr and "Traceback" not in refused.stderr

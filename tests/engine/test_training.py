@@ -1,4 +1,5 @@
 """Trainer behaviour: consent, callbacks, previews, exact resume, NaN roll-back, OOM retry."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from engine.errors import CheckpointError, ConfigError, ConsentError
+from engine.runs.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from engine.training import Callbacks, Trainer
-from engine.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 from .helpers import make_dataset, tiny_config
 
@@ -34,8 +35,9 @@ def test_training_refuses_unattested_dataset(tmp_path):
 
 def test_run_reports_steps_previews_and_checkpoints(dataset, tmp_path):
     steps, previews, checkpoints = [], [], []
-    cb = Callbacks(on_step=steps.append, on_preview=lambda g, s: previews.append((g, s)),
-                   on_checkpoint=checkpoints.append)
+    cb = Callbacks(
+        on_step=steps.append, on_preview=lambda g, s: previews.append((g, s)), on_checkpoint=checkpoints.append
+    )
     result = Trainer(tiny_config(dataset), cb, run_dir=tmp_path / "run").run()
     assert result.step == 6 and not result.stopped
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]
@@ -45,7 +47,10 @@ def test_run_reports_steps_previews_and_checkpoints(dataset, tmp_path):
     grid, _ = previews[0]
     assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
     assert sorted(p.name for p in (tmp_path / "run" / "previews").iterdir()) == [
-        "step-000001.png", "step-000003.png", "step-000006.png"]
+        "step-000001.png",
+        "step-000003.png",
+        "step-000006.png",
+    ]
     assert [p.name for p in checkpoints] == ["step-000003.pt", "step-000006.pt"]
     lines = (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5, 6]
@@ -99,8 +104,9 @@ def test_pause_blocks_until_released(dataset, tmp_path):
         return 3 <= polls["n"] <= 6  # paused for a few polls, then released
 
     logs = []
-    result = Trainer(tiny_config(dataset, steps=4), Callbacks(should_pause=should_pause, on_log=logs.append),
-                     run_dir=tmp_path / "r").run()
+    result = Trainer(
+        tiny_config(dataset, steps=4), Callbacks(should_pause=should_pause, on_log=logs.append), run_dir=tmp_path / "r"
+    ).run()
     assert result.step == 4
     assert any(m.startswith("Paused at step") for m in logs) and "Resumed" in logs
 
@@ -158,9 +164,10 @@ def test_time_limit_stops_the_run(dataset, tmp_path):
 
 
 def test_changed_dataset_refuses_resume(tmp_path):
+    from PIL import Image
+
     from engine.consent import attest
     from engine.data import import_folder
-    from PIL import Image
 
     dataset = make_dataset(tmp_path)
     Trainer(tiny_config(dataset, steps=2), run_dir=tmp_path / "r").run()
@@ -175,7 +182,6 @@ def test_changed_dataset_refuses_resume(tmp_path):
 
 def test_checkpoint_of_other_family_or_newer_format_is_refused(dataset, tmp_path):
 
-
     result = Trainer(tiny_config(dataset, steps=1), run_dir=tmp_path / "r").run()
     with pytest.raises(CheckpointError, match="'dcgan' model, not 'fastgan'"):
         load_checkpoint(result.checkpoint, family="fastgan")
@@ -189,13 +195,12 @@ def test_checkpoint_of_other_family_or_newer_format_is_refused(dataset, tmp_path
         load_checkpoint(tmp_path / "junk.pt")
 
 
-
 def test_checkpoint_loading_never_unpickles_code(tmp_path):
     import pickle
 
     class Evil:
         def __reduce__(self):
-            return (exec, ("open(%r, 'w').write('pwned')" % str(tmp_path / "pwned"),))
+            return (exec, ("open({!r}, 'w').write('pwned')".format(str(tmp_path / "pwned")),))
 
     with open(tmp_path / "evil.pt", "wb") as f:
         pickle.dump({"kind": "gan-studio-checkpoint", "x": Evil()}, f)
@@ -206,8 +211,11 @@ def test_checkpoint_loading_never_unpickles_code(tmp_path):
 
 def test_kid_is_measured_logged_and_best_checkpoint_kept(dataset, tmp_path):
     metrics = []
-    trainer = Trainer(tiny_config(dataset, steps=4, kid_every=2, kid_samples=12),
-                      Callbacks(on_metric=metrics.append), run_dir=tmp_path / "r")
+    trainer = Trainer(
+        tiny_config(dataset, steps=4, kid_every=2, kid_samples=12),
+        Callbacks(on_metric=metrics.append),
+        run_dir=tmp_path / "r",
+    )
     trainer.run()
     assert [m["step"] for m in metrics] == [2, 4]
     assert all(math.isfinite(m["kid"]) and m["kid_name"] == "KD (EffLite0)" for m in metrics)

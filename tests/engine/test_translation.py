@@ -1,5 +1,6 @@
 """Image-to-image families (pix2pix, cyclegan): the shared contract over every family and task, pair
 derivation, data plans, training end to end with exact resume, translators and ONNX parity at two sizes."""
+
 from __future__ import annotations
 
 import json
@@ -10,14 +11,23 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.data.pairs import (ab_plan, derive_pair, hints_to_channels, line_art, random_hints, roughen, thin,
-                               visualise_input)
+from engine.data.pairs import (
+    ab_plan,
+    derive_pair,
+    hints_to_channels,
+    line_art,
+    random_hints,
+    roughen,
+    thin,
+    visualise_input,
+)
 from engine.errors import CheckpointError, ConfigError
 from engine.families import family_names, get_family
 from engine.families.base import ModelSpec
 from engine.nn.color import encode_lab, lab_to_rgb, rgb_to_lab
-from engine.training import Callbacks, Trainer, TrainConfig
-from engine.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from engine.runs import TrainConfig
+from engine.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from engine.training import Callbacks, Trainer
 
 from .helpers import make_ab_dataset, make_dataset, tiny_config
 
@@ -96,9 +106,19 @@ def test_onnx_export_matches_pytorch_at_two_sizes(name, task, tmp_path):
     fam = _family(name, task)
     fam.train_step(_batch(task), None, step=0, micro_batches=1)
     ckpt = tmp_path / "step-000001.pt"
-    save_checkpoint(ckpt, {"family": name, "spec": vars(fam.spec), "classes": [], "config": fam.train.to_dict(),
-                           "step": 1, "family_state": fam.state_dict(), "dataset_fingerprint": "f" * 64,
-                           "attestation_id": "a" * 32})
+    save_checkpoint(
+        ckpt,
+        {
+            "family": name,
+            "spec": vars(fam.spec),
+            "classes": [],
+            "config": fam.train.to_dict(),
+            "step": 1,
+            "family_state": fam.state_dict(),
+            "dataset_fingerprint": "f" * 64,
+            "attestation_id": "a" * 32,
+        },
+    )
     result = export_onnx(ckpt, tmp_path / "t.onnx")
     assert result.max_abs_error <= 1e-4 and result.psnr_db > 60
     card = json.loads((tmp_path / "t.json").read_text())
@@ -248,8 +268,9 @@ def ab_dataset(tmp_path_factory):
 @pytest.mark.parametrize("task", ["sketch", "colorize"])
 def test_derived_task_trains_with_triplet_previews(shapes, tmp_path, task):
     grids = []
-    result = Trainer(_config(shapes, "pix2pix", task), Callbacks(on_preview=lambda g, s: grids.append(g)),
-                     run_dir=tmp_path / "run").run()
+    result = Trainer(
+        _config(shapes, "pix2pix", task), Callbacks(on_preview=lambda g, s: grids.append(g)), run_dir=tmp_path / "run"
+    ).run()
     assert result.step == 6
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["kind"] == "translate" and info["task"] == task and info["latent_dim"] == 0
@@ -260,8 +281,9 @@ def test_derived_task_trains_with_triplet_previews(shapes, tmp_path, task):
 
 def test_paired_run_resumes_bit_identically(ab_dataset, tmp_path):
     logs = []
-    Trainer(_config(ab_dataset, "pix2pix", "paired", steps=6), Callbacks(on_log=logs.append),
-            run_dir=tmp_path / "full").run()
+    Trainer(
+        _config(ab_dataset, "pix2pix", "paired", steps=6), Callbacks(on_log=logs.append), run_dir=tmp_path / "full"
+    ).run()
     assert any("no partner" in line for line in logs)
     Trainer(_config(ab_dataset, "pix2pix", "paired", steps=3), run_dir=tmp_path / "split").run()
     Trainer.resume(tmp_path / "split", steps=6).run()

@@ -1,5 +1,6 @@
 """Studio test fixtures: settings and projects in tmp_path, a main window that is always shut down,
 tiny image folders (with a broken file) and a tiny training configuration."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,15 +81,23 @@ def import_and_attest(project, source: Path, attested: bool = True, size: int = 
     return dataset
 
 
-def make_tiny(train_page, steps: int = TINY_STEPS, family: str = "dcgan", task: str | None = None,
-              **overrides) -> None:
+def make_tiny(train_page, steps: int = TINY_STEPS, family: str = "dcgan", task: str | None = None, **overrides) -> None:
     """Point the Train page's real forms at a model small enough to train in well under a second."""
     index = train_page.family_combo.findData(family)
     train_page.family_combo.setCurrentIndex(index)
     if task is not None:
         train_page.set_task(task)
     train_page.family_form.set_values(dict(get_family(family).tiny_options))
-    values = dict(steps=steps, batch_size=8, resolution=32, preview_every=2, preview_count=4,
-                  checkpoint_every=1000, log_every=1, seed=1, conditional=True)
+    values = dict(
+        steps=steps,
+        batch_size=8,
+        resolution=32,
+        preview_every=2,
+        preview_count=4,
+        checkpoint_every=1000,
+        log_every=1,
+        seed=1,
+        conditional=True,
+    )
     values.update(overrides)
     train_page.train_form.set_values(values)

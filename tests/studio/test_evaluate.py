@@ -1,5 +1,6 @@
 """Evaluate tab of the Models page on real widgets: a tiny trained run scored (KD/FD with EffLite0,
 near-copy share, generated/nearest-training pairs), Cancel, and a missing dataset shown in words."""
+
 from __future__ import annotations
 
 import shutil
@@ -37,7 +38,9 @@ def test_check_quality_and_memorization_shows_scores_and_pairs(window, qtbot, pr
     qtbot.waitUntil(lambda: not panel.is_busy(), timeout=30_000)
 
     text = panel.scores_label.text()
-    assert "KD (EffLite0)" in text and "FD (EffLite0)" in text and "8 generated vs 20 training" in text  # 20 images in the folder
+    assert (
+        "KD (EffLite0)" in text and "FD (EffLite0)" in text and "8 generated vs 20 training" in text
+    )  # 20 images in the folder
     assert CAVEAT in panel.caveat_label.text() and panel.caveat_label.isVisible()
     assert "Near-copies:" in panel.memo_label.text() and "threshold" in panel.memo_label.text()
     result = panel.result

@@ -1,5 +1,6 @@
 """The whole studio flow on real widgets: import (with bad files) -> attest -> train -> preview ->
 stop -> generate -> export; and training refused without consent."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog
 
-from engine.training.checkpoint import latest_checkpoint, load_checkpoint
+from engine.runs.checkpoint import latest_checkpoint, load_checkpoint
 from studio.pages.dataset import SIZES
 from studio.pages.generate import PAGE_SIZE
 
@@ -35,8 +36,10 @@ def test_import_attest_train_preview_stop_generate_export(window, qtbot, monkeyp
 
     # The report names the broken file with a reason; the grid shows the 20 good images, filterable by class.
     assert dataset_page.report.kept == 20
-    skipped = {dataset_page.report_view.skipped.item(r, 0).text(): dataset_page.report_view.skipped.item(r, 1).text()
-               for r in range(dataset_page.report_view.skipped.rowCount())}
+    skipped = {
+        dataset_page.report_view.skipped.item(r, 0).text(): dataset_page.report_view.skipped.item(r, 1).text()
+        for r in range(dataset_page.report_view.skipped.rowCount())
+    }
     assert "circles/broken.png" in skipped and skipped["circles/broken.png"]
     assert dataset_page.grid.model().rowCount() == 20
     dataset_page.class_combo.setCurrentIndex(1)
@@ -73,8 +76,10 @@ def test_import_attest_train_preview_stop_generate_export(window, qtbot, monkeyp
     qtbot.waitUntil(lambda: gen.gallery.count() == PAGE_SIZE, timeout=30_000)
     assert gen.class_combo.count() == 3  # all classes + circles + squares
     qtbot.mouseClick(gen.next_button, LEFT)
-    qtbot.waitUntil(lambda: gen.gallery.count() and gen.gallery.item(0).data(Qt.ItemDataRole.UserRole + 1) == PAGE_SIZE,
-                    timeout=30_000)
+    qtbot.waitUntil(
+        lambda: gen.gallery.count() and gen.gallery.item(0).data(Qt.ItemDataRole.UserRole + 1) == PAGE_SIZE,
+        timeout=30_000,
+    )
     enlarged = gen.enlarge(gen.gallery.item(1))
     enlarged.copy_seed()
     assert QApplication.clipboard().text() == str(PAGE_SIZE + 1)

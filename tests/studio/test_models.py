@@ -1,5 +1,6 @@
 """Models page on real widgets: export a tiny trained run to ONNX (parity shown, files written), the
 Generate page switching to onnxruntime, the PyTorch-vs-onnxruntime benchmark, and a failed export."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,10 @@ def _trained_run(window, qtbot, project, art_folder) -> Path:
 
 
 def _wait_loaded(gen, qtbot, backend: str) -> None:
-    qtbot.waitUntil(lambda: gen.model is not None and gen.model["backend"] == backend
-                    and gen.gallery.count() == PAGE_SIZE, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: gen.model is not None and gen.model["backend"] == backend and gen.gallery.count() == PAGE_SIZE,
+        timeout=60_000,
+    )
 
 
 def _click_and_wait(page, qtbot, button) -> None:

@@ -1,5 +1,6 @@
 """The shell: projects (default, new, open, recent), window state and theme remembered, the sidebar's
 later pages, shortcuts, drag and drop, and the Generate page's cancel, class and truncation."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,8 +71,9 @@ def test_dropping_a_folder_imports_it(window, qtbot, art_folder):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(art_folder / "notes.txt")), QUrl.fromLocalFile(str(art_folder))])
     assert folder_from_mime(mime) == art_folder
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                       Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dataset_page.dropEvent(event)
     assert window.dataset_page.is_busy()
     qtbot.waitUntil(lambda: not window.dataset_page.is_busy(), timeout=30_000)
@@ -88,8 +90,7 @@ def test_opening_another_project_switches_every_page(window, qtbot, project, art
     assert window.train_page.dataset_dir() is None and "other" in window.windowTitle()
 
 
-def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, project, art_folder, tmp_path,
-                                                              monkeypatch):
+def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, project, art_folder, tmp_path, monkeypatch):
     dataset = import_and_attest(project, art_folder)
     train = window.train_page
     train.refresh_datasets(select=dataset)
@@ -104,15 +105,22 @@ def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, proj
     first = gen.gallery.item(0).icon().pixmap(256).toImage()
     gen.class_combo.setCurrentIndex(2)
     gen.truncation.setValue(50)
-    qtbot.waitUntil(lambda: gen.request_id >= 2 and gen.gallery.count() > 0
-                    and gen.gallery.item(0).icon().pixmap(256).toImage() != first, timeout=30_000)
+    qtbot.waitUntil(
+        lambda: (
+            gen.request_id >= 2
+            and gen.gallery.count() > 0
+            and gen.gallery.item(0).icon().pixmap(256).toImage() != first
+        ),
+        timeout=30_000,
+    )
     out = tmp_path / "many"
     out.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(out)))
     gen.count_spin.setValue(5_000)
     seen = []
-    gen.worker.sig_exported.connect(lambda paths, cancelled: seen.append((len(paths), cancelled)),
-                                    Qt.ConnectionType.DirectConnection)
+    gen.worker.sig_exported.connect(
+        lambda paths, cancelled: seen.append((len(paths), cancelled)), Qt.ConnectionType.DirectConnection
+    )
     assert gen.export_batch()
     gen.cancel_export()
     qtbot.waitUntil(lambda: not gen.exporting, timeout=30_000)

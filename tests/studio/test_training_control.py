@@ -1,5 +1,6 @@
 """Train page control: closing during training checkpoints cleanly, pause/continue, resume from the
 runs list, the sample dataset's one-click run, and engine errors reaching the user."""
+
 from __future__ import annotations
 
 import sys
@@ -8,7 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from engine.consent import current_attestation
-from engine.training.checkpoint import latest_checkpoint, load_checkpoint
+from engine.runs.checkpoint import latest_checkpoint, load_checkpoint
 from studio.errors import ERROR_LOG, install_excepthook
 from studio.main_window import MainWindow
 
@@ -26,8 +27,7 @@ def _start_tiny(window, qtbot, project, art_folder, **tiny):
     return train
 
 
-def test_closing_during_training_asks_then_leaves_a_valid_checkpoint(window, qtbot, project, art_folder,
-                                                                      monkeypatch):
+def test_closing_during_training_asks_then_leaves_a_valid_checkpoint(window, qtbot, project, art_folder, monkeypatch):
     answers = []
     monkeypatch.setattr(MainWindow, "confirm_stop_training", lambda self, action="": answers.append(action) or True)
     train = _start_tiny(window, qtbot, project, art_folder, steps=1_000_000)
@@ -100,8 +100,9 @@ def test_engine_errors_are_shown_in_words(window, qtbot, project, art_folder):
     assert "batch_size" in window.statusBar().currentMessage()
 
 
-def test_a_crash_in_the_worker_shows_details_logs_it_and_keeps_the_window(window, qtbot, project, art_folder,
-                                                                           monkeypatch):
+def test_a_crash_in_the_worker_shows_details_logs_it_and_keeps_the_window(
+    window, qtbot, project, art_folder, monkeypatch
+):
     def explode(self):
         raise RuntimeError("boom in the training loop")
 
@@ -131,7 +132,8 @@ def test_uncaught_exceptions_become_a_dialog(window, qtbot, monkeypatch):
 
 
 def test_opening_another_project_during_training_asks_and_switches_after_the_checkpoint(
-        window, qtbot, project, art_folder, tmp_path, monkeypatch):
+    window, qtbot, project, art_folder, tmp_path, monkeypatch
+):
     from studio.project import Project
 
     monkeypatch.setattr(MainWindow, "confirm_stop_training", lambda self, action="": "project" in action)

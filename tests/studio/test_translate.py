@@ -1,6 +1,7 @@
 """Translate page on real widgets: a pix2pix sketch run trained through the Train page, drawn on with
 the canvas and translated live; a colorize run answering colour hints; saving; batch translation of a
 folder with a broken file; and the other pages keeping to their own kind of model."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,9 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from engine.training import Trainer, TrainConfig
 from engine.families import get_family
+from engine.runs import TrainConfig
+from engine.training import Trainer
 
 from .conftest import import_and_attest, make_tiny
 
@@ -30,14 +32,17 @@ def _sketch_run(window, qtbot, project, art_folder) -> Path:
 def _colorize_run(project, art_folder) -> Path:
     dataset = import_and_attest(project, art_folder)
     options = dict(get_family("pix2pix").tiny_options, task="colorize")
-    cfg = TrainConfig(dataset=str(dataset), family="pix2pix", family_options=options, batch_size=4, steps=2,
-                      preview_every=0, seed=3)
+    cfg = TrainConfig(
+        dataset=str(dataset), family="pix2pix", family_options=options, batch_size=4, steps=2, preview_every=0, seed=3
+    )
     return Trainer(cfg, run_dir=project.runs_dir / "colour-run").run().run_dir
 
 
 def _wait_result(page, qtbot, after_request: int) -> np.ndarray:
-    qtbot.waitUntil(lambda: page.request_id >= after_request and page.result is not None
-                    and not page.compare.is_busy(), timeout=60_000)
+    qtbot.waitUntil(
+        lambda: page.request_id >= after_request and page.result is not None and not page.compare.is_busy(),
+        timeout=60_000,
+    )
     return page.result
 
 
@@ -121,7 +126,8 @@ def test_colour_hints_change_the_colorized_image(window, qtbot, project, art_fol
 
 
 def test_models_page_exports_and_benchmarks_a_translator_then_translate_uses_onnxruntime(
-        window, qtbot, project, art_folder):
+    window, qtbot, project, art_folder
+):
     run = _colorize_run(project, art_folder)
     models, page = window.models_page, window.translate_page
     window.show_page("models")

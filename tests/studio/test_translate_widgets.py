@@ -1,5 +1,6 @@
 """The image-to-image widgets: the sketch canvas (strokes, tools, undo), the before/after compare view
 and the colour-hint view, driven with real mouse and key events on real widgets."""
+
 from __future__ import annotations
 
 import subprocess
@@ -28,8 +29,14 @@ def shown(qtbot, widget: QWidget, width: int, height: int) -> QWidget:
 
 def move_with_left_held(widget: QWidget, pos: QPoint) -> None:
     """QTest's mouseMove carries no buttons, so a drag's moves are sent as real QMouseEvents."""
-    event = QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), QPointF(widget.mapToGlobal(pos)),
-                        Qt.MouseButton.NoButton, LEFT, Qt.KeyboardModifier.NoModifier)
+    event = QMouseEvent(
+        QEvent.Type.MouseMove,
+        QPointF(pos),
+        QPointF(widget.mapToGlobal(pos)),
+        Qt.MouseButton.NoButton,
+        LEFT,
+        Qt.KeyboardModifier.NoModifier,
+    )
     QApplication.sendEvent(widget, event)
 
 
@@ -254,8 +261,10 @@ def test_canvas_geometry_hints(qtbot):
 
 
 def test_the_widgets_load_without_torch_or_the_engine():
-    code = ("import sys, studio.widgets.sketch_canvas, studio.widgets.compare_view, studio.widgets.hint_view; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'engine')))")
+    code = (
+        "import sys, studio.widgets.sketch_canvas, studio.widgets.compare_view, studio.widgets.hint_view; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'engine')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
 
@@ -288,8 +297,11 @@ def test_dragging_moves_the_split_and_it_clamps(qtbot):
     seen = []
     view.sig_split_changed.connect(seen.append)
     y = int(rect.center().y())
-    drag(qtbot, view, [QPoint(int(rect.left() + 0.2 * rect.width()), y),
-                       QPoint(int(rect.left() + 0.8 * rect.width()), y)])
+    drag(
+        qtbot,
+        view,
+        [QPoint(int(rect.left() + 0.2 * rect.width()), y), QPoint(int(rect.left() + 0.8 * rect.width()), y)],
+    )
     assert view.split() == pytest.approx(0.8, abs=0.01)
     assert seen[0] == pytest.approx(0.2, abs=0.01) and seen[-1] == view.split()
     move_with_left_held(view, QPoint(view.width() - 2, y))  # past the image edge
@@ -391,7 +403,7 @@ def test_hint_outlines_contrast_with_their_colour(qtbot):
     def around(x: int, y: int) -> np.ndarray:
         centre = view.image_to_widget(x, y)
         cx, cy = int(centre.x()), int(centre.y())
-        return pixels[cy - 8:cy + 9, cx - 8:cx + 9].reshape(-1, 3)
+        return pixels[cy - 8 : cy + 9, cx - 8 : cx + 9].reshape(-1, 3)
 
     yellow, navy = around(8, 10), around(12, 10)
     assert yellow.sum(axis=1).min() < 90 and (yellow == (250, 240, 20)).all(axis=1).any()  # black ring, yellow fill

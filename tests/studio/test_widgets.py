@@ -1,5 +1,6 @@
 """Reusable widgets: the generated config form, presets, the lazy 10,000-image grid, the coalescing
 preview view, and the loss chart's throttled redraw."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +11,18 @@ import pytest
 from PIL import Image
 
 from engine.families import family_names, get_family
-from engine.training import TrainConfig
+from engine.runs import TrainConfig
 from studio.pages.train import FORM_EXCLUDE
 from studio.presets import PRESETS, TIERS, WIDTH_FIELDS, device_tier, preset_settings
-from studio.widgets.config_form import (ChoiceEditor, ConfigForm, FloatEditor, IntEditor, OptionalEditor, TriStateEditor,
-                                        field_docs)
+from studio.widgets.config_form import (
+    ChoiceEditor,
+    ConfigForm,
+    FloatEditor,
+    IntEditor,
+    OptionalEditor,
+    TriStateEditor,
+    field_docs,
+)
 from studio.widgets.image_grid import ImageGrid
 from studio.widgets.loss_chart import LossChart
 from studio.widgets.preview_view import PreviewView
@@ -167,8 +175,12 @@ def test_many_emits_and_slot_calls_cannot_kill_the_interpreter(qtbot):
 def test_loss_chart_plots_kid_measurements_from_stats_and_metric_records(qtbot):
     chart = LossChart(redraw_ms=60_000)
     qtbot.addWidget(chart)
-    chart.set_history([{"step": 1, "loss_d": 1.0, "loss_g": 2.0},
-                       {"step": 2, "kid": 0.4, "kid_std": 0.01, "kid_name": "KD (EffLite0)"}])
+    chart.set_history(
+        [
+            {"step": 1, "loss_d": 1.0, "loss_g": 2.0},
+            {"step": 2, "kid": 0.4, "kid_std": 0.01, "kid_name": "KD (EffLite0)"},
+        ]
+    )
     chart.add({"step": 4, "kid": 0.3, "kid_std": 0.01, "kid_name": "KD (EffLite0)"})
     chart.redraw()
     xs, _ = chart.raw_curves["kid"].getData()

@@ -1,9 +1,9 @@
-"""Checkpoint files and the run folder layout.
+"""Checkpoint files of a run folder (checkpoints/step-NNNNNN.pt).
 
-A run folder holds config.json, run.json, stats.jsonl, checkpoints/step-NNNNNN.pt, previews/ and
-exports/. Checkpoints are written atomically (temp file + fsync + rename) so a run killed at any moment
+Checkpoints are written atomically (temp file + fsync + rename) so a run killed at any moment
 leaves only complete files, and read with ``weights_only=True`` so opening one never executes code.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,20 +19,6 @@ from engine.fsutil import atomic_open
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_KIND = "gan-studio-checkpoint"
 _STEP_RE = re.compile(r"^step-(\d+)\.pt$")
-_PREVIEW_RE = re.compile(r"^step-(\d+)\.png$")
-
-
-def preview_path(run_dir: Path | str, step: int) -> Path:
-    """Where the trainer saves the preview grid of ``step``."""
-    return Path(run_dir) / "previews" / f"step-{step:06d}.png"
-
-
-def preview_steps(run_dir: Path | str) -> list[int]:
-    """Steps that have a saved preview, ascending."""
-    folder = Path(run_dir) / "previews"
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _PREVIEW_RE.match(p.name)))
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -71,16 +57,21 @@ def load_checkpoint(path: Path, family: str | None = None) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f"{path} is not a readable GAN Studio checkpoint ({type(exc).__name__}); "
-                              "it may be damaged or from another program") from None
+        raise CheckpointError(
+            f"{path} is not a readable GAN Studio checkpoint ({type(exc).__name__}); "
+            "it may be damaged or from another program"
+        ) from None
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
         raise CheckpointError(f"{path} is not a GAN Studio checkpoint")
     if int(state.get("format_version", 0)) > CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} was written by a newer GAN Studio (checkpoint format "
-                              f"{state['format_version']}, this version reads up to {CHECKPOINT_FORMAT}); update GAN Studio")
+        raise CheckpointError(
+            f"{path} was written by a newer GAN Studio (checkpoint format "
+            f"{state['format_version']}, this version reads up to {CHECKPOINT_FORMAT}); update GAN Studio"
+        )
     if family is not None and state.get("family") != family:
-        raise CheckpointError(f"{path} holds a '{state.get('family')}' model, not '{family}'; "
-                              f"pick a checkpoint of a {family} run")
+        raise CheckpointError(
+            f"{path} holds a '{state.get('family')}' model, not '{family}'; pick a checkpoint of a {family} run"
+        )
     return state
 
 

@@ -1,8 +1,11 @@
 """Training configuration: one dataclass, saved as config.json in every run folder."""
+
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.errors import CheckpointError, ConfigError
@@ -102,7 +105,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build from a dict, migrating older formats; refuse newer ones and unknown keys."""
         data = dict(data)
         version = int(data.get("format_version", 1))
@@ -117,3 +120,15 @@ class TrainConfig:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
         data["format_version"] = FORMAT_VERSION
         return cls(**data)
+
+
+def read_run_config(run_dir: Path | str) -> TrainConfig:
+    """The TrainConfig stored in a run folder, or CheckpointError explaining what is missing."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir} is not a GAN Studio run folder (no config.json)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path} cannot be read ({exc}); the run folder is damaged") from None
+    return TrainConfig.from_dict(data)

@@ -1,12 +1,14 @@
 """A summary of a run folder for `gan-studio-cli info` and the studio's run list."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-from engine.training.checkpoint import list_checkpoints, preview_path, preview_steps
-from engine.training.trainer import read_run_config
+from engine.runs.checkpoint import list_checkpoints
+from engine.runs.config import read_run_config
+from engine.runs.layout import preview_path, preview_steps
 
 
 def run_info(run_dir: Path | str) -> dict[str, Any]:
@@ -19,13 +21,19 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
     last = _last_stats(run_dir / "stats.jsonl")
     previews = preview_steps(run_dir)
     return {
-        "run": str(run_dir), "family": config.family, "kind": meta.get("kind", "generate"),
-        "task": meta.get("task"), "dataset": config.dataset,
-        "resolution": (meta.get("spec") or {}).get("resolution"), "classes": meta.get("classes", []),
-        "steps_target": config.steps, "step": int(last.get("step", 0)) if last else 0,
+        "run": str(run_dir),
+        "family": config.family,
+        "kind": meta.get("kind", "generate"),
+        "task": meta.get("task"),
+        "dataset": config.dataset,
+        "resolution": (meta.get("spec") or {}).get("resolution"),
+        "classes": meta.get("classes", []),
+        "steps_target": config.steps,
+        "step": int(last.get("step", 0)) if last else 0,
         "checkpoints": [p.name for p in checkpoints],
         "latest_preview": str(preview_path(run_dir, previews[-1])) if previews else None,
-        "dataset_fingerprint": meta.get("dataset_fingerprint"), "attestation_id": meta.get("attestation_id"),
+        "dataset_fingerprint": meta.get("dataset_fingerprint"),
+        "attestation_id": meta.get("attestation_id"),
         "last_stats": last,
     }
 

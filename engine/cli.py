@@ -52,6 +52,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         size=args.size,
         fit=args.fit,
         alpha=args.alpha,
+        drop_duplicates=args.drop_duplicates,
         progress=bar.update_to if bar is not None else None,
     )
     if bar is not None:
@@ -243,7 +244,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from engine.inference.translate import open_translator
+    from engine.export.open import open_translator
     from engine.inference.translate_files import collect_inputs, translate_files
 
     translator = open_translator(args.run, device=args.device, prefer_onnx=not args.pytorch)
@@ -379,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["white", "black", "keep"],
         default="white",
         help="composite transparent images on white/black, or keep the alpha channel",
+    )
+    p.add_argument(
+        "--drop-duplicates",
+        action="store_true",
+        help="leave near duplicates out: keep the largest image of each group (reasons in the report)",
     )
     p.set_defaults(func=cmd_import)
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
-from engine.data.decode import apply_alpha
+from engine.data.decode import BadImage, apply_alpha, decode_image
+from engine.data.fit import fit_image, to_array
+from engine.data.options import DEFAULT_MAX_PIXELS
 
 # XOR blocks are (rows x N) uint64; about 4 M cells keeps each block near 32 MB whatever N is.
 _BLOCK_CELLS = 4_000_000
@@ -114,3 +118,18 @@ def near_duplicate_groups(paths: list[str], hex_hashes: list[str], max_distance:
     for index in np.unique(np.concatenate([i, j])):
         groups.setdefault(int(component[index]), []).append(paths[index])
     return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def preview_file(path: Path | str, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """A ``size`` x ``size`` RGB uint8 view of a whole source image (padded onto white), for reviewing
+    near duplicates side by side; None when the file is gone or cannot be decoded.
+
+    Decoded as the import does (orientation, colour modes, JPEG draft mode), so it shows what the
+    import saw, and files left out of the cache can still be looked at.
+    """
+    try:
+        data = Path(path).read_bytes()
+        decoded = decode_image(data, max_pixels=max_pixels, min_decode_size=size)
+    except (OSError, BadImage):
+        return None
+    return to_array(fit_image(apply_alpha(decoded.image, "white"), size, "pad", "white"), 3)

@@ -58,19 +58,22 @@ def import_folder(
     progress: Callable[[int, int, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     duplicate_distance: int = DEFAULT_DUPLICATE_DISTANCE,
+    drop_duplicates: bool = False,
 ) -> ImportReport:
     """Import the images under ``source`` into the prepared dataset folder ``dataset_dir``.
 
     Takes the training ``size``, ``fit`` ("crop", "pad", "stretch"), ``alpha`` ("white", "black",
     "keep"), the ``max_pixels`` limit, optional ``progress(done, total, file)`` and ``should_cancel()``
-    callbacks, and the phash ``duplicate_distance``. Writes dataset.json, report.json and the cache
-    for (size, fit, alpha); files whose sha256 was already prepared with these options are reused,
-    not decoded. Returns the ImportReport. Raises ConfigError for bad options, DataError when the
-    folders are unusable (ImportFailed, a DataError with ``.report``, when no image survives), and
-    ImportCancelled on cancel; in every error case the previous dataset is left untouched.
+    callbacks, the phash ``duplicate_distance``, and ``drop_duplicates`` (keep only the largest image
+    of each near-duplicate group; the others are skipped with the reason "near duplicate of <file>").
+    Writes dataset.json, report.json and the cache for (size, fit, alpha); files whose sha256 was
+    already prepared with these options are reused, not decoded. Returns the ImportReport. Raises
+    ConfigError for bad options, DataError when the folders are unusable (ImportFailed, a DataError
+    with ``.report``, when no image survives), and ImportCancelled on cancel; in every error case
+    the previous dataset is left untouched.
     """
     started = time.perf_counter()
-    options = ImportOptions(size=size, fit=fit, alpha=alpha, max_pixels=max_pixels)
+    options = ImportOptions(size=size, fit=fit, alpha=alpha, max_pixels=max_pixels, drop_duplicates=drop_duplicates)
     if not 0 <= duplicate_distance <= 64:
         raise ConfigError(
             f"duplicate_distance counts differing bits of a 64-bit hash: use 0 to 64 "
@@ -82,12 +85,13 @@ def import_folder(
     if not scan.candidates:
         raise _no_images_error(scan, out, options)
     previous = _load_previous(out, options)
-    results, cache_dir, classes = _prepare_all(scan, out, options, previous, progress, should_cancel)
+    prepared = _prepare_all(scan, out, options, previous, duplicate_distance, progress, should_cancel)
+    results, cache_dir, classes, groups = prepared
     created_at = (previous.manifest or {}).get("created_at")
     caches = _unchanged_caches(out, previous.manifest, results, classes)
     caches[options.cache_key] = cache_dir.name
     del previous  # release the old cache's memory map before its folder is deleted
-    report = _build_report(scan, out, options, results, classes, duplicate_distance)
+    report = _build_report(scan, out, options, results, classes, groups)
     write_manifest(out, _manifest(scan, options, results, classes, report, caches, created_at))
     report.seconds = round(time.perf_counter() - started, 3)
     atomic_write_json(out / REPORT_NAME, report.to_dict())
@@ -115,7 +119,7 @@ def _no_images_error(scan: ScanResult, out: Path, options: ImportOptions) -> Imp
     return ImportFailed(
         f"no image files found in {scan.root} (looked for {kinds}, hidden files "
         "excluded); pick the folder that holds your images.",
-        _build_report(scan, out, options, [], [], DEFAULT_DUPLICATE_DISTANCE),
+        _build_report(scan, out, options, [], [], []),
     )
 
 
@@ -126,7 +130,7 @@ def _load_previous(out: Path, options: ImportOptions) -> _Previous:
         return _Previous()  # first import, or a damaged manifest that this import replaces
     max_pixels = manifest.get("options", {}).get("max_pixels")
     prior = {
-        e["sha256"]: {**e, "max_pixels": max_pixels}
+        e["sha256"]: {**e, "max_pixels": max_pixels, **_usable_status(e)}
         for e in manifest.get("files", [])
         if e.get("sha256") and e.get("status") in ("kept", "skipped")
     }
@@ -135,14 +139,21 @@ def _load_previous(out: Path, options: ImportOptions) -> _Previous:
     return _Previous(manifest, prior, cache)
 
 
+def _usable_status(entry: dict[str, Any]) -> dict[str, Any]:
+    """A file left out as a duplicate decoded fine: to the next import it is a kept file (whose
+    pixels are not in the cache), so turning drop_duplicates off brings it back."""
+    return {"status": "kept", "reason": None} if entry.get("duplicate_of") else {}
+
+
 def _prepare_all(
     scan: ScanResult,
     out: Path,
     options: ImportOptions,
     previous: _Previous,
+    duplicate_distance: int,
     progress: Callable[[int, int, str], None] | None,
     should_cancel: Callable[[], bool] | None,
-) -> tuple[list[FileResult], Path, list[str]]:
+) -> tuple[list[FileResult], Path, list[str], list[list[str]]]:
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     builder = CacheBuilder(out, options, len(scan.candidates))
@@ -159,6 +170,9 @@ def _prepare_all(
         results = run_pool(scan.candidates, ctx, progress=progress, should_cancel=should_cancel)
         del ctx
         fill_hashes(results, thumbs)
+        groups = _duplicate_groups(results, duplicate_distance)
+        if options.drop_duplicates:
+            leave_out_duplicates(results, groups)
         kept = [i for i, r in enumerate(results) if r.status == "kept"]
         if not kept:
             raise _nothing_kept_error(scan, out, options, results)
@@ -173,7 +187,28 @@ def _prepare_all(
         if created:
             _remove_empty_folder(out)
         raise
-    return results, cache_dir, classes
+    return results, cache_dir, classes, groups
+
+
+def _duplicate_groups(results: list[FileResult], max_distance: int) -> list[list[str]]:
+    kept = [r for r in results if r.status == "kept"]
+    return near_duplicate_groups([r.rel for r in kept], [r.phash or "0" for r in kept], max_distance)
+
+
+def leave_out_duplicates(results: list[FileResult], groups: list[list[str]]) -> None:
+    """Skip all but one file of each near-duplicate group, naming the one kept in their reason.
+
+    The one kept is the largest original (most pixels: a resized or re-encoded copy is usually
+    smaller), the first path among equals, so the choice does not depend on the scan order.
+    """
+    by_path = {r.rel: r for r in results}
+    for group in groups:
+        members = [by_path[path] for path in group]
+        keeper = max(members, key=lambda r: (r.width or 0) * (r.height or 0))  # max keeps the first of equals
+        for result in members:
+            if result is not keeper:
+                result.status, result.reason = "skipped", f"near duplicate of {keeper.rel}"
+                result.duplicate_of = keeper.rel
 
 
 def _unchanged_caches(
@@ -202,7 +237,7 @@ def _unchanged_caches(
 
 
 def _nothing_kept_error(scan: ScanResult, out: Path, options: ImportOptions, results: list[FileResult]) -> ImportFailed:
-    report = _build_report(scan, out, options, results, [], DEFAULT_DUPLICATE_DISTANCE)
+    report = _build_report(scan, out, options, results, [], [])
     examples = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:3])
     return ImportFailed(
         f"none of the {len(results)} image files in {scan.root} can be used "
@@ -244,7 +279,7 @@ def _build_report(
     options: ImportOptions,
     results: list[FileResult],
     classes: list[str],
-    duplicate_distance: int,
+    duplicates: list[list[str]],
 ) -> ImportReport:
     kept = [r for r in results if r.status == "kept"]
     failed = [SkippedFile(r.rel, r.reason or "unknown") for r in results if r.status != "kept"]
@@ -259,7 +294,8 @@ def _build_report(
         ignored=list(scan.ignored),
         warnings=_warnings(kept, classes, options, scan.root),
         resolution_histogram=resolution_histogram([(r.width or 0, r.height or 0) for r in kept]),
-        duplicates=near_duplicate_groups([r.rel for r in kept], [r.phash or "0" for r in kept], duplicate_distance),
+        duplicates=duplicates,
+        left_out_duplicates={r.rel: r.duplicate_of for r in results if r.duplicate_of},
         classes=_class_counts(kept, classes),
         unlabelled=sum(r.label is None for r in kept) if classes else 0,
         fingerprint=compute_fingerprint(r.sha256 or "" for r in kept),
@@ -356,4 +392,5 @@ def _file_entry(result: FileResult, classes: list[str]) -> dict[str, Any]:
         "height": result.height,
         "phash": result.phash,
         "notes": result.notes,
+        **({"duplicate_of": result.duplicate_of} if result.duplicate_of else {}),
     }

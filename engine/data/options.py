@@ -23,12 +23,20 @@ BACKGROUNDS: dict[str, tuple[int, int, int]] = {"white": (255, 255, 255), "black
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """How source images become cache rows: training size, fit mode, alpha handling, size limit."""
+    """How source images become cache rows: training size, fit mode, alpha handling, size limit, and
+    whether near duplicates are left out."""
 
     size: int = 64
+    """Training resolution in pixels (square)."""
     fit: str = "crop"
+    """crop: cut to a centred square; pad: keep everything and add borders; stretch: squash."""
     alpha: str = "white"
+    """Transparent pixels: composite onto white or black, or keep the alpha channel."""
     max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest image (width x height) that is decoded; bigger files are skipped as possible bombs."""
+    drop_duplicates: bool = False
+    """Leave near duplicates out: keep the largest image of each group of look-alikes (perceptual
+    hash within a few bits) and skip the others, each with the file it duplicates as the reason."""
 
     def __post_init__(self) -> None:
         check_size(self.size)
@@ -39,6 +47,8 @@ class ImportOptions:
                 f"max_pixels must be a whole number of pixels of at least {MIN_SIDE * MIN_SIDE}, "
                 f"got {self.max_pixels!r}; the default is {DEFAULT_MAX_PIXELS:,}."
             )
+        if not isinstance(self.drop_duplicates, bool):
+            raise ConfigError(f"drop_duplicates must be true or false, got {self.drop_duplicates!r}.")
 
     @property
     def channels(self) -> int:
@@ -57,7 +67,8 @@ class ImportOptions:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImportOptions:
         """Rebuild from a manifest's ``options``; unknown keys from newer versions are ignored."""
-        known = {k: data[k] for k in ("size", "fit", "alpha", "max_pixels") if k in data}
+        names = ("size", "fit", "alpha", "max_pixels", "drop_duplicates")
+        known = {k: data[k] for k in names if k in data}
         return cls(**known)
 
 

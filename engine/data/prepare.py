@@ -44,6 +44,7 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     decoded: bool = False
     reused: bool = False
+    duplicate_of: str | None = None  # set when a usable file is left out as a near duplicate of this one
 
 
 @dataclass

@@ -44,6 +44,9 @@ class ImportReport:
     ``ignored`` lists entries that were never candidates (hidden entries, non-image file types).
     ``decoded`` counts files actually decoded this time; ``reused`` counts files whose prepared pixels
     came from the previous import's cache because their sha256 was already prepared.
+    ``duplicates`` lists every near-duplicate group found among the usable files; with the
+    ``drop_duplicates`` option, ``left_out_duplicates`` maps each file left out (it is also in
+    ``skipped``) to the file of its group that was kept.
     """
 
     source: str
@@ -56,6 +59,7 @@ class ImportReport:
     warnings: list[FileWarning] = field(default_factory=list)
     resolution_histogram: dict[str, int] = field(default_factory=dict)
     duplicates: list[list[str]] = field(default_factory=list)
+    left_out_duplicates: dict[str, str] = field(default_factory=dict)
     classes: dict[str, int] = field(default_factory=dict)
     unlabelled: int = 0
     fingerprint: str = ""
@@ -94,12 +98,23 @@ class ImportReport:
         lines += _skip_lines(self.skipped, self.ignored)
         lines.append(_class_line(self.classes, self.unlabelled))
         if self.duplicates:
-            n_files = sum(len(g) for g in self.duplicates)
-            lines.append(f"Near duplicates: {len(self.duplicates):,} groups ({n_files:,} files); see report.json.")
+            lines.append(self.duplicates_line())
         if self.warnings:
             lines.append(f"Warnings: {len(self.warnings):,}, e.g. {_describe(self.warnings[0])}")
         lines.append(f"Fingerprint: {self.fingerprint[:16]}")
         return "\n".join(lines)
+
+    def duplicates_line(self) -> str:
+        """``Near duplicates: 3 groups (7 files); 4 left out, the largest of each group kept.``"""
+        n_files = sum(len(g) for g in self.duplicates)
+        line = f"Near duplicates: {_plural(len(self.duplicates), 'group')} ({_plural(n_files, 'file')})"
+        if self.left_out_duplicates:
+            return line + f"; {len(self.left_out_duplicates):,} left out, the largest of each group kept."
+        return line + "; all kept."
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 def _skip_lines(skipped: list[SkippedFile], ignored: list[SkippedFile]) -> list[str]:

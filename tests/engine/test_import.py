@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from engine.data import ImportReport, dataset_fingerprint, import_folder, is_dataset, load_dataset, read_report
-from engine.data.duplicates import near_duplicate_groups, phash_hex
+from engine.data.duplicates import near_duplicate_groups, phash_hex, preview_file
+from engine.data.manifest import compute_fingerprint
 from engine.errors import ConfigError, DataError, ImportCancelled
 from engine.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -246,7 +247,13 @@ def test_manifest_records_every_file(imported):
     source, dataset_dir, report = imported
     manifest = json.loads((dataset_dir / "dataset.json").read_text())
     assert manifest["format_version"] == 1 and manifest["source"] == str(source.resolve())
-    assert manifest["options"] == {"size": 32, "fit": "crop", "alpha": "white", "max_pixels": 40_000_000}
+    assert manifest["options"] == {
+        "size": 32,
+        "fit": "crop",
+        "alpha": "white",
+        "max_pixels": 40_000_000,
+        "drop_duplicates": False,
+    }
     entries = {e["path"]: e for e in manifest["files"]}
     assert entries["cats/photo.jpg"]["status"] == "kept" and len(entries["cats/photo.jpg"]["sha256"]) == 64
     assert (entries["cats/photo.jpg"]["width"], entries["cats/photo.jpg"]["height"]) == (64, 48)
@@ -284,6 +291,79 @@ def test_duplicate_search_is_vectorised_and_fast():
     groups = near_duplicate_groups(paths, [f"{int(h):016x}" for h in hashes], 6)
     assert time.perf_counter() - started < 5
     assert groups == [["0017.png", "4999.png"]]
+
+
+# -- leaving near duplicates out --------------------------------------------------------------------
+def write_look_alikes(root: Path) -> Path:
+    """Four distinct images plus two smaller re-encoded copies of ``a.png`` and one of ``c.png``."""
+    root.mkdir(parents=True)
+    for seed, name in ((21, "a.png"), (22, "b.png"), (23, "c.png"), (24, "d.png")):
+        blocky(seed, (64, 64)).save(root / name)
+    original = Image.open(root / "a.png")
+    original.resize((48, 48), Image.Resampling.BILINEAR).save(root / "a_small.jpg", quality=90)
+    original.resize((40, 40), Image.Resampling.LANCZOS).save(root / "a_tiny.webp", quality=85)
+    Image.open(root / "c.png").resize((56, 56), Image.Resampling.BICUBIC).save(root / "z_copy_of_c.jpg", quality=92)
+    return root
+
+
+def test_drop_duplicates_keeps_the_largest_of_each_group_and_says_why(tmp_path):
+    source = write_look_alikes(tmp_path / "src")
+    report = import_folder(source, tmp_path / "ds", size=32, drop_duplicates=True)
+    assert sorted(report.duplicates) == [["a.png", "a_small.jpg", "a_tiny.webp"], ["c.png", "z_copy_of_c.jpg"]]
+    assert report.left_out_duplicates == {"a_small.jpg": "a.png", "a_tiny.webp": "a.png", "z_copy_of_c.jpg": "c.png"}
+    reasons = skip_reasons(report)
+    assert reasons == {path: f"near duplicate of {kept}" for path, kept in report.left_out_duplicates.items()}
+    assert report.kept == 4 and report.total == 7 and report.options["drop_duplicates"] is True
+    assert "3 left out, the largest of each group kept" in report.summary()
+    data = load_dataset(tmp_path / "ds")
+    assert sorted(data.paths) == ["a.png", "b.png", "c.png", "d.png"] and len(data) == 4
+
+    manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    entries = {e["path"]: e for e in manifest["files"]}
+    assert entries["a_small.jpg"]["status"] == "skipped" and entries["a_small.jpg"]["duplicate_of"] == "a.png"
+    assert manifest["options"]["drop_duplicates"] is True
+    kept_shas = [e["sha256"] for e in manifest["files"] if e["status"] == "kept"]
+    assert manifest["fingerprint"] == compute_fingerprint(kept_shas) == report.fingerprint
+    assert read_report(tmp_path / "ds").left_out_duplicates == report.left_out_duplicates
+
+
+def test_toggling_drop_duplicates_reuses_the_cache_and_changes_the_fingerprint(tmp_path):
+    source = write_look_alikes(tmp_path / "src")
+    everything = import_folder(source, tmp_path / "ds", size=32)
+    assert everything.kept == 7 and not everything.left_out_duplicates and len(everything.duplicates) == 2
+    assert "all kept" in everything.summary()
+    dropped = import_folder(source, tmp_path / "ds", size=32, drop_duplicates=True)
+    assert dropped.kept == 4 and dropped.decoded == 0 and dropped.reused == 7  # all from the cache
+    assert dropped.fingerprint != everything.fingerprint
+    # Turning it off again decodes only the three files that were left out.
+    back = import_folder(source, tmp_path / "ds", size=32)
+    assert back.kept == 7 and back.decoded == 3 and back.reused == 4
+    assert back.fingerprint == everything.fingerprint and not back.skipped
+    # A new size is built from the kept files of the manifest: the left-out ones stay out.
+    import_folder(source, tmp_path / "ds", size=32, drop_duplicates=True)
+    assert sorted(load_dataset(tmp_path / "ds", size=16).paths) == ["a.png", "b.png", "c.png", "d.png"]
+
+
+def test_cli_import_drop_duplicates(tmp_path, capsys):
+    from engine.cli import main
+
+    source = write_look_alikes(tmp_path / "src")
+    assert (
+        main(["import", str(source), "--out", str(tmp_path / "ds"), "--size", "32", "--drop-duplicates", "--json"]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["kept"] == 4 and summary["left_out_duplicates"]["z_copy_of_c.jpg"] == "c.png"
+
+
+def test_preview_file_shows_the_whole_source_image(tmp_path):
+    blocky(5, (80, 40)).save(tmp_path / "wide.png")
+    preview = preview_file(tmp_path / "wide.png", 32)
+    assert preview is not None and preview.shape == (32, 32, 3) and preview.dtype == np.uint8
+    assert (preview[:6] == 255).all() and (preview[-6:] == 255).all()  # padded, not cropped
+    assert not (preview[12:20] == 255).all()
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert preview_file(tmp_path / "broken.png", 32) is None
+    assert preview_file(tmp_path / "gone.png", 32) is None
 
 
 # -- cache geometry ---------------------------------------------------------------------------------

@@ -3,15 +3,19 @@ import report, and record the consent attestation that training requires."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QMimeData, Qt, QThread, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -21,19 +25,20 @@ from PySide6.QtWidgets import (
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
-    QTreeWidget,
-    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.consent import attest
-from engine.data import ALPHAS, FITS, ImportReport, PreparedDataset, load_dataset, read_report
-from engine.errors import GanStudioError
+from engine.data import ALPHAS, FITS, ImportOptions, ImportReport, PreparedDataset, load_dataset, read_report
+from engine.data.duplicates import preview_file
+from engine.errors import GanStudioError, gui_message
 from studio.errors import ErrorReporter
 from studio.paths import SAMPLE_DATASET
 from studio.project import Project
+from studio.widgets.config_form import field_docs
 from studio.widgets.consent_dialog import ConsentDialog, consent_status
+from studio.widgets.duplicates_view import THUMB, DuplicatesView
 from studio.widgets.image_grid import NO_CLASS, ImageGrid
 from studio.workers.import_worker import ImportWorker
 
@@ -56,6 +61,12 @@ def folder_from_mime(mime: QMimeData) -> Path | None:
     return None
 
 
+# Rows grow to fit wrapped text up to this many rows; longer tables keep one line per row (the
+# tooltip still holds the whole text) because measuring every row on each resize gets slow.
+WRAP_ROWS = 500
+FIRST_COLUMN_MAX = 280  # px: a long path must not push the reason out of sight
+
+
 def _table(headers: tuple[str, ...]) -> QTableWidget:
     table = QTableWidget(0, len(headers))
     table.setHorizontalHeaderLabels(list(headers))
@@ -63,15 +74,23 @@ def _table(headers: tuple[str, ...]) -> QTableWidget:
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
     table.setAlternatingRowColors(True)
+    table.setWordWrap(True)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
     return table
 
 
 def _fill_table(table: QTableWidget, rows: list[tuple[str, ...]]) -> None:
+    """Fill ``table``; every cell carries its whole text as a tooltip and short tables wrap it."""
     table.setRowCount(len(rows))
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            item.setToolTip(text)
+            table.setItem(r, c, item)
     table.resizeColumnToContents(0)
+    table.setColumnWidth(0, min(table.columnWidth(0), FIRST_COLUMN_MAX))
+    mode = QHeaderView.ResizeMode.ResizeToContents if len(rows) <= WRAP_ROWS else QHeaderView.ResizeMode.Interactive
+    table.verticalHeader().setSectionResizeMode(mode)
 
 
 class ReportView(QTabWidget):
@@ -81,8 +100,7 @@ class ReportView(QTabWidget):
         super().__init__(parent)
         self.summary = QTextBrowser()
         self.skipped = _table(("File", "Why it was left out"))
-        self.duplicates = QTreeWidget()
-        self.duplicates.setHeaderLabels(["Near-duplicate groups"])
+        self.duplicates = DuplicatesView()
         self.sizes = _table(("Longer side (px)", "Images"))
         self.warnings = _table(("File", "Note"))
         for widget, title in (
@@ -95,29 +113,41 @@ class ReportView(QTabWidget):
             self.addTab(widget, title)
         self.show_report(None)
 
-    def show_report(self, report: ImportReport | None) -> None:
-        """Fill every tab from ``report`` (None: explain that nothing was imported yet)."""
+    def show_report(
+        self, report: ImportReport | None, thumbnail: Callable[[str], np.ndarray | None] | None = None
+    ) -> None:
+        """Fill every tab from ``report`` (None: explain that nothing was imported yet); ``thumbnail``
+        reads a file's picture for the Duplicates tab."""
+        self.duplicates.show_report(report, thumbnail)
         if report is None:
             self.summary.setPlainText("Import a folder to see what was kept, what was skipped and why.")
             report = ImportReport(source="", dataset_dir="", options={})
         else:
             self.summary.setPlainText(report.summary())
+        self._fill_tabs(report)
+
+    def show_importing(self, source: Path) -> None:
+        """Empty every tab while ``source`` is imported: nothing of the previous report stays in view."""
+        self.duplicates.show_report(None)
+        self.summary.setPlainText(
+            f"Importing {source}…\n\nThe report appears here when the import is done. Until then the "
+            "previous dataset stays on disk as it was; cancelling keeps it."
+        )
+        self._fill_tabs(ImportReport(source=str(source), dataset_dir="", options={}))
+
+    def set_busy(self, busy: bool) -> None:
+        """Disable the re-import switch while an import runs."""
+        self.duplicates.set_busy(busy)
+
+    def _fill_tabs(self, report: ImportReport) -> None:
         skipped = [(s.path, s.reason) for s in report.skipped]
         skipped += [(s.path, f"ignored: {s.reason}") for s in report.ignored]
         _fill_table(self.skipped, skipped)
         _fill_table(self.sizes, [(bucket, f"{count:,}") for bucket, count in report.resolution_histogram.items()])
         _fill_table(self.warnings, [(w.path or "(all)", w.message) for w in report.warnings])
-        self._fill_duplicates(report.duplicates)
         self.setTabText(1, f"Skipped ({len(report.skipped)})")
         self.setTabText(2, f"Duplicates ({len(report.duplicates)})")
         self.setTabText(4, f"Warnings ({len(report.warnings)})")
-
-    def _fill_duplicates(self, groups: list[list[str]]) -> None:
-        self.duplicates.clear()
-        for i, group in enumerate(groups, 1):
-            node = QTreeWidgetItem([f"Group {i}: {len(group)} files"])
-            node.addChildren([QTreeWidgetItem([path]) for path in group])
-            self.duplicates.addTopLevelItem(node)
 
 
 class DatasetPage(QWidget):
@@ -159,8 +189,10 @@ class DatasetPage(QWidget):
         self.body = QStackedWidget()
         self.body.addWidget(self._empty_state())
         self.body.addWidget(self._grid_panel())
+        self.body.addWidget(self._importing_panel())
         splitter.addWidget(self.body)
         self.report_view = ReportView()
+        self.report_view.duplicates.sig_leave_out.connect(self.leave_duplicates_out)
         splitter.addWidget(self.report_view)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 2)
@@ -204,6 +236,9 @@ class DatasetPage(QWidget):
         for text, combo in (("Size", self.size_combo), ("Fit", self.fit_combo), ("Transparency", self.alpha_combo)):
             row.addWidget(QLabel(text))
             row.addWidget(combo)
+        self.drop_duplicates_check = QCheckBox("Leave out near duplicates")
+        self.drop_duplicates_check.setToolTip(field_docs(ImportOptions).get("drop_duplicates", ""))
+        row.addWidget(self.drop_duplicates_check)
         row.addStretch(1)
         self.consent_label = QLabel("")
         self.consent_label.setWordWrap(True)
@@ -227,7 +262,8 @@ class DatasetPage(QWidget):
         row.addWidget(self.progress_label, 2)
         row.addWidget(self.cancel_button)
         self._progress_widgets = (self.progress, self.progress_label, self.cancel_button)
-        self._show_progress(False)
+        for widget in self._progress_widgets:
+            widget.setVisible(False)
         return row
 
     def _empty_state(self) -> QFrame:
@@ -260,6 +296,23 @@ class DatasetPage(QWidget):
         for widget in (big, text):
             inner.addWidget(widget)
         inner.addLayout(buttons)
+        inner.addStretch(1)
+        return frame
+
+    def _importing_panel(self) -> QFrame:
+        frame = QFrame()
+        frame.setObjectName("EmptyState")
+        inner = QVBoxLayout(frame)
+        inner.addStretch(1)
+        self.importing_label = QLabel("")
+        self.importing_label.setObjectName("Heading")
+        self.importing_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.importing_label.setWordWrap(True)
+        note = QLabel("The images appear here when the import is done.")
+        note.setObjectName("Muted")
+        note.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        inner.addWidget(self.importing_label)
+        inner.addWidget(note)
         inner.addStretch(1)
         return frame
 
@@ -314,11 +367,11 @@ class DatasetPage(QWidget):
             try:
                 self.dataset, self.report = load_dataset(dataset_dir), read_report(dataset_dir)
             except GanStudioError as exc:
-                self.errors.report(str(exc))
+                self.errors.report(gui_message(exc))
                 dataset_dir = None
         self.dataset_dir = dataset_dir
         self._fill_grid()
-        self.report_view.show_report(self.report)
+        self.report_view.show_report(self.report, self._duplicate_thumbnail)
         self.refresh_consent()
         self.sig_dataset_changed.emit(str(dataset_dir or ""))
 
@@ -326,6 +379,16 @@ class DatasetPage(QWidget):
         # Drop the memory map before anything (an import) replaces the cache files under it.
         self.grid.thumbnails.set_images(None)
         self.dataset, self.report = None, None
+
+    def _duplicate_thumbnail(self, path: str) -> np.ndarray | None:
+        """The whole source image of ``path`` (what the import saw), else its training crop."""
+        report, data = self.report, self.dataset
+        if report is None:
+            return None
+        picture = preview_file(Path(report.source) / path, THUMB)
+        if picture is None and data is not None and path in data.paths:
+            picture = np.asarray(data.images[data.paths.index(path)][..., :3])  # the source moved
+        return picture
 
     def _fill_grid(self) -> None:
         data = self.dataset
@@ -399,8 +462,35 @@ class DatasetPage(QWidget):
         self._sample_pending = True
         self.start_import(SAMPLE_DATASET, size=DEFAULT_SIZE)
 
-    def start_import(self, source: Path, size: int | None = None) -> bool:
-        """Import ``source`` into the project on a worker thread; False when it could not start."""
+    def leave_duplicates_out(self, drop: bool) -> bool:
+        """Import the shown dataset's source again with near duplicates left out (or kept again),
+        at the dataset's own size, fit and transparency; False when it could not start."""
+        report = self.report
+        if report is None:
+            return False
+        self.drop_duplicates_check.setChecked(drop)
+        opts = report.options
+        return self.start_import(
+            Path(report.source),
+            size=opts.get("size"),
+            fit=opts.get("fit"),
+            alpha=opts.get("alpha"),
+            drop_duplicates=drop,
+        )
+
+    def start_import(
+        self,
+        source: Path,
+        size: int | None = None,
+        *,
+        fit: str | None = None,
+        alpha: str | None = None,
+        drop_duplicates: bool | None = None,
+    ) -> bool:
+        """Import ``source`` into the project on a worker thread; False when it could not start.
+
+        Settings not given come from the page's controls.
+        """
         if self.is_busy():
             self.sig_status.emit("An import is already running; wait for it or cancel it.")
             return False
@@ -414,12 +504,14 @@ class DatasetPage(QWidget):
             Path(source),
             destination,
             size=size or self.size_combo.currentData(),
-            fit=self.fit_combo.currentText(),
-            alpha=self.alpha_combo.currentText(),
+            fit=fit or self.fit_combo.currentText(),
+            alpha=alpha or self.alpha_combo.currentText(),
+            drop_duplicates=self.drop_duplicates_check.isChecked() if drop_duplicates is None else drop_duplicates,
         )
         self._connect_worker(self.worker)
         self.thread = self.worker.start(self)
         self.thread.finished.connect(self._on_thread_finished)
+        self._show_importing(Path(source))
         self._show_progress(True)
         self.progress.setRange(0, 0)
         self.progress_label.setText(f"Scanning {source}…")
@@ -462,7 +554,7 @@ class DatasetPage(QWidget):
             try:
                 attest(dataset_dir, **SAMPLE_ATTESTATION)
             except GanStudioError as exc:
-                self.errors.report(str(exc))
+                self.errors.report(gui_message(exc))
                 return
             self.refresh_consent()
             self.sig_attested.emit(str(dataset_dir))
@@ -492,11 +584,24 @@ class DatasetPage(QWidget):
         self._show_progress(False)
         self.sig_job.emit("", 0, 0)
 
+    def _show_importing(self, source: Path) -> None:
+        """While importing, the grid, the report and the consent line show nothing of the previous
+        dataset: it may be the one being replaced."""
+        self.body.setCurrentIndex(2)
+        self.importing_label.setText(f"Importing {source.name}…")
+        self.class_combo.clear()
+        self.count_label.setText("")
+        self.report_view.show_importing(source)
+        self.consent_label.setText("")
+
     def _show_progress(self, shown: bool) -> None:
         for widget in self._progress_widgets:
             widget.setVisible(shown)
-        for button in (self.import_button, self.sample_button):
+        for button in (self.import_button, self.sample_button, self.empty_sample_button):
             button.setEnabled(not shown)
+        self.dataset_combo.setEnabled(not shown)
+        self.consent_button.setEnabled(not shown and self.dataset_dir is not None)
+        self.report_view.set_busy(shown)
 
     def shutdown(self) -> None:
         """Cancel a running import and wait for its thread (window closing)."""

@@ -1,5 +1,9 @@
 """Models page: the project's runs with their checkpoints and ONNX exports (precision and parity from
-each model card), Export to ONNX (fp32 or fp16) and a PyTorch-vs-onnxruntime benchmark.
+each model card), Export to ONNX (fp32 or fp16; to the run's exports folder or, with Export as…,
+anywhere), Show in folder, and a PyTorch-vs-onnxruntime benchmark once there is an export to compare.
+
+The two lines under the buttons always describe the selected run: its current export and its parity
+read from the model card, or the last failure for that run until a later success replaces it.
 
 Export and benchmark run on worker threads (ExportWorker, BenchmarkWorker); this page only starts
 them and shows their progress and results, so the window never freezes.
@@ -11,11 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, Signal
-from PySide6.QtGui import QShowEvent
+from PySide6.QtCore import Qt, QThread, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -32,7 +37,7 @@ from PySide6.QtWidgets import (
 from engine.runs.checkpoint import list_checkpoints
 from engine.runs.info import run_kind
 from studio.errors import ErrorReporter
-from studio.models import BenchRow, export_path, list_exports, parity_line
+from studio.models import BenchRow, ExportInfo, export_path, list_exports, read_card
 from studio.pages.evaluate import EvaluatePanel
 from studio.project import Project
 from studio.workers.model_workers import BenchmarkWorker, ExportWorker
@@ -46,6 +51,20 @@ BENCH_RUNS = 15
 
 def _saved(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+
+
+def parity_verdict(max_abs_error: float, bound: float | None) -> str:
+    """``Passed — max error 2.9e-06 (bound 1e-04)`` (or Failed when the error exceeds the bound)."""
+    if bound is None:
+        return f"max error {max_abs_error:.1e} (no bound recorded)"
+    verdict = "Passed" if max_abs_error <= bound else "Failed"
+    return f"{verdict} — max error {max_abs_error:.1e} (bound {bound:.0e})"
+
+
+def parity_details(precision: str | None, psnr_db: float | None, exporter: str | None) -> str:
+    """``fp32, PSNR 131.2 dB, dynamo exporter``: the rest of the parity numbers."""
+    psnr = "inf" if psnr_db is None or psnr_db == float("inf") else f"{psnr_db:.1f}"
+    return f"{precision or '?'}, PSNR {psnr} dB" + (f", {exporter} exporter" if exporter else "")
 
 
 class ModelsPage(QWidget):
@@ -66,6 +85,11 @@ class ModelsPage(QWidget):
         self.bench_runs = BENCH_RUNS
         self.bench_rows: list[BenchRow] = []
         self._job_run = ""
+        # Per run, for this session: the last failure of each job ("export"/"bench"; cleared by any
+        # later success), benchmark rows, and an export saved outside the run's exports folder.
+        self.failures: dict[tuple[str, str], str] = {}
+        self.bench_results: dict[str, list[BenchRow]] = {}
+        self.outside_exports: dict[str, tuple[Path, str]] = {}
         self._build()
         self.refresh()
 
@@ -119,16 +143,29 @@ class ModelsPage(QWidget):
         self.fp16_check.setToolTip("Half-precision weights: smaller and faster on GPUs, parity bound 2e-2")
         self.export_button = QPushButton("Export to ONNX")
         self.export_button.setProperty("primary", True)
-        self.export_button.setToolTip("Export the selected run's newest checkpoint to ONNX and check parity")
-        self.export_button.clicked.connect(self.start_export)
+        self.export_button.setToolTip(
+            "Export the selected run's newest checkpoint to ONNX in the run's exports folder and check parity"
+        )
+        self.export_button.clicked.connect(lambda: self.start_export())
+        self.export_as_button = QPushButton("Export as…")
+        self.export_as_button.setToolTip("Choose where the .onnx file (and its model card) goes, then export")
+        self.export_as_button.clicked.connect(self.export_as)
+        self.show_folder_button = QPushButton("Show in folder")
+        self.show_folder_button.clicked.connect(self.show_in_folder)
         self.bench_button = QPushButton("Benchmark")
-        self.bench_button.setToolTip("Time PyTorch against onnxruntime for the selected run (needs a current export)")
         self.bench_button.clicked.connect(self.start_benchmark)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda: self.refresh())
         self.progress_label = QLabel("")
         self.progress_label.setObjectName("Muted")
-        for widget in (self.fp16_check, self.export_button, self.bench_button, self.refresh_button):
+        for widget in (
+            self.fp16_check,
+            self.export_button,
+            self.export_as_button,
+            self.show_folder_button,
+            self.bench_button,
+            self.refresh_button,
+        ):
             row.addWidget(widget)
         row.addWidget(self.progress_label, 1)
         return row
@@ -225,25 +262,91 @@ class ModelsPage(QWidget):
 
     def _update_buttons(self) -> None:
         run = self.selected_run()
-        can = bool(run) and not self.is_busy() and bool(list_checkpoints(Path(run)))
-        self.export_button.setEnabled(can)
-        self.bench_button.setEnabled(can)
-        self.fp16_check.setEnabled(not self.is_busy())
+        busy = self.is_busy()
+        has_checkpoint = bool(run) and bool(list_checkpoints(Path(run)))
+        exports = list_exports(Path(run)) if run else []
+        current = next((info for info in exports if info.current), None)
+        self.export_button.setEnabled(has_checkpoint and not busy)
+        self.export_as_button.setEnabled(has_checkpoint and not busy)
+        self.fp16_check.setEnabled(not busy)
+        self.bench_button.setEnabled(current is not None and not busy)
+        self.bench_button.setToolTip(
+            f"Time PyTorch against onnxruntime on {current.path.name}"
+            if current is not None
+            else "Nothing to compare yet: export the run to ONNX first (an export as new as its newest checkpoint)"
+        )
+        folder = self.folder_to_show()
+        self.show_folder_button.setEnabled(folder is not None)
+        self.show_folder_button.setToolTip(f"Open {folder}" if folder else "No export of this run yet")
+        if not busy:
+            self._show_run_state(run, has_checkpoint, exports, current)
         if not self.evaluate_panel.is_busy():
             self.evaluate_panel.set_run(run)
 
+    def _show_run_state(
+        self, run: str | None, has_checkpoint: bool, exports: list[ExportInfo], current: ExportInfo | None
+    ) -> None:
+        """Both result lines and the benchmark table for ``run``, from its files and this session's jobs."""
+        self.export_label.setText(
+            self.failures.get((run or "", "export")) or _export_state(run, has_checkpoint, exports, current)
+        )
+        if run in self.outside_exports and not self.failures.get((run, "export")):
+            self.export_label.setText(self.export_label.text() + "\n" + self.outside_exports[run][1])
+        rows = self.bench_results.get(run or "", [])
+        self.bench_label.setText(
+            self.failures.get((run or "", "bench"))
+            or (self._bench_summary(Path(run or ""), rows) if rows else _bench_hint(current))
+        )
+        self._fill_bench_table(rows)
+
+    def folder_to_show(self) -> Path | None:
+        """The folder Show in folder opens: where the selected run's last export went, else its exports folder."""
+        run = self.selected_run()
+        if not run:
+            return None
+        if run in self.outside_exports and self.outside_exports[run][0].parent.is_dir():
+            return self.outside_exports[run][0].parent
+        folder = Path(run) / "exports"
+        return folder if folder.is_dir() and any(folder.glob("*.onnx")) else None
+
+    def show_in_folder(self) -> bool:
+        """Open the export folder in the system's file manager; False when there is none."""
+        folder = self.folder_to_show()
+        if folder is None:
+            return False
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.sig_status.emit(f"Could not open {folder}; open it in your file manager.")
+            return False
+        return True
+
     # -- jobs -------------------------------------------------------------------------------------
-    def start_export(self) -> bool:
-        """Export the selected run to run/exports on a worker; False when nothing could start."""
+    def export_as(self) -> bool:
+        """Ask where the .onnx goes (default: the run's exports folder), then export there."""
         run = self.selected_run()
         if not run or self.is_busy():
             return False
         try:
-            out = export_path(Path(run), self.fp16_check.isChecked())
+            default = export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
         except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
             self.errors.report_exception(exc)
             return False
-        self.export_label.setText(f"Exporting {Path(run).name} to {out.name}…")
+        chosen, _ = QFileDialog.getSaveFileName(self, "Export to ONNX as", str(default), "ONNX models (*.onnx)")
+        if not chosen:
+            return False
+        out = Path(chosen)
+        return self.start_export(out if out.suffix.lower() == ".onnx" else out.with_name(out.name + ".onnx"))
+
+    def start_export(self, out: Path | None = None) -> bool:
+        """Export the selected run to ``out`` (default: run/exports/…) on a worker; False when nothing could start."""
+        run = self.selected_run()
+        if not run or self.is_busy():
+            return False
+        try:
+            out = out or export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
+        except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
+            self.errors.report_exception(exc)
+            return False
+        self.export_label.setText(f"Exporting {Path(run).name} to {out}…")
         self._start(ExportWorker(Path(run), out, self.fp16_check.isChecked()), self._on_exported, "Exporting to ONNX")
         return True
 
@@ -271,29 +374,49 @@ class ModelsPage(QWidget):
         self.sig_job.emit(message, 0, 0)
 
     def _on_exported(self, result: Any) -> None:
-        line = parity_line(result.precision, result.max_abs_error, result.psnr_db, result.bound)
-        self.export_label.setText(
-            f"Exported {result.path.name}: {line} ({result.exporter} exporter)."
-            + ("\n" + "\n".join(result.notes) if result.notes else "")
-        )
-        run = str(result.path.parent.parent)
+        run = self._job_run
+        self._clear_failures(run)
+        exports = (Path(run) / "exports").resolve()
+        if Path(result.path).resolve().parent != exports:
+            page = "Translate" if run_kind(Path(run)) == "translate" else "Generate"
+            line = (
+                f"Exported to {result.path}: parity check {parity_verdict(result.max_abs_error, result.bound)}; "
+                f"{parity_details(result.precision, result.psnr_db, result.exporter)}. It is outside the run's "
+                f"exports folder, so the {page} page does not use it."
+            )
+            self.outside_exports[run] = (Path(result.path), line)
+        else:
+            self.outside_exports.pop(run, None)
         self.refresh(select=run)
         self.sig_status.emit(f"Exported {result.path.name}")
         self.sig_exported.emit(run)
 
     def _on_benchmarked(self, rows: list[BenchRow]) -> None:
         self.bench_rows = list(rows)
+        self._clear_failures(self._job_run)
+        self.bench_results[self._job_run] = list(rows)
+        self._fill_bench_table(rows)
+        self.bench_label.setText(self._bench_summary(Path(self._job_run), rows))
+
+    def _bench_summary(self, run: Path, rows: list[BenchRow]) -> str:
+        if not rows:
+            return f"{run.name}: the benchmark returned no timings."
+        best = rows[-1]
+        faster = "onnxruntime" if best.speedup >= 1 else "PyTorch"
+        ratio = best.speedup if best.speedup >= 1 else 1 / best.speedup
+        return (
+            f"{run.name}: at batch {best.batch} {faster} is {ratio:.2f}× faster ({self.bench_runs} runs per backend)."
+        )
+
+    def _fill_bench_table(self, rows: list[BenchRow]) -> None:
         self.bench_table.setRowCount(0)
         for row in rows:
             self._add_bench_row(row)
-        if rows:
-            best = rows[-1]
-            faster = "onnxruntime" if best.speedup >= 1 else "PyTorch"
-            ratio = best.speedup if best.speedup >= 1 else 1 / best.speedup
-            self.bench_label.setText(
-                f"{Path(self._job_run).name}: at batch {best.batch} {faster} is "
-                f"{ratio:.2f}× faster ({self.bench_runs} runs per backend)."
-            )
+
+    def _clear_failures(self, run: str) -> None:
+        """A success for ``run``: its old "Failed:" lines go (both jobs; the failure is no longer the news)."""
+        for job in ("export", "bench"):
+            self.failures.pop((run, job), None)
 
     def _add_bench_row(self, row: BenchRow) -> None:
         index = self.bench_table.rowCount()
@@ -312,8 +435,9 @@ class ModelsPage(QWidget):
             self.bench_table.setItem(index, column, cell)
 
     def _on_failed(self, message: str, details: str) -> None:
-        label = self.export_label if isinstance(self.worker, ExportWorker) else self.bench_label
-        label.setText(f"Failed: {message}")
+        job = "export" if isinstance(self.worker, ExportWorker) else "bench"
+        self.failures[(self._job_run, job)] = f"Failed: {message}"
+        (self.export_label if job == "export" else self.bench_label).setText(f"Failed: {message}")
         self.errors.report(message, details)
 
     def _on_thread_finished(self) -> None:
@@ -330,3 +454,33 @@ class ModelsPage(QWidget):
         if self.thread is not None:
             self.thread.wait(120_000)
             self._on_thread_finished()
+
+
+def _export_state(run: str | None, has_checkpoint: bool, exports: list[ExportInfo], current: ExportInfo | None) -> str:
+    """What the selected run's exports say, in one or two lines."""
+    if not run:
+        return "Select a run and export it: the parity check against PyTorch appears here."
+    if not has_checkpoint:
+        return f"{Path(run).name} has no checkpoint yet: train it first, then export it."
+    if current is None:
+        if exports:
+            return "Its newest export is older than its newest checkpoint: export again to use onnxruntime."
+        return (
+            "No ONNX export yet: Export to ONNX writes one to the run's exports folder and checks it against PyTorch."
+        )
+    card = read_card(current.path)
+    parity = card.get("parity", {})
+    if current.max_abs_error is None:
+        return f"{current.path.name}: no model card beside it, so its parity is unknown."
+    notes = card.get("notes") or []
+    return (
+        f"{current.path.name}: parity check {parity_verdict(current.max_abs_error, parity.get('bound'))}; "
+        f"{parity_details(current.precision, current.psnr_db, current.exporter)}."
+        + ("\n" + "\n".join(str(n) for n in notes) if notes else "")
+    )
+
+
+def _bench_hint(current: ExportInfo | None) -> str:
+    if current is None:
+        return "Nothing to compare yet: the benchmark needs an ONNX export as new as the newest checkpoint."
+    return f"Benchmark times PyTorch against onnxruntime on {current.path.name}."

@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 
 from engine.data import ImportFailed, import_folder
-from engine.errors import GanStudioError, ImportCancelled
+from engine.errors import GanStudioError, ImportCancelled, gui_message
 from studio.workers import ThreadWorker, lower_thread_priority
 
 
@@ -36,11 +36,12 @@ class ImportWorker(ThreadWorker):
         size: int = 64,
         fit: str = "crop",
         alpha: str = "white",
+        drop_duplicates: bool = False,
         interval: float = 0.05,
     ) -> None:
         super().__init__()
         self.source, self.dataset_dir = Path(source), Path(dataset_dir)
-        self.options = {"size": size, "fit": fit, "alpha": alpha}
+        self.options = {"size": size, "fit": fit, "alpha": alpha, "drop_duplicates": drop_duplicates}
         self.interval = interval
         self._cancel = threading.Event()
         self._last_progress = 0.0
@@ -64,9 +65,9 @@ class ImportWorker(ThreadWorker):
             self.sig_cancelled.emit()
         except ImportFailed as exc:
             self.sig_rejected.emit(exc.report)
-            self.sig_failed.emit(str(exc), "")
+            self.sig_failed.emit(gui_message(exc), "")
         except GanStudioError as exc:
-            self.sig_failed.emit(str(exc), "")
+            self.sig_failed.emit(gui_message(exc), "")
         except Exception as exc:  # a worker must never take the window down
             self.sig_failed.emit(f"The import of {self.source} failed unexpectedly: {exc}", traceback.format_exc())
         else:

@@ -14,9 +14,14 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, GanStudioError
+
+if TYPE_CHECKING:  # the commands import their modules when run, so `--help` stays fast
+    from engine.runs import TrainConfig
+    from engine.training import Callbacks, Trainer
 
 
 def _parse_value(text: str) -> Any:
@@ -74,7 +79,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_config(args: argparse.Namespace):
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     from engine.runs import TrainConfig
 
     fields: dict[str, Any] = {
@@ -133,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from engine.training import Trainer
 
-    def make(cb):
+    def make(cb: Callbacks) -> Trainer:
         return Trainer.resume(args.run, cb, steps=args.steps, minutes=args.minutes, device=args.device)
 
     return _run_trainer(args, make, args.steps)
@@ -144,7 +149,8 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
 
     stop = {"flag": False}
 
-    def on_sigint(signum, frame):  # first Ctrl+C: checkpoint and stop cleanly; second: abort
+    # First Ctrl+C: checkpoint and stop cleanly; second: abort.
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
         if stop["flag"]:
             raise KeyboardInterrupt
         stop["flag"] = True
@@ -277,7 +283,8 @@ def _parse_hint(text: str) -> tuple[float, float, tuple[int, int, int]]:
         colour = colour.strip().lstrip("#")
         if len(colour) != 6:
             raise ValueError
-        return float(x), float(y), tuple(int(colour[i : i + 2], 16) for i in (0, 2, 4))
+        r, g, b = (int(colour[i : i + 2], 16) for i in (0, 2, 4))
+        return float(x), float(y), (r, g, b)
     except ValueError:
         raise ConfigError(f"--hint expects X,Y,#RRGGBB (pixels of the input and a hex colour), got {text!r}") from None
 
@@ -308,7 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.download_inception:
         print(f"Inception weights: {download_inception_weights()}", file=sys.stderr)
     bars: list[Any] = []
-    stage = {"name": None}
+    stage: dict[str, str | None] = {"name": None}
 
     def progress(done: int, total: int, message: str) -> None:
         if not bars:
@@ -341,13 +348,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 # -- plumbing ----------------------------------------------------------------------------------------
-def _tqdm():
+def _tqdm() -> Any:  # tqdm ships no type information
     from tqdm import tqdm
 
     return tqdm
 
 
-def _progress_bar(args: argparse.Namespace, desc: str, unit: str):
+def _progress_bar(args: argparse.Namespace, desc: str, unit: str) -> Any:
     if args.json:
         return None
     bar = _tqdm()(desc=desc, unit=unit, dynamic_ncols=True)

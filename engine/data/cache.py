@@ -51,20 +51,27 @@ class CacheBuilder:
         self.tmp = self.cache_root / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         self.tmp.mkdir(parents=True)
         shape = (n_rows, options.size, options.size, options.channels)
-        self.rows: np.memmap | None = np.lib.format.open_memmap(
+        self._rows: np.memmap | None = np.lib.format.open_memmap(
             self.tmp / "rows.npy", mode="w+", dtype=np.uint8, shape=shape
         )
+
+    @property
+    def rows(self) -> np.memmap:
+        """The scratch rows the workers fill, one per candidate; gone once published or aborted."""
+        if self._rows is None:
+            raise RuntimeError("this cache build was already published or aborted")
+        return self._rows
 
     def publish(self, keep: list[int], labels: list[int], meta: dict[str, Any]) -> Path:
         """Write images.npy (kept rows, in order), labels.npy and meta.json, then rename into place.
 
         Returns the published folder. ``meta`` gets format_version, size, fit, alpha, channels, count.
         """
-        assert self.rows is not None
+        assert self._rows is not None
         images = self.tmp / "images.npy"
-        if keep == list(range(len(self.rows))):
-            self.rows.flush()
-            self.rows = None  # drop the map before renaming (Windows refuses to rename mapped files)
+        if keep == list(range(len(self._rows))):
+            self._rows.flush()
+            self._rows = None  # drop the map before renaming (Windows refuses to rename mapped files)
             (self.tmp / "rows.npy").replace(images)
         else:
             self._compact(keep, images)
@@ -77,13 +84,13 @@ class CacheBuilder:
         return final
 
     def _compact(self, keep: list[int], target: Path) -> None:
-        assert self.rows is not None
-        out = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(len(keep), *self.rows.shape[1:]))
+        assert self._rows is not None
+        out = np.lib.format.open_memmap(target, mode="w+", dtype=np.uint8, shape=(len(keep), *self._rows.shape[1:]))
         for start in range(0, len(keep), _COPY_ROWS):
-            out[start : start + _COPY_ROWS] = self.rows[keep[start : start + _COPY_ROWS]]
+            out[start : start + _COPY_ROWS] = self._rows[keep[start : start + _COPY_ROWS]]
         out.flush()
         del out
-        self.rows = None
+        self._rows = None
         (self.tmp / "rows.npy").unlink()
 
     def _meta_fields(self, count: int) -> dict[str, Any]:
@@ -99,7 +106,7 @@ class CacheBuilder:
 
     def abort(self) -> None:
         """Remove the unfinished build; the dataset folder is as it was before."""
-        self.rows = None
+        self._rows = None
         shutil.rmtree(self.tmp, ignore_errors=True)
         _remove_if_empty(self.cache_root)
 

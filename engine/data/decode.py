@@ -12,6 +12,7 @@ import io
 import threading
 import warnings
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -89,7 +90,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     # allowed more pixels (check_geometry then applies their limit). Pillow's hard error at twice
     # its limit always stands.
     pil_limit = Image.MAX_IMAGE_PIXELS
-    action = "ignore" if pil_limit is None or max_pixels > pil_limit else "error"
+    action: Literal["ignore", "error"] = "ignore" if pil_limit is None or max_pixels > pil_limit else "error"
     try:
         with _OPEN_LOCK, warnings.catch_warnings():
             warnings.simplefilter(action, Image.DecompressionBombWarning)
@@ -106,8 +107,9 @@ def _decode_opened(image: Image.Image, max_pixels: int, min_decode_size: int | N
     width, height = image.size
     check_geometry(width, height, max_pixels)
     notes = []
-    if getattr(image, "n_frames", 1) > 1:
-        notes.append(f"{image.n_frames} frames: only the first is used")
+    frames = getattr(image, "n_frames", 1)  # only multi-frame formats (GIF, TIFF, WebP) have it
+    if frames > 1:
+        notes.append(f"{frames} frames: only the first is used")
         image.seek(0)
     swap = image.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
     if min_decode_size:

@@ -15,6 +15,7 @@ checkpoints), so derived pairs are reproducible and resuming stays bit-identical
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -164,7 +165,7 @@ def thin(mask: torch.Tensor, max_iterations: int = 20) -> torch.Tensor:
 
 def _drop_specks(lines: torch.Tensor) -> torch.Tensor:
     """Remove isolated ink pixels (no inked neighbour): texture noise, not lines."""
-    return lines * (sum(_neighbours(lines)) > 0).float()
+    return lines * (torch.stack(_neighbours(lines)).sum(0) > 0).float()
 
 
 def roughen(lines: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -200,12 +201,12 @@ def _thicken(lines: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _smooth_noise(rand, n: int, h: int, w: int, cell: int) -> torch.Tensor:
+def _smooth_noise(rand: Callable[..., torch.Tensor], n: int, h: int, w: int, cell: int) -> torch.Tensor:
     coarse = rand(n, 1, h // cell + 2, w // cell + 2)
     return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
-def _wobble(ink: torch.Tensor, rand, amplitude: torch.Tensor) -> torch.Tensor:
+def _wobble(ink: torch.Tensor, rand: Callable[..., torch.Tensor], amplitude: torch.Tensor) -> torch.Tensor:
     n, _, h, w = ink.shape
     field = (_smooth_noise(rand, n, h, w, 16).repeat(1, 2, 1, 1) - 0.5) * 2
     field[:, 1] = _smooth_noise(rand, n, h, w, 16)[:, 0] * 2 - 1

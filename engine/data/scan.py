@@ -143,4 +143,4 @@ def _is_hidden(entry: os.DirEntry[str]) -> bool:
         attrs = entry.stat(follow_symlinks=False).st_file_attributes  # type: ignore[attr-defined]
     except OSError:
         return False
-    return bool(attrs & stat.FILE_ATTRIBUTE_HIDDEN)  # type: ignore[attr-defined]
+    return bool(attrs & stat.FILE_ATTRIBUTE_HIDDEN)

@@ -12,7 +12,6 @@ different sizes to prove the spatial axes really are dynamic).
 from __future__ import annotations
 
 import copy
-import io
 import json
 import math
 import tempfile
@@ -243,6 +242,7 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
                 opset_version=opset,
                 verbose=False,
             )
+            assert program is not None  # dynamo=True always returns the program
             program.save(str(path))
             return path.read_bytes(), "dynamo", notes
         except Exception as exc:  # the new exporter still fails on some graphs; the old one is the fallback
@@ -250,18 +250,18 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
                 f"dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                 "used the TorchScript exporter"
             )
-        buffer = io.BytesIO()
+        legacy = Path(tmp) / "model-torchscript.onnx"  # a path, not a buffer: what torch.onnx.export is typed for
         torch.onnx.export(
             graph,
             example,
-            buffer,
+            str(legacy),
             dynamo=False,
             input_names=names,
             output_names=["image"],
             dynamic_axes=axes,
             opset_version=min(opset, 17),
         )
-        return buffer.getvalue(), "torchscript", notes
+        return legacy.read_bytes(), "torchscript", notes
 
 
 def _common_metadata(model: Any, state: dict[str, Any], fp16: bool) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUE
 _SESSIONS: dict[tuple, tuple[Any, str, list[str]]] = {}
 
 
-def _ort():
+def _ort() -> ModuleType:
     try:
         import onnxruntime
     except ImportError:
@@ -126,7 +127,7 @@ class OrtRunner(GeneratorRunner):
 
     def _forward(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
-        if self.num_classes:
+        if labels is not None:  # the base class passes labels exactly when the model is conditional
             feed["labels"] = labels
         return _run(self.session, self.provider, feed)
 

@@ -121,6 +121,11 @@ class Family(ABC):
         return self.sample(*inputs), None
 
     # -- optimisation helpers for subclasses --------------------------------------------------
+    def _place(self, module: nn.Module) -> nn.Module:
+        """``module`` on this family's device, in its memory format (channels_last for convs on CUDA)."""
+        # Two calls: torch's typed overloads of Module.to have no (device, memory_format=) form.
+        return module.to(self.device).to(memory_format=self.memory_format)
+
     def _make_scalers(self, keys: tuple[str, ...]) -> None:
         self.scalers = {k: torch.amp.GradScaler(self.device.type, enabled=self.amp) for k in keys}
 
@@ -186,8 +191,8 @@ class AdversarialFamily(Family):
         self.policy = parse_policy(train.augment)
         self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
         self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
-        G = self.build_generator().to(device, memory_format=self.memory_format)
-        D = self.build_discriminator().to(device, memory_format=self.memory_format)
+        G = self._place(self.build_generator())
+        D = self._place(self.build_discriminator())
         self.modules = {"G": G, "G_ema": make_ema(G), "D": D}
         betas = (train.beta1, train.beta2)
         self.optimizers = {

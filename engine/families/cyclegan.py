@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.families.base import ModelSpec
 from engine.families.registry import register_family
 from engine.families.translation import TranslationFamily
+from engine.runs.config import TrainConfig
 
 
 @dataclass
@@ -51,11 +53,10 @@ class CycleGAN(TranslationFamily):
     min_resolution = 32
     tiny_options = {"base_channels": 8, "max_channels": 32, "depth": 3, "d_base_channels": 8, "d_layers": 2}
 
-    def __init__(self, spec, train, device) -> None:
+    def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(spec, train, device)
-        to = dict(device=device, memory_format=self.memory_format)
-        G, F = (self._generator(self.in_channels, self.out_channels).to(**to) for _ in range(2))
-        D_A, D_B = (self.build_discriminator().to(**to) for _ in range(2))
+        G, F = (self._place(self._generator(self.in_channels, self.out_channels)) for _ in range(2))
+        D_A, D_B = (self._place(self.build_discriminator()) for _ in range(2))
         self.modules = {"G": G, "F": F, "D_A": D_A, "D_B": D_B}
         self._add_ema()
         betas = (train.beta1, train.beta2)

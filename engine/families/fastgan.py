@@ -290,8 +290,9 @@ def _quarter(x: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
 def _init_weights(m: nn.Module) -> None:
     # N(0, 0.02) as in DCGAN and the FastGAN paper; spectral norm rescales D's convs anyway.
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
-        nn.init.normal_(weight, 0.0, 0.02)
+        # Under spectral norm the stored parameter is the parametrization's original, not m.weight.
+        name = "parametrizations.weight.original" if hasattr(m, "parametrizations") else "weight"
+        nn.init.normal_(m.get_parameter(name), 0.0, 0.02)
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
@@ -324,6 +325,7 @@ class FastGAN(AdversarialFamily):
     def discriminate_real(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, recon_weight * reconstruction loss) for (augmented) real images."""
         D = self.modules["D"]
+        assert isinstance(D, FastGANDiscriminator)  # built by build_discriminator above
         if self.cfg.recon_weight == 0:
             return D(x, labels), x.new_zeros((), dtype=torch.float32)
         logits, rec = D.forward_with_recon(x, labels, self.cfg.recon_loss)

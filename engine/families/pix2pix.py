@@ -14,8 +14,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from engine.families.base import ModelSpec
 from engine.families.registry import register_family
 from engine.families.translation import TranslationFamily
+from engine.runs.config import TrainConfig
 
 
 @dataclass
@@ -50,10 +52,10 @@ class Pix2Pix(TranslationFamily):
     min_resolution = 32
     tiny_options = {"base_channels": 8, "max_channels": 32, "depth": 3, "d_base_channels": 8, "d_layers": 2}
 
-    def __init__(self, spec, train, device) -> None:
+    def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(spec, train, device)
-        G = self._generator(self.in_channels, self.out_channels).to(device, memory_format=self.memory_format)
-        D = self.build_discriminator().to(device, memory_format=self.memory_format)
+        G = self._place(self._generator(self.in_channels, self.out_channels))
+        D = self._place(self.build_discriminator())
         self.modules = {"G": G, "D": D}
         self._add_ema()
         betas = (train.beta1, train.beta2)

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.fsutil import save_png
+from engine.inference.runner import GeneratorRunner
 
 
 def save_images(
-    runner,
+    runner: GeneratorRunner,
     seeds: list[int],
     out_dir: Path,
     *,

@@ -38,6 +38,7 @@ class GeneratorRunner(ABC):
     classes: list[str]
     latent_dim: int
     source: Path
+    description: str
     supports_truncation = True
 
     @abstractmethod

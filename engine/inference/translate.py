@@ -21,6 +21,7 @@ from engine.device import describe_device, select_device
 from engine.errors import CheckpointError, ConfigError
 from engine.families import get_family
 from engine.families.base import ModelSpec
+from engine.families.translation import TranslationFamily
 from engine.inference.runner import to_uint8_nhwc_np
 from engine.inference.torch_runner import resolve_checkpoint
 from engine.nn.color import decode_lab, encode_lab
@@ -95,13 +96,13 @@ class Translator(ABC):
             full = _match_channels(_to_tensor(array), self.in_channels)
         work = _resize(full, _fit(full.shape[-2:], size))
         out = self.run_network(work)
-        return to_uint8_nhwc_np(_resize(out, tuple(full.shape[-2:])).numpy())[0]
+        return to_uint8_nhwc_np(_resize(out, (full.shape[-2], full.shape[-1])).numpy())[0]
 
     def _colorize(self, full: torch.Tensor, hints: list[Hint], size: int) -> np.ndarray:
         rgb = _match_channels(full, 3)
         work = _resize(rgb, _fit(rgb.shape[-2:], size))
         scale = rgb.shape[-1] / work.shape[-1]
-        channels = hints_to_channels(hints, *work.shape[-2:], scale=scale)
+        channels = hints_to_channels(hints, work.shape[-2], work.shape[-1], scale=scale)
         out = self.run_network(colorize_input(work, channels))
         _, ab = encode_lab(out)
         L, _ = encode_lab(rgb)
@@ -164,7 +165,7 @@ class TorchTranslator(Translator):
         self.checkpoint = self.source = resolve_checkpoint(source)
         state = load_checkpoint(self.checkpoint)
         family_cls = get_family(state["family"])
-        if family_cls.kind != "translate":
+        if not issubclass(family_cls, TranslationFamily):
             raise CheckpointError(
                 f"{self.checkpoint} holds a '{state['family']}' model, which draws images from noise "
                 "rather than translating them; open it on the Generate page"

@@ -85,6 +85,7 @@ def real_statistics(
     cached = _read_cache(path, data.fingerprint, ext, data.size)
     have = 0 if cached is None else _usable_prefix(cached[0], wanted)
     feats = cached[1][:have] if cached is not None else np.zeros((0, ext.dim), np.float32)
+    stored: Path | None = path  # None when the new features could not be cached
     if have < len(wanted):
         rows = wanted[have:]
         # Read the memmap in sorted order (fast), then restore the sampling order.
@@ -92,8 +93,8 @@ def real_statistics(
         new = np.empty((len(rows), ext.dim), np.float32)
         new[order] = ext.features(np.asarray(data.images[rows[order]]), batch_size, progress, should_cancel)
         feats = np.concatenate([feats, new])
-        path = _write_cache(path, wanted, feats, data.fingerprint, ext, data.size)
-    return RealFeatures(feats, wanted, data.fingerprint, ext.cache_key, data.size, path, len(wanted) - have)
+        stored = _write_cache(path, wanted, feats, data.fingerprint, ext, data.size)
+    return RealFeatures(feats, wanted, data.fingerprint, ext.cache_key, data.size, stored, len(wanted) - have)
 
 
 def _usable_prefix(cached_rows: np.ndarray, wanted: np.ndarray) -> int:

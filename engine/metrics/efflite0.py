@@ -117,7 +117,7 @@ class EfficientNetLite0(nn.Module):
 
     def fuse_batchnorm(self) -> EfficientNetLite0:
         """Fold every BatchNorm into the convolution before it: eval only, same outputs, one pass less per layer."""
-        pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
+        pairs: list[tuple[nn.Module, str, str]] = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
         for block in self._blocks:
             pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
             if block.expand:
@@ -130,6 +130,8 @@ class EfficientNetLite0(nn.Module):
 
 @torch.no_grad()
 def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    # Every BatchNorm of this network tracks running statistics; they are what gets folded in.
+    assert bn.running_mean is not None and bn.running_var is not None
     scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
     conv.weight.mul_(scale.view(-1, 1, 1, 1))
     bias = bn.bias - bn.running_mean * scale
@@ -176,7 +178,9 @@ class EffLite0Extractor(FeatureExtractor):
     dim = HEAD_CHANNELS
     input_size = 224
 
-    def _build(self) -> nn.Module:
+    net: EfficientNetLite0  # what _build returns (the base class only moves it to the device)
+
+    def _build(self) -> EfficientNetLite0:
         return load_efflite0().fuse_batchnorm()
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:

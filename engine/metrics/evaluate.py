@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.metrics.extractors import FeatureExtractor, Progress, check_images, get_extractor
 from engine.metrics.memorization import memorization
 from engine.metrics.scores import fid, inception_score, kid, kid_plan, precision_recall
+
+if TYPE_CHECKING:
+    from engine.inference.runner import GeneratorRunner
 
 METRICS = ("kid", "fid", "pr", "is", "memorization")
 DEFAULT_NUM_SAMPLES = 1000
@@ -129,6 +132,8 @@ def score_features(
         elif name == "pr":
             out["precision"], out["recall"] = precision_recall(real.features, fake, pr_k)
         elif name == "is":
+            if logits is None:
+                raise MetricsError("the Inception Score needs class logits; extract with --extractor inception")
             mean, std = inception_score(logits)
             out["inception_score"] = {"mean": mean, "std": std}
         elif name == "memorization":
@@ -206,7 +211,7 @@ def _notes(expected_fp: str | None, real: RealFeatures, dataset: Path) -> list[s
 
 
 def generate_samples(
-    runner,
+    runner: GeneratorRunner,
     dataset: Path,
     n: int,
     seed: int = 0,
@@ -233,7 +238,7 @@ def generate_samples(
     return np.concatenate(parts)
 
 
-def _labels_like_dataset(runner, dataset: Path, n: int, seed: int) -> np.ndarray | None:
+def _labels_like_dataset(runner: GeneratorRunner, dataset: Path, n: int, seed: int) -> np.ndarray | None:
     # A conditional model asked for every class equally would be compared with an unbalanced real set.
     if not runner.num_classes:
         return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ def extractor_names() -> list[str]:
     return EXTRACTORS.names()
 
 
-def get_extractor(name: str = "efflite0", device: str = "cpu", **options) -> FeatureExtractor:
+def get_extractor(name: str = "efflite0", device: str = "cpu", **options: Any) -> FeatureExtractor:
     """A ready extractor (weights loaded) by name; MetricsError listing the known names otherwise.
 
     ``device`` is "cpu", "cuda", "mps" or "auto"; ``options`` go to the extractor (for "inception":

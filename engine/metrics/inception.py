@@ -38,7 +38,9 @@ FEATURE_DIM, NUM_CLASSES = 2048, 1008
 class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm (eps 1e-3) + ReLU; attribute names match torchvision's BasicConv2d."""
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0) -> None:
+    def __init__(
+        self, cin: int, cout: int, kernel: int | tuple[int, int], stride: int = 1, padding: int | tuple[int, int] = 0
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, bias=False)
         self.bn = nn.BatchNorm2d(cout, eps=1e-3)

@@ -18,7 +18,7 @@ def make_ema(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
     """ema = beta * ema + (1 - beta) * model for parameters; buffers (BN statistics) are copied."""
-    e_params = [p for p in ema.parameters()]
+    e_params: list[torch.Tensor] = list(ema.parameters())
     m_params = [p.detach() for p in model.parameters()]
     # One fused multi-tensor op instead of a Python loop: the EMA must stay cheap on CPU.
     torch._foreach_lerp_(e_params, m_params, 1.0 - beta)

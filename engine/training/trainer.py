@@ -438,6 +438,7 @@ class Trainer:
             ]
         )
         value = self.kid_monitor.measure(lambda _n: images)
+        assert self.kid_monitor.last is not None  # measure() has just set (mean, std)
         record = {
             "step": self.step,
             "kid": value,
@@ -493,7 +494,7 @@ class Trainer:
             kept = [
                 line
                 for line in path.read_text(encoding="utf-8").splitlines()
-                if _line_step(line) is not None and _line_step(line) <= self.step
+                if (step := _line_step(line)) is not None and step <= self.step
             ]
             path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         self.stats_file = open(path, "a", encoding="utf-8")

@@ -18,6 +18,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, GanStudioError
+from engine.tasks import get_task, task_names
 
 if TYPE_CHECKING:  # the commands import their modules when run, so `--help` stays fast
     from engine.runs import TrainConfig
@@ -415,9 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--task",
-        choices=["sketch", "colorize", "paired", "unpaired"],
-        help="image-to-image families: what to learn (sketch/colorize derive inputs from your images; "
-        "paired/unpaired read A/ and B/ subfolders)",
+        choices=task_names(),
+        help="image-to-image families: what to learn. "
+        + "; ".join(f"{name}: {get_task(name).description}" for name in task_names()),
     )
     p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
     p.add_argument("--steps", type=int)

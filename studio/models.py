@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import CheckpointError
-from engine.export.ort_runner import find_export
+from engine.export.open import find_export
 from engine.runs.checkpoint import list_checkpoints
 from engine.runs.info import run_kind
 

@@ -1,4 +1,5 @@
-"""Training pairs for image-to-image families, derived from the artist's own images or read from A/B folders.
+"""Inputs of image-to-image tasks: training pairs derived from the artist's own images or read from A/B
+folders, and the same conversions at inference. The tasks themselves (engine/tasks.py) pick from these.
 
 * ``sketch``: line art is extracted from each image (difference of Gaussians, thinned to one pixel),
   then roughened at random on every step (stroke thickness, breaks, wobble, pencil darkness) so the
@@ -15,7 +16,7 @@ checkpoints), so derived pairs are reproducible and resuming stays bit-identical
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -27,10 +28,9 @@ from torchvision.transforms.functional import gaussian_blur
 from engine.errors import ConfigError
 from engine.nn.color import AB_SCALE, decode_lab, encode_lab, luminance, rgb_to_lab
 
-TASKS = ("sketch", "colorize", "paired", "unpaired")
-DERIVED_TASKS = ("sketch", "colorize")
 HINT_CHANNELS = 3  # a, b and a mask saying where a hint is
 SPREAD_CHANNELS = 3  # the hints' colours spread over the whole image (a, b) and how sure that spread is
+COLORIZE_CHANNELS = 1 + HINT_CHANNELS + SPREAD_CHANNELS  # lightness, sparse hints, spread hints
 _REFERENCE_SIZE = 256  # stroke widths and blur sizes are tuned at this size and scaled with the image
 
 
@@ -56,8 +56,8 @@ def single_plan(n: int) -> DataPlan:
     return DataPlan([np.arange(n, dtype=np.int64)])
 
 
-def ab_plan(paths: list[str], classes: list[str], task: str) -> DataPlan:
-    """Rows of the A/ and B/ class folders: matched by file stem for 'paired', all of each for 'unpaired'."""
+def ab_rows(paths: list[str], classes: list[str], task: str) -> dict[str, dict[str, int]]:
+    """{'a': {file stem: row}, 'b': {...}}: the rows of the A/ and B/ class folders (``task`` names the asker)."""
     folders = {c.lower(): c for c in classes}
     if "a" not in folders or "b" not in folders:
         raise ConfigError(
@@ -71,18 +71,18 @@ def ab_plan(paths: list[str], classes: list[str], task: str) -> DataPlan:
         side = parts[0].lower() if len(parts) > 1 else ""
         if side in rows:
             rows[side][PurePosixPath(rel).stem] = row
-    if task == "unpaired":
-        return _unpaired_plan(rows)
-    return _paired_plan(rows)
+    return rows
 
 
-def _unpaired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
+def unpaired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
+    """All of A/ and all of B/ (``ab_rows``), sampled independently."""
     if not rows["a"] or not rows["b"]:
         raise ConfigError("task 'unpaired' needs images in both A/ and B/; one of them has none usable")
     return DataPlan([np.array(sorted(rows["a"].values())), np.array(sorted(rows["b"].values()))], paired=False)
 
 
-def _paired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
+def paired_plan(rows: dict[str, dict[str, int]]) -> DataPlan:
+    """A/ and B/ rows (``ab_rows``) matched by file stem; files without a partner are left out, with a note."""
     names = sorted(set(rows["a"]) & set(rows["b"]))
     if not names:
         raise ConfigError(
@@ -231,10 +231,17 @@ def trace_drawing(image: np.ndarray, long_side: int = 512) -> np.ndarray:
     return ((sketch + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+def sketch_pair(
+    real: torch.Tensor, *, rough: bool = True, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sketch, target) from target images (N,C,H,W) in [-1,1]: roughened lines, or clean ones if not ``rough``."""
+    lines = line_art(real)
+    return (roughen(lines, generator) if rough else clean_sketch(lines)), real
+
+
 def drawing_to_input(drawing: np.ndarray) -> torch.Tensor:
     """A user's drawing (H,W) or (H,W,C) uint8, dark strokes on light paper -> (1,1,H,W) sketch in [-1,1]."""
-    x = torch.tensor(np.asarray(drawing)).float().div(127.5).sub(1)  # a copy: the drawing may be read-only
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    x = image_tensor(drawing)
     return luminance(_on_white(x)) if x.shape[1] > 1 else x
 
 
@@ -306,6 +313,15 @@ def spread_hints(hints: torch.Tensor, cells: int = 16) -> torch.Tensor:
     return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
+def colorize_pair(
+    real: torch.Tensor, *, max_hints: int = 10, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(network input, target) from RGB target images (N,3,H,W) in [-1,1], with up to ``max_hints`` random hints."""
+    L, ab = encode_lab(real[:, :3])  # once: the lightness is the input, the colour feeds the hints
+    hints = random_hints(ab, max_hints, generator) if max_hints else None
+    return _colorize_channels(L, hints), real
+
+
 def colorize_input(rgb: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
     """(N,3,H,W) RGB in [-1,1] (only its lightness is used) + sparse hints -> (N,7,H,W) network input.
 
@@ -321,35 +337,66 @@ def _colorize_channels(L: torch.Tensor, hints: torch.Tensor | None) -> torch.Ten
     return torch.cat([L, hints, spread_hints(hints)], 1)
 
 
+def colorize_hints_rgb(inputs: torch.Tensor) -> torch.Tensor:
+    """Colorize network inputs (N,7,H,W) -> (N,3,H,W) RGB: the lightness with the hint colours drawn in."""
+    L, hints = inputs[:, :1], inputs[:, 1 : 1 + HINT_CHANNELS]
+    return decode_lab(L, hints[:, :2] * (hints[:, 2:3] > 0))
+
+
+def colorize_result(out: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+    """The network's RGB output at the work size + the (1,3,H,W) input at full size -> colour result at full size.
+
+    Only the predicted colour is taken, upsampled; the lightness is the input's own, so the result is
+    as sharp as the input however small the network ran.
+    """
+    _, ab = encode_lab(out)
+    L, _ = encode_lab(full)
+    ab_full = F.interpolate(ab, size=(full.shape[-2], full.shape[-1]), mode="bilinear", align_corners=False)
+    return decode_lab(L, ab_full)
+
+
 # --------------------------------------------------------------------------------------------------
-# One entry point per task, used by the families and by previews
+# Images in and out of the network
 # --------------------------------------------------------------------------------------------------
-def input_channels(task: str, channels: int) -> int:
-    """Channels of the network input for ``task`` on images with ``channels`` channels."""
-    return {"sketch": 1, "colorize": 1 + HINT_CHANNELS + SPREAD_CHANNELS}.get(task, channels)
-
-
-def derive_pair(
-    task: str, real: torch.Tensor, *, max_hints: int = 10, rough: bool = True, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input, target) for a derived task from a batch of target images (N,C,H,W) in [-1,1]."""
-    if task == "sketch":
-        lines = line_art(real)
-        return (roughen(lines, generator) if rough else clean_sketch(lines)), real
-    if task == "colorize":
-        L, ab = encode_lab(real[:, :3])  # once: the lightness is the input, the colour feeds the hints
-        hints = random_hints(ab, max_hints, generator) if max_hints else None
-        return _colorize_channels(L, hints), real
-    raise ConfigError(f"task '{task}' does not derive its inputs; use one of: {', '.join(DERIVED_TASKS)}")
-
-
-def visualise_input(task: str, inputs: torch.Tensor, channels: int) -> torch.Tensor:
-    """Network inputs as (N, channels, H, W) images in [-1,1] for preview grids (hints drawn in colour)."""
-    if task == "colorize":
-        L, hints = inputs[:, :1], inputs[:, 1 : 1 + HINT_CHANNELS]
-        rgb = decode_lab(L, hints[:, :2] * (hints[:, 2:3] > 0))
-    else:
-        rgb = inputs if inputs.shape[1] >= 3 else inputs[:, :1].repeat(1, 3, 1, 1)
+def preview_image(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N,C,H,W) images in [-1,1], grey or colour -> (N, channels, H, W) for a preview grid (opaque if RGBA)."""
+    rgb = images if images.shape[1] >= 3 else images[:, :1].repeat(1, 3, 1, 1)
     if rgb.shape[1] < channels:  # an RGBA model: opaque
         rgb = torch.cat([rgb, torch.ones_like(rgb[:, : channels - rgb.shape[1]])], 1)
     return rgb[:, :channels]
+
+
+def image_tensor(image: np.ndarray) -> torch.Tensor:
+    """A uint8 (H,W) or (H,W,C) image -> (1,C,H,W) float in [-1,1]."""
+    x = torch.tensor(np.asarray(image)).float().div(127.5).sub(1)  # a copy: decoded images are read-only
+    return x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """Grey -> RGB(A), RGBA -> RGB on white, RGB -> RGBA opaque: whatever the network was trained on."""
+    have = x.shape[1]
+    if have == channels:
+        return x
+    if have in (2, 4) and channels == have - 1:
+        alpha = (x[:, -1:] + 1) / 2
+        return x[:, :-1] * alpha + (1 - alpha)
+    if have in (1, 2) and channels >= 3:
+        x = torch.cat([x[:, :1].repeat(1, 3, 1, 1), x[:, 1:]], 1)
+        have = x.shape[1]
+    if have == 3 and channels == 4:
+        return torch.cat([x, torch.ones_like(x[:, :1])], 1)
+    return x[:, :channels]
+
+
+def fit_long_side(shape: Sequence[int], long_side: int) -> tuple[int, int]:
+    """(height, width) of an image of ``shape`` (H, W) scaled so its long side is ``long_side``."""
+    h, w = int(shape[0]), int(shape[1])
+    scale = long_side / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize_images(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N,C,H,W) in [-1,1] resized to ``size`` (bicubic, antialiased when shrinking), still in [-1,1]."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)

@@ -1,9 +1,11 @@
-"""Run exported generators with onnxruntime: provider fallback, a clear report, cached sessions."""
+"""Run exported models with onnxruntime: provider fallback, a clear report, a bounded cache of sessions."""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -13,9 +15,14 @@ import numpy as np
 from engine.errors import CheckpointError, DeviceError
 from engine.inference.runner import GeneratorRunner
 from engine.inference.translate import Translator
+from engine.tasks import task_names
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_SESSIONS: dict[tuple, tuple[Any, str, list[str]]] = {}
+SESSION_CACHE_SIZE = 4
+"""Most onnxruntime sessions kept open: each holds its weights (and on a GPU, device memory)."""
+
+Opened = tuple[Any, str, list[str]]
+"""(session, provider really running, notes about providers that could not run)."""
 
 
 def _ort() -> ModuleType:
@@ -29,15 +36,55 @@ def _ort() -> ModuleType:
     return onnxruntime
 
 
-def _session(path: Path, providers: tuple[str, ...]) -> tuple[Any, str, list[str]]:
-    """(session, provider really running, notes); one session per (file, mtime, providers)."""
-    key = (str(path.resolve()), path.stat().st_mtime_ns, providers)
-    if key not in _SESSIONS:
-        _SESSIONS[key] = _create_session(path, providers)
-    return _SESSIONS[key]
+class SessionCache:
+    """The most recently used onnxruntime sessions, at most ``max_size``, one per (file, providers).
+
+    A file is known by its resolved path, modification time and size, so a file replaced in place
+    (a new export over an old one) gets a new session, and the old file's sessions are dropped at
+    once rather than waiting to age out. Dropping only forgets a session: runners still holding it
+    keep working, and onnxruntime frees it with the last of them. Safe to use from several threads
+    (the generate and translate workers open models on their own threads).
+    """
+
+    def __init__(self, max_size: int = SESSION_CACHE_SIZE) -> None:
+        self.max_size = max_size
+        self._entries: OrderedDict[tuple[str, int, int, tuple[str, ...]], Opened] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, providers: tuple[str, ...]) -> Opened:
+        """The session for ``path`` with ``providers``, opened now unless a current one is cached."""
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, providers)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        opened = _create_session(path, providers)  # outside the lock: opening a big model takes seconds
+        with self._lock:
+            for old in [k for k in self._entries if k[0] == key[0] and k[1:3] != key[1:3]]:
+                del self._entries[old]  # the file was replaced: its old sessions can never be asked for again
+            self._entries[key] = opened
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+        return opened
+
+    def paths(self) -> list[Path]:
+        """The files with a cached session, least recently used first (one entry per session)."""
+        with self._lock:
+            return [Path(key[0]) for key in self._entries]
+
+    def clear(self) -> None:
+        """Forget every session."""
+        with self._lock:
+            self._entries.clear()
 
 
-def _create_session(path: Path, providers: tuple[str, ...]) -> tuple[Any, str, list[str]]:
+SESSIONS = SessionCache()
+"""The sessions the runners share, so reopening a model (switching back in the GUI) is instant."""
+
+
+def _create_session(path: Path, providers: tuple[str, ...]) -> Opened:
     ort = _ort()
     available = set(ort.get_available_providers())
     unknown = [p for p in providers if p not in available]
@@ -67,11 +114,11 @@ def _create_session(path: Path, providers: tuple[str, ...]) -> tuple[Any, str, l
     raise DeviceError(f"no onnxruntime provider could open {path}: " + "; ".join(notes))
 
 
-def _open(path: Path, providers: tuple[str, ...] | list[str] | None) -> tuple[Any, str, list[str]]:
+def _open(path: Path, providers: tuple[str, ...] | list[str] | None) -> Opened:
     """(session, provider, notes) for an existing .onnx file, with the default provider order."""
     if not path.is_file():
         raise CheckpointError(f"ONNX model {path} does not exist")
-    return _session(path, tuple(providers or DEFAULT_PROVIDERS))
+    return SESSIONS.get(path, tuple(providers or DEFAULT_PROVIDERS))
 
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:
@@ -167,6 +214,11 @@ class OrtTranslator(Translator):
             raise CheckpointError(
                 f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again"
             ) from None
+        if self.task not in task_names():
+            raise CheckpointError(
+                f"{self.source} is a model for task '{self.task}', which this GAN Studio does not know "
+                f"(it knows {', '.join(task_names())}); open it with the version that exported it"
+            )
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input"] or [o.name for o in self.session.get_outputs()] != ["image"]:
             raise CheckpointError(f"{self.source} must have one input 'input' and one output 'image' (has {names})")
@@ -175,27 +227,3 @@ class OrtTranslator(Translator):
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return _run(self.session, self.provider, {"input": x})
-
-
-def find_export(run_dir: Path) -> Path | None:
-    """The newest .onnx export of a run folder that is at least as new as its newest checkpoint."""
-    from engine.runs.checkpoint import latest_checkpoint
-
-    exports = sorted(Path(run_dir).glob("exports/*.onnx"), key=lambda p: p.stat().st_mtime)
-    checkpoint = latest_checkpoint(Path(run_dir))
-    if not exports or checkpoint is None:
-        return None
-    newest = exports[-1]
-    return newest if newest.stat().st_mtime >= checkpoint.stat().st_mtime else None
-
-
-def open_runner(source: Path | str, device: str = "auto", prefer_onnx: bool = True) -> GeneratorRunner:
-    """An OrtRunner for a .onnx file or a run whose export is current, else a TorchRunner."""
-    from engine.inference.torch_runner import TorchRunner
-
-    source = Path(source)
-    if source.suffix.lower() == ".onnx":
-        return OrtRunner(source)
-    if prefer_onnx and source.is_dir() and (export := find_export(source)) is not None:
-        return OrtRunner(export)
-    return TorchRunner(source, device=device)

@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from engine.data.pairs import (
-    DERIVED_TASKS,
-    DataPlan,
-    ab_plan,
-    derive_pair,
-    input_channels,
-    single_plan,
-    visualise_input,
-)
+from engine.data.pairs import DataPlan
 from engine.errors import ConfigError
 from engine.families.base import ExampleLoader, Family, ModelSpec
 from engine.nn.color import decode_lab
@@ -30,6 +22,7 @@ from engine.nn.ema import ema_beta, make_ema, update_ema
 from engine.nn.losses import get_loss
 from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 from engine.runs.config import TrainConfig
+from engine.tasks import ImageTask, get_task
 
 if TYPE_CHECKING:
     from engine.data import PreparedDataset
@@ -61,11 +54,14 @@ class TranslationFamily(Family):
 
     kind = "translate"
     tasks: tuple[str, ...] = ()
+    """Names of the registered tasks (engine/tasks.py) this family can learn; the first is the default."""
 
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(ModelSpec(spec.resolution, spec.channels, 0), train, device)
         self.task = self._check_task()
-        self.in_channels = input_channels(self.task, spec.channels)
+        self.image_task: ImageTask = get_task(self.task)
+        self.image_task.check_channels(spec.channels)
+        self.in_channels = self.image_task.input_channels(spec.channels)
         self.out_channels = spec.channels
         self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
         self.images_seen = 0
@@ -75,11 +71,6 @@ class TranslationFamily(Family):
         if task not in self.tasks:
             raise ConfigError(
                 f"family '{self.name}' has no task {task!r} (option 'task'); use one of: {', '.join(self.tasks)}"
-            )
-        if task == "colorize" and self.spec.channels != 3:
-            raise ConfigError(
-                "task 'colorize' needs RGB images, but this dataset keeps an alpha channel; import it "
-                "again with transparency composited (--alpha white)"
             )
         return task
 
@@ -101,25 +92,22 @@ class TranslationFamily(Family):
 
     def _generator(self, in_channels: int, out_channels: int) -> nn.Module:
         """The translator, wrapped to output RGB when it predicts colour only."""
-        if self.task == "colorize" and in_channels == self.in_channels:
+        if self.image_task.predicts_colour and in_channels == self.in_channels:
             return ColorizeNet(self.build_translator(in_channels, 2))
         return self.build_translator(in_channels, out_channels)
 
     # -- data --------------------------------------------------------------------------------------
     def data_plan(self, dataset: PreparedDataset) -> DataPlan:
-        if self.task in DERIVED_TASKS:
-            return single_plan(len(dataset))
-        return ab_plan(dataset.paths, dataset.classes, self.task)
+        return self.image_task.data_plan(dataset)
 
     def split_batch(
         self, real: torch.Tensor, generator: torch.Generator | None = None, training: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs, targets) from a trainer batch: derived from the images, or its A and B halves."""
-        if self.task in DERIVED_TASKS:
-            hints = getattr(self.cfg, "max_hints", 0)
-            return derive_pair(self.task, real, max_hints=hints, rough=training, generator=generator)
-        c = self.spec.channels
-        return real[:, :c], real[:, c:]
+        hints = getattr(self.cfg, "max_hints", 0)
+        return self.image_task.split_batch(
+            real, self.spec.channels, max_hints=hints, rough=training, generator=generator
+        )
 
     @staticmethod
     def random_flip(*batches: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -170,7 +158,7 @@ class TranslationFamily(Family):
         """Rows of (input, output, target) triplets, two examples per row."""
         a, b = inputs
         out = self.translate(a)
-        shown = visualise_input(self.task, a.to(out.device), self.out_channels)
+        shown = self.image_task.visualise_input(a.to(out.device), self.out_channels)
         triplets = torch.stack([shown, out, b.to(out.device)], 1).flatten(0, 1)
         return triplets, 6 if a.shape[0] > 1 else 3
 

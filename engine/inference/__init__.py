@@ -1,8 +1,12 @@
-"""Inference: one runner interface over trained models (PyTorch and onnxruntime)."""
+"""Inference: one runner interface over trained models, and the PyTorch runners.
+
+The onnxruntime runners and ``open_runner``/``open_translator`` (which pick a backend) are in
+``engine.export``, which builds on this package; this package never imports that one.
+"""
 
 from engine.inference.runner import GeneratorRunner, latents_for_seeds
 from engine.inference.torch_runner import TorchRunner, resolve_checkpoint
-from engine.inference.translate import TorchTranslator, Translator, open_translator
+from engine.inference.translate import TorchTranslator, Translator
 
 __all__ = [
     "GeneratorRunner",
@@ -10,6 +14,5 @@ __all__ = [
     "TorchTranslator",
     "Translator",
     "latents_for_seeds",
-    "open_translator",
     "resolve_checkpoint",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.data.pairs import colorize_input, drawing_to_input, hints_to_channels
+from engine.data.pairs import fit_long_side, resize_images
 from engine.device import describe_device, select_device
 from engine.errors import CheckpointError, ConfigError
 from engine.families import get_family
@@ -24,9 +24,9 @@ from engine.families.base import ModelSpec
 from engine.families.translation import TranslationFamily
 from engine.inference.runner import to_uint8_nhwc_np
 from engine.inference.torch_runner import resolve_checkpoint
-from engine.nn.color import decode_lab, encode_lab
 from engine.runs.checkpoint import load_checkpoint
 from engine.runs.config import TrainConfig
+from engine.tasks import ImageTask, get_task, task_names
 
 MAX_WORK_SIZE = 4096
 """Largest long side the network may run at: a U-Net's activations at 4096 px already take gigabytes."""
@@ -80,34 +80,25 @@ class Translator(ABC):
         array = np.asarray(image)
         if array.dtype != np.uint8 or array.ndim not in (2, 3) or min(array.shape[:2]) < 1:
             raise ConfigError(f"expected a uint8 (H, W) or (H, W, C) image, got {array.dtype} {array.shape}")
-        if hints and self.task != "colorize":
-            raise ConfigError(f"colour hints only apply to colorize models; this one does '{self.task}'")
+        task = self.image_task
+        if hints and not task.takes_hints:
+            takers = ", ".join(name for name in task_names() if get_task(name).takes_hints)
+            raise ConfigError(f"colour hints only apply to {takers} models; this one does '{self.task}'")
         size = work_size or self.resolution
         if not 8 <= size <= MAX_WORK_SIZE:
             raise ConfigError(
                 f"working size {size} px is outside 8-{MAX_WORK_SIZE} px; choose a smaller detail "
                 "setting (the result is still returned at the input's full size)"
             )
-        if self.task == "colorize":
-            return self._colorize(_to_tensor(array), list(hints), size)
-        if self.task == "sketch":
-            full = drawing_to_input(array)
-        else:
-            full = _match_channels(_to_tensor(array), self.in_channels)
-        work = _resize(full, _fit(full.shape[-2:], size))
-        out = self.run_network(work)
-        return to_uint8_nhwc_np(_resize(out, (full.shape[-2], full.shape[-1])).numpy())[0]
+        full = task.full_input(array, self.in_channels)
+        work = resize_images(full, fit_long_side(full.shape[-2:], size))
+        out = self.run_network(task.network_input(work, list(hints), full.shape[-1] / work.shape[-1]))
+        return to_uint8_nhwc_np(task.finish(out, full).numpy())[0]
 
-    def _colorize(self, full: torch.Tensor, hints: list[Hint], size: int) -> np.ndarray:
-        rgb = _match_channels(full, 3)
-        work = _resize(rgb, _fit(rgb.shape[-2:], size))
-        scale = rgb.shape[-1] / work.shape[-1]
-        channels = hints_to_channels(hints, work.shape[-2], work.shape[-1], scale=scale)
-        out = self.run_network(colorize_input(work, channels))
-        _, ab = encode_lab(out)
-        L, _ = encode_lab(rgb)
-        ab_full = F.interpolate(ab, size=tuple(rgb.shape[-2:]), mode="bilinear", align_corners=False)
-        return to_uint8_nhwc_np(decode_lab(L, ab_full).numpy())[0]
+    @property
+    def image_task(self) -> ImageTask:
+        """The registered task this model was trained for (engine/tasks.py)."""
+        return get_task(self.task)
 
     def info(self) -> dict:
         """What a front end shows about the loaded model."""
@@ -121,39 +112,6 @@ class Translator(ABC):
             "description": self.description,
             "notes": list(self.notes),
         }
-
-
-def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    x = torch.tensor(np.asarray(array)).float().div(127.5).sub(1)  # a copy: decoded images are read-only
-    return x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
-
-
-def _match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    """Grey -> RGB(A), RGBA -> RGB on white, RGB -> RGBA opaque: whatever the network was trained on."""
-    have = x.shape[1]
-    if have == channels:
-        return x
-    if have in (2, 4) and channels == have - 1:
-        alpha = (x[:, -1:] + 1) / 2
-        return x[:, :-1] * alpha + (1 - alpha)
-    if have in (1, 2) and channels >= 3:
-        x = torch.cat([x[:, :1].repeat(1, 3, 1, 1), x[:, 1:]], 1)
-        have = x.shape[1]
-    if have == 3 and channels == 4:
-        return torch.cat([x, torch.ones_like(x[:, :1])], 1)
-    return x[:, :channels]
-
-
-def _fit(shape: Sequence[int], long_side: int) -> tuple[int, int]:
-    h, w = int(shape[0]), int(shape[1])
-    scale = long_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(-1, 1)
 
 
 class TorchTranslator(Translator):
@@ -181,15 +139,3 @@ class TorchTranslator(Translator):
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return self.family.translate(torch.from_numpy(x)).cpu().numpy()
-
-
-def open_translator(source: Path | str, device: str = "auto", prefer_onnx: bool = True) -> Translator:
-    """An onnxruntime translator for a .onnx file or a run whose export is current, else PyTorch."""
-    from engine.export.ort_runner import OrtTranslator, find_export
-
-    source = Path(source)
-    if source.suffix.lower() == ".onnx":
-        return OrtTranslator(source)
-    if prefer_onnx and source.is_dir() and (export := find_export(source)) is not None:
-        return OrtTranslator(export)
-    return TorchTranslator(source, device=device)

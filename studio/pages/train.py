@@ -40,6 +40,7 @@ from engine.families import family_names, get_family
 from engine.runs import TrainConfig
 from engine.runs.info import read_stats, run_info
 from engine.runs.layout import preview_path, preview_steps
+from engine.tasks import get_task
 from engine.training import RunResult
 from studio.errors import ErrorReporter
 from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
@@ -54,18 +55,6 @@ from studio.workers.train_worker import TrainWorker
 
 # TrainConfig fields the page sets itself rather than through the advanced form.
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
-TASK_LABELS = {
-    "sketch": "Sketch → image",
-    "colorize": "Colorize",
-    "paired": "A/ → B/ folders (paired)",
-    "unpaired": "A/ ↔ B/ folders (unpaired)",
-}
-TASK_TIPS = {
-    "sketch": "Learns to turn line drawings into images like yours; the drawings are traced from your images",
-    "colorize": "Learns to colour greyscale images like yours, following colour hints you click",
-    "paired": "Learns A → B from a dataset imported from a folder with A/ and B/ subfolders of same-named files",
-    "unpaired": "Learns A ↔ B from A/ and B/ subfolders whose files need not correspond",
-}
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 LOG_LINES = 2000
 
@@ -362,11 +351,10 @@ class TrainPage(QWidget):
         tasks = tuple(getattr(get_family(self.family()), "tasks", ()))
         self.task_combo.blockSignals(True)
         self.task_combo.clear()
-        for task in tasks:
-            self.task_combo.addItem(TASK_LABELS.get(task, task), task)
-            self.task_combo.setItemData(
-                self.task_combo.count() - 1, TASK_TIPS.get(task, ""), Qt.ItemDataRole.ToolTipRole
-            )
+        for name in tasks:
+            task = get_task(name)
+            self.task_combo.addItem(task.label, name)
+            self.task_combo.setItemData(self.task_combo.count() - 1, task.description, Qt.ItemDataRole.ToolTipRole)
         self.task_combo.blockSignals(False)
         self.task_combo.setEnabled(len(tasks) > 1)
         for widget in (self.task_combo, self.task_label):

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from engine.fsutil import save_png
 from engine.runs.checkpoint import list_checkpoints
+from engine.tasks import get_task
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
 from studio.project import Project
@@ -47,13 +48,6 @@ DEBOUNCE_MS = 250
 FULL_SIZE_CAP = 2048  # "full size" of a large photo: beyond this a CPU takes many seconds per image
 CANVAS_SIZE = 512
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif)"
-TASK_HELP = {
-    "sketch": "Draw on the left; the image appears on the right as you pause.",
-    "colorize": "Open an image, then click it to add colour hints (right-click removes one, Shift+click picks "
-    "a colour from the image).",
-    "paired": "Open an image like those in your A/ folder; the right side shows it translated.",
-    "unpaired": "Open an image like those in your A/ folder; the right side shows it translated.",
-}
 
 
 def model_line(info: dict[str, Any]) -> str:
@@ -342,11 +336,12 @@ class TranslatePage(ModelPage):
         self.model = info
         self.model_label.setText(model_line(info))
         self.model_label.setToolTip("\n".join([info.get("checkpoint", ""), *info.get("notes", [])]))
-        self.help_label.setText(TASK_HELP.get(info["task"], ""))
-        sketch = info["task"] == "sketch"
+        task = get_task(info["task"])
+        self.help_label.setText(task.usage)
+        sketch = task.draws_input
         self.inputs.setCurrentIndex(0 if sketch else 1)
         for widget in self.hint_widgets:
-            widget.setVisible(info["task"] == "colorize")
+            widget.setVisible(task.takes_hints)
         self._fill_detail(int(info["resolution"]))
         if sketch and task_changed:
             # strokes should look, at the model's size, like the 1-3 px lines it learned from
@@ -369,9 +364,18 @@ class TranslatePage(ModelPage):
         """The loaded model's task (sketch, colorize, paired, unpaired), or None."""
         return None if self.model is None else str(self.model["task"])
 
+    def _draws(self) -> bool:
+        """The loaded model takes a drawing (the canvas), not an opened image."""
+        name = self.task()
+        return name is not None and get_task(name).draws_input
+
+    def _takes_hints(self) -> bool:
+        name = self.task()
+        return name is not None and get_task(name).takes_hints
+
     def current_input(self) -> np.ndarray | None:
         """The drawing (sketch models) or the opened image (others); None when there is nothing yet."""
-        if self.task() == "sketch":
+        if self._draws():
             return self.canvas.to_array()
         return self.input_image
 
@@ -385,7 +389,7 @@ class TranslatePage(ModelPage):
 
     def hints(self) -> list:
         """Colour hints of the colorize view (empty for other tasks)."""
-        return list(self.hint_view.hints()) if self.task() == "colorize" else []
+        return list(self.hint_view.hints()) if self._takes_hints() else []
 
     def open_image(self, trace: bool, into_canvas: bool) -> None:
         """Ask for an image file; the worker reads it (and traces it for the canvas when asked)."""
@@ -396,7 +400,7 @@ class TranslatePage(ModelPage):
 
     def read_image(self, path: Path | str, trace: bool = False, into_canvas: bool | None = None) -> None:
         """Load an image file into the canvas (sketch models) or the image view, on the worker."""
-        self._into_canvas = self.task() == "sketch" if into_canvas is None else into_canvas
+        self._into_canvas = self._draws() if into_canvas is None else into_canvas
         self._ensure_worker()
         self.sig_request_read.emit(str(path), bool(trace))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal, Slot
 
-from engine.export.ort_runner import open_runner
+from engine.export.open import open_runner
 from engine.inference.export_images import save_images
 from studio.workers.model_host import ModelHost, backend_note
 

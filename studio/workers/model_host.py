@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.export.ort_runner import find_export
+from engine.export.open import find_export
 from studio.workers import limit_torch_threads, lower_thread_priority, run_guarded
 
 NO_EXPORT_NOTE = "no ONNX export yet — export it on the Models page for faster results"

@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import Signal, Slot
 
 from engine.data.pairs import trace_drawing
-from engine.inference.translate import open_translator
+from engine.export.open import open_translator
 from engine.inference.translate_files import collect_inputs, read_image, translate_files
 from studio.workers.model_host import ModelHost, backend_note
 

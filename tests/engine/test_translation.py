@@ -12,14 +12,14 @@ import torch
 from PIL import Image
 
 from engine.data.pairs import (
-    ab_plan,
-    derive_pair,
+    ab_rows,
     hints_to_channels,
     line_art,
+    paired_plan,
     random_hints,
     roughen,
     thin,
-    visualise_input,
+    unpaired_plan,
 )
 from engine.errors import CheckpointError, ConfigError
 from engine.families import family_names, get_family
@@ -27,13 +27,13 @@ from engine.families.base import ModelSpec
 from engine.nn.color import encode_lab, lab_to_rgb, rgb_to_lab
 from engine.runs import TrainConfig
 from engine.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from engine.tasks import get_task
 from engine.training import Callbacks, Trainer
 
 from .helpers import make_ab_dataset, make_dataset, tiny_config
 
 TRANSLATORS = [name for name in family_names() if get_family(name).kind == "translate"]
 CASES = [(name, task) for name in TRANSLATORS for task in get_family(name).tasks]
-TWO_STREAM = ("paired", "unpaired")
 
 
 def _family(name: str, task: str, seed: int = 0, resolution: int = 32, channels: int = 3, **train):
@@ -47,7 +47,7 @@ def _family(name: str, task: str, seed: int = 0, resolution: int = 32, channels:
 def _batch(task: str, n: int = 4, seed: int = 0, size: int = 32, channels: int = 3) -> torch.Tensor:
     """Smooth random images (blurred noise), as a trainer batch: A and B concatenated for two-stream tasks."""
     gen = torch.Generator().manual_seed(seed)
-    streams = 2 if task in TWO_STREAM else 1
+    streams = 1 if get_task(task).derives_inputs else 2
     coarse = torch.rand(n, channels * streams, size // 4, size // 4, generator=gen)
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear") * 2 - 1
 
@@ -126,7 +126,7 @@ def test_onnx_export_matches_pytorch_at_two_sizes(name, task, tmp_path):
     ort, pt = OrtTranslator(tmp_path / "t.onnx"), TorchTranslator(ckpt, device="cpu")
     assert (ort.task, ort.in_channels, ort.multiple) == (pt.task, pt.in_channels, pt.multiple)
     rng = np.random.default_rng(0)
-    hints = [(5, 7, (250, 30, 20))] if task == "colorize" else []
+    hints = [(5, 7, (250, 30, 20))] if get_task(task).takes_hints else []
     for shape, work in (((48, 48, 3), 32), ((37, 61, 3), 61)):  # the second is not a multiple of anything
         image = rng.integers(0, 256, shape, dtype=np.uint8)
         a, b = pt.translate(image, hints, work_size=work), ort.translate(image, hints, work_size=work)
@@ -227,24 +227,33 @@ def test_spread_hints_colour_the_whole_image_from_a_few_clicks():
 
 def test_derived_colorize_input_and_preview_show_the_hints():
     real = _disc_image(32)
-    inputs, target = derive_pair("colorize", real, max_hints=0)
+    colorize, sketch = get_task("colorize"), get_task("sketch")
+    inputs, target = colorize.derive_pair(real, max_hints=0)
     assert inputs.shape == (1, 7, 32, 32) and torch.equal(target, real) and inputs[:, 1:].abs().sum() == 0
-    shown = visualise_input("sketch", derive_pair("sketch", real, rough=False)[0], 3)
-    assert shown.shape == (1, 3, 32, 32)
+    shown = sketch.visualise_input(sketch.derive_pair(real, rough=False)[0], 3)
+    assert shown.shape == (1, 3, 32, 32) and torch.equal(shown[:, 0], shown[:, 2])  # grey lines, drawn as RGB
+    red = torch.tensor([0.8, -0.6, -0.6]).view(1, 3, 1, 1).expand(8, 3, 32, 32)
+    hinted, _ = colorize.derive_pair(red, max_hints=10, generator=torch.Generator().manual_seed(0))
+    mask = hinted[:, 3] > 0  # the hint mask channel
+    assert mask.any() and not mask.all()
+    drawn = colorize.visualise_input(hinted, 3)  # the lightness in grey, the hints in their colour
+    redness = drawn[:, 0] - drawn[:, 2]
+    assert redness[mask].min() > 0.5 and redness[~mask].abs().max() < 0.02
 
 
 # -- data plans -------------------------------------------------------------------------------------
 def test_ab_plan_pairs_by_name_and_explains_failures():
     paths = ["A/cat.png", "A/dog.png", "B/cat.jpg", "B/dog.png", "B/owl.png"]
-    plan = ab_plan(paths, ["A", "B"], "paired")
+    rows = ab_rows(paths, ["A", "B"], "paired")
+    plan = paired_plan(rows)
     assert [list(s) for s in plan.streams] == [[0, 1], [2, 3]] and plan.paired
     assert "1 image" in plan.notes[0]
-    unpaired = ab_plan(paths, ["A", "B"], "unpaired")
+    unpaired = unpaired_plan(rows)
     assert not unpaired.paired and [len(s) for s in unpaired.streams] == [2, 3]
-    with pytest.raises(ConfigError, match="A/ and B/"):
-        ab_plan(["x/1.png"], ["x"], "paired")
+    with pytest.raises(ConfigError, match="task 'paired' needs a dataset imported from a folder with A/ and B/"):
+        ab_rows(["x/1.png"], ["x"], "paired")
     with pytest.raises(ConfigError, match="no file names"):
-        ab_plan(["A/1.png", "B/2.png"], ["A", "B"], "paired")
+        paired_plan(ab_rows(["A/1.png", "B/2.png"], ["A", "B"], "paired"))
 
 
 # -- training end to end ----------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def build_window(workdir: Path):
     window = MainWindow(project, app_settings())
     window.resize(1440, 900)
     window.show()
+    wait_until(window.engine_ready, 300)  # the pages are built once the engine is loaded
     window.show_page("train")
     window.train_page.select_dataset(dataset)
     window.train_page.set_preset("quick")

@@ -1,13 +1,20 @@
 """The main window: a sidebar of pages, menus with keyboard shortcuts, and a status bar showing the
 device, memory in use and the running job. It owns the project and closes it (and itself) cleanly:
-a running training run is asked about, checkpointed and stopped first."""
+a running training run is asked about, checkpointed and stopped first.
+
+The window shows before the engine is loaded: this module imports neither PyTorch, onnxruntime,
+pyqtgraph nor the pages (tests/studio/test_startup.py checks it). Until the background import of
+studio.engine_loader is done, every page slot shows "Loading the engine…" and the actions that need
+a page are disabled; then the pages are built, on the GUI thread, and ``sig_engine_ready`` fires.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -19,24 +26,28 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QStackedWidget,
+    QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import GanStudioError
 from engine.runs.info import run_kind
 from studio import gc_guard
+from studio.engine_loader import LOADING_TEXT, EngineLoader, engine_loader
 from studio.errors import ErrorReporter
-from studio.pages.dataset import DatasetPage
-from studio.pages.generate import GeneratePage
-from studio.pages.models import ModelsPage
-from studio.pages.train import TrainPage
-from studio.pages.translate import TranslatePage
 from studio.paths import icon_path
 from studio.project import Project
 from studio.qt_compat import install_refcount_guard
 from studio.settings import add_recent_project, app_settings, recent_projects
-from studio.sysinfo import device_summary, memory_summary
+from studio.sysinfo import memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
+
+if TYPE_CHECKING:
+    from studio.pages.dataset import DatasetPage
+    from studio.pages.generate import GeneratePage
+    from studio.pages.models import ModelsPage
+    from studio.pages.train import TrainPage
+    from studio.pages.translate import TranslatePage
 
 PAGES = (
     ("dataset", "Dataset"),
@@ -50,10 +61,44 @@ LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
 
 
-class MainWindow(QMainWindow):
-    """GAN Studio's window over one open project."""
+class LoadingPanel(QWidget):
+    """What every page slot shows until the engine is loaded: a message over a busy bar."""
 
-    def __init__(self, project: Project, settings: QSettings | None = None, theme: str | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message = QLabel(LOADING_TEXT)
+        self.message.setObjectName("LoadingMessage")
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)  # busy: how long an import takes is unknown
+        self.busy.setFixedWidth(240)
+        self.busy.setTextVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(self.message)
+        layout.addWidget(self.busy, 0, Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(1)
+
+    def show_failure(self, message: str) -> None:
+        """The engine could not be loaded: say why, stop the busy bar."""
+        self.message.setText(message)
+        self.busy.setVisible(False)
+
+
+class MainWindow(QMainWindow):
+    """GAN Studio's window over one open project; the pages appear once the engine is loaded."""
+
+    sig_engine_ready = Signal()
+    """The engine is loaded and every page is built: the window works fully from now on."""
+
+    def __init__(
+        self,
+        project: Project,
+        settings: QSettings | None = None,
+        theme: str | None = None,
+        loader: EngineLoader | None = None,
+    ) -> None:
         super().__init__()
         gc_guard.install(QApplication.instance())  # collect cycles on this thread only (see gc_guard)
         install_refcount_guard()  # idempotent; PySide6 6.12.0 would otherwise abort during training
@@ -64,27 +109,100 @@ class MainWindow(QMainWindow):
         self._close_when_stopped = False
         self._pending_project: Project | None = None
         self._jobs: dict[str, tuple[str, int, int]] = {}
-        self.dataset_page = DatasetPage(project, self.errors)
-        self.train_page = TrainPage(project, self.errors)
-        self.generate_page = GeneratePage(project, self.errors)
-        self.translate_page = TranslatePage(project, self.errors)
-        self.models_page = ModelsPage(project, self.errors)
-        self.pages = {
-            "dataset": self.dataset_page,
-            "train": self.train_page,
-            "generate": self.generate_page,
-            "translate": self.translate_page,
-            "models": self.models_page,
-        }
+        self.pages: dict[str, QWidget] = {}  # filled by _build_pages once the engine is loaded
+        self._shut_down = False  # set by shutdown(): a window closed while loading never builds pages
+        self.engine_actions: list[QAction] = []  # the actions that need a page: enabled with the pages
+        self.engine_loader = loader or engine_loader()
         self._build_central()
         self._build_status_bar()
         self._build_menus()
-        self._connect_pages()
         self.setWindowIcon(QIcon(str(icon_path("app"))))
         self.resize(1400, 900)
         self._restore_state()
         self._set_title()
+        if self.engine_loader.is_ready():  # a later window of the session: no loading state at all
+            self._build_pages()
+        elif self.engine_loader.error is not None:
+            self._on_engine_failed(*self.engine_loader.error)
+        else:
+            self.engine_loader.sig_ready.connect(self._build_pages)
+            self.engine_loader.sig_failed.connect(self._on_engine_failed)
+
+    # -- the engine and the pages -----------------------------------------------------------------
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt name)
+        """Start loading the engine once the window is on screen (from the next event-loop turn, so
+        the first paint does not share the CPU with the imports)."""
+        super().showEvent(event)
+        if not self.engine_loader.is_ready():
+            QTimer.singleShot(0, self.engine_loader.start)
+
+    def engine_ready(self) -> bool:
+        """True once the pages are built (see ``sig_engine_ready``)."""
+        return bool(self.pages)
+
+    def _build_pages(self) -> None:
+        # Imported here, not at the top: the page modules pull in PyTorch (see the module docstring).
+        # By now the engine loader has imported them, so these lines cost nothing.
+        from studio.pages.dataset import DatasetPage
+        from studio.pages.generate import GeneratePage
+        from studio.pages.models import ModelsPage
+        from studio.pages.train import TrainPage
+        from studio.pages.translate import TranslatePage
+
+        if self.pages or self._shut_down:
+            return
+        self.pages = {
+            "dataset": DatasetPage(self.project, self.errors),
+            "train": TrainPage(self.project, self.errors),
+            "generate": GeneratePage(self.project, self.errors),
+            "translate": TranslatePage(self.project, self.errors),
+            "models": ModelsPage(self.project, self.errors),
+        }
+        for index, (key, _) in enumerate(PAGES):
+            self.stack.insertWidget(index, self.pages[key])  # before the loading panel, which stays last
+        self._on_sidebar(self.sidebar.currentRow())
+        self._connect_pages()
         self.train_page.chart.apply_theme(get_theme(self.theme_name))
+        for action in self.engine_actions:
+            action.setEnabled(True)
+        self.device_label.setText(self.engine_loader.device)
+        self._update_memory()
+        self.sig_engine_ready.emit()
+
+    def _on_engine_failed(self, message: str, details: str) -> None:
+        self.loading_panel.show_failure(message)
+        self.device_label.setText("Engine not loaded")
+        self.errors.report(message, details)
+
+    def _page(self, key: str) -> QWidget:
+        if key not in self.pages:
+            raise RuntimeError(f"the {key} page is built once the engine is loaded; wait for sig_engine_ready")
+        return self.pages[key]
+
+    @property
+    def dataset_page(self) -> DatasetPage:
+        """The Dataset page (once the engine is loaded)."""
+        return cast("DatasetPage", self._page("dataset"))
+
+    @property
+    def train_page(self) -> TrainPage:
+        """The Train page (once the engine is loaded)."""
+        return cast("TrainPage", self._page("train"))
+
+    @property
+    def generate_page(self) -> GeneratePage:
+        """The Generate page (once the engine is loaded)."""
+        return cast("GeneratePage", self._page("generate"))
+
+    @property
+    def translate_page(self) -> TranslatePage:
+        """The Translate page (once the engine is loaded)."""
+        return cast("TranslatePage", self._page("translate"))
+
+    @property
+    def models_page(self) -> ModelsPage:
+        """The Models page (once the engine is loaded)."""
+        return cast("ModelsPage", self._page("models"))
 
     # -- layout -----------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -93,11 +211,12 @@ class MainWindow(QMainWindow):
         self.sidebar.setFixedWidth(168)
         self.sidebar.setIconSize(QSize(22, 22))
         self.stack = QStackedWidget()
+        self.loading_panel = LoadingPanel()
+        self.stack.addWidget(self.loading_panel)
         for index, (key, title) in enumerate(PAGES):
             item = QListWidgetItem(QIcon(str(icon_path(key))), title)
             item.setToolTip(f"{title} (Ctrl+{index + 1})")
             self.sidebar.addItem(item)
-            self.stack.addWidget(self.pages[key])
         for key, title in LATER_PAGES:
             item = QListWidgetItem(QIcon(str(icon_path(key))), title)
             item.setFlags(Qt.ItemFlag.NoItemFlags)  # listed so the road ahead is visible; not a fake page
@@ -121,7 +240,7 @@ class MainWindow(QMainWindow):
         self.job_progress.setVisible(False)
         self.memory_label = QLabel("")
         self.memory_label.setToolTip("Memory used by GAN Studio (and by PyTorch on the GPU)")
-        self.device_label = QLabel(device_summary())
+        self.device_label = QLabel(LOADING_TEXT)  # the device is known once the engine is loaded
         self.device_label.setToolTip("Where training and generation run")
         for widget in (self.job_label, self.job_progress, self.memory_label, self.device_label):
             bar.addPermanentWidget(widget)
@@ -138,6 +257,7 @@ class MainWindow(QMainWindow):
         slot: object,
         shortcut: str | QKeySequence | None = None,
         checkable: bool = False,
+        needs_engine: bool = False,
     ) -> QAction:
         action = QAction(text, self)
         if shortcut:
@@ -145,6 +265,9 @@ class MainWindow(QMainWindow):
             action.setToolTip(f"{text.rstrip('…')} ({QKeySequence(shortcut).toString()})")
         action.setCheckable(checkable)
         action.triggered.connect(slot)
+        if needs_engine:
+            self.engine_actions.append(action)
+            action.setEnabled(self.engine_ready())
         self.menus[menu_name].addAction(action)
         self.addAction(action)  # shortcuts work whichever page has focus
         return action
@@ -157,8 +280,10 @@ class MainWindow(QMainWindow):
         self.recent_menu = self.menus["&File"].addMenu("Open Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.menus["&File"].addSeparator()
-        self._action("&File", "Import Images Folder…", self._import_folder, "Ctrl+O")
-        self._action("&File", "Try the Sample Dataset", self.dataset_page.try_sample)
+        # Actions that need a page call it through a lambda: the pages do not exist yet.
+        page_action = self._page_action
+        page_action("&File", "Import Images Folder…", self._import_folder, "Ctrl+O")
+        page_action("&File", "Try the Sample Dataset", lambda: self.dataset_page.try_sample())
         self.menus["&File"].addSeparator()
         self._action("&File", "Quit", self.close, QKeySequence.StandardKey.Quit)
         for index, (key, title) in enumerate(PAGES):
@@ -166,13 +291,18 @@ class MainWindow(QMainWindow):
         self.menus["&View"].addSeparator()
         self.light_action = self._action("&View", "Light Theme", self._toggle_theme, "Ctrl+Shift+L", checkable=True)
         self.light_action.setChecked(self.theme_name == "light")
-        self._action("&Training", "Start", self._start_training, "Ctrl+Return")
-        self._action("&Training", "Pause / Continue", self.train_page.toggle_pause, "Ctrl+P")
-        self._action("&Training", "Stop", self.train_page.stop, "Ctrl+.")
-        self._action("&Generate", "Export Images…", self.generate_page.export_batch, "Ctrl+E")
-        self._action("&Generate", "Copy Seeds", self.generate_page.copy_seeds, "Ctrl+Shift+C")
+        page_action("&Training", "Start", self._start_training, "Ctrl+Return")
+        page_action("&Training", "Pause / Continue", lambda: self.train_page.toggle_pause(), "Ctrl+P")
+        page_action("&Training", "Stop", lambda: self.train_page.stop(), "Ctrl+.")
+        page_action("&Generate", "Export Images…", lambda: self.generate_page.export_batch(), "Ctrl+E")
+        page_action("&Generate", "Copy Seeds", lambda: self.generate_page.copy_seeds(), "Ctrl+Shift+C")
         self._action("&Help", "Keyboard Shortcuts", self.show_shortcuts, "F1")
         self._action("&Help", "About GAN Studio", self.show_about)
+
+    def _page_action(
+        self, menu_name: str, text: str, slot: object, shortcut: str | QKeySequence | None = None
+    ) -> QAction:
+        return self._action(menu_name, text, slot, shortcut, needs_engine=True)
 
     def _connect_pages(self) -> None:
         self.dataset_page.sig_dataset_changed.connect(self._on_dataset_changed)
@@ -193,11 +323,11 @@ class MainWindow(QMainWindow):
         self.sidebar.setCurrentRow([k for k, _ in PAGES].index(key))
 
     def current_page(self) -> str:
-        """Key of the page shown."""
-        return PAGES[self.stack.currentIndex()][0]
+        """Key of the page chosen in the sidebar (shown once the engine is loaded)."""
+        return PAGES[max(0, self.sidebar.currentRow())][0]
 
     def _on_sidebar(self, row: int) -> None:
-        if 0 <= row < len(PAGES):
+        if 0 <= row < len(PAGES) and self.pages:  # before that the loading panel stays in view
             self.stack.setCurrentIndex(row)
 
     def show_status(self, text: str) -> None:
@@ -220,7 +350,8 @@ class MainWindow(QMainWindow):
         self.job_progress.setValue(done)
 
     def _update_memory(self) -> None:
-        self.memory_label.setText(memory_summary())
+        # GPU memory needs torch: asking for it before the engine is loaded would import torch here.
+        self.memory_label.setText(memory_summary(gpu=self.engine_ready()))
 
     # -- page wiring ------------------------------------------------------------------------------
     def _import_folder(self) -> None:
@@ -291,7 +422,7 @@ class MainWindow(QMainWindow):
         except GanStudioError as exc:
             self.errors.report(str(exc))
             return False
-        if self.train_page.is_running():
+        if self.engine_ready() and self.train_page.is_running():
             if not self.confirm_stop_training("open another project"):
                 return False
             self._pending_project = project
@@ -324,7 +455,8 @@ class MainWindow(QMainWindow):
         """Switch the whole app to theme ``name`` and remember it."""
         theme = apply_theme(QApplication.instance(), name)  # type: ignore[arg-type]
         self.theme_name = theme.name
-        self.train_page.chart.apply_theme(theme)
+        if self.engine_ready():  # otherwise the chart takes the theme when it is built
+            self.train_page.chart.apply_theme(theme)
         self.light_action.setChecked(theme.name == "light")
         self.settings.setValue("theme", theme.name)
 
@@ -375,7 +507,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
         """Ask, checkpoint and stop training first; then save the window state and end the workers."""
-        if self.train_page.is_running():
+        if self.engine_ready() and self.train_page.is_running():
             event.ignore()
             if not self._close_when_stopped and self.confirm_stop_training():
                 self._close_when_stopped = True
@@ -389,6 +521,9 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """End every worker thread (a running run is stopped with a checkpoint)."""
         self.memory_timer.stop()
+        self._shut_down = True
+        if not self.engine_ready():  # closed while the engine loads: there is nothing else to end
+            return
         self.dataset_page.shutdown()
         self.train_page.shutdown()
         self.generate_page.shutdown()
@@ -411,5 +546,5 @@ class MainWindow(QMainWindow):
         if state is not None:
             self.restoreState(state)
         page = str(self.settings.value("window/page", "dataset"))
-        if page in self.pages:
+        if page in dict(PAGES):
             self.show_page(page)

@@ -43,10 +43,13 @@ def device_summary() -> str:
     return text.split(", torch")[0]
 
 
-def memory_summary() -> str:
-    """``RAM 1.2 GiB`` plus ``GPU 3.1/80 GiB`` when a CUDA GPU is present."""
+def memory_summary(gpu: bool = True) -> str:
+    """``RAM 1.2 GiB`` plus ``GPU 3.1/80 GiB`` when a CUDA GPU is present (and ``gpu``: asking imports
+    torch, which the window avoids until the engine is loaded)."""
     text = f"RAM {process_memory() / 2**30:.1f} GiB"
-    gpu = gpu_memory()
-    if gpu is not None:
-        text += f"   GPU {gpu[0] / 2**30:.1f}/{gpu[1] / 2**30:.0f} GiB"
+    if not gpu:
+        return text
+    gpu_info = gpu_memory()
+    if gpu_info is not None:
+        text += f"   GPU {gpu_info[0] / 2**30:.1f}/{gpu_info[1] / 2**30:.0f} GiB"
     return text

@@ -2,6 +2,8 @@
 
 Checkpoints are written atomically (temp file + fsync + rename) so a run killed at any moment
 leaves only complete files, and read with ``weights_only=True`` so opening one never executes code.
+Only saving and loading need PyTorch, and they import it themselves: listing a run's checkpoints
+(project scans, run lists) must not cost the studio's start-up the seconds torch takes to import.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ import io
 import re
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from engine.errors import CheckpointError
 from engine.fsutil import atomic_open
@@ -43,6 +43,8 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Serialise ``state`` in memory, then write it atomically to ``path``."""
     state = {"kind": CHECKPOINT_KIND, "format_version": CHECKPOINT_FORMAT, **state}
+    import torch  # on use: see the module docstring
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
     with atomic_open(path, "wb") as handle:
@@ -54,6 +56,8 @@ def load_checkpoint(path: Path, family: str | None = None) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    import torch  # on use: see the module docstring
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or foreign files

@@ -3,19 +3,25 @@
 Axis ranges change in jumps (x doubles, y gets a margin) rather than on every point: pyqtgraph
 re-renders an axis whenever its range moves, which costs more than drawing the curves themselves
 and would make every redraw a visible pause of the event loop while training runs.
+
+pyqtgraph is imported when the first chart is built, not with this module: importing it takes up to
+a second, which the window's start-up should not wait for (studio.engine_loader imports it on a
+background thread before the Train page is built).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from studio.theme import Theme, get_theme
+
+if TYPE_CHECKING:
+    import pyqtgraph as pg
 
 # Stats plotted as curves: every "loss_*" key, plus these auxiliary losses when a family reports them.
 EXTRA_CURVES = ("recon", "r1", "kid")
@@ -40,6 +46,9 @@ class LossChart(QWidget):
 
     def __init__(self, parent: QWidget | None = None, redraw_ms: int = 250) -> None:
         super().__init__(parent)
+        import pyqtgraph as pg  # on first use: see the module docstring
+
+        self.pg = pg
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
@@ -136,15 +145,15 @@ class LossChart(QWidget):
         color = QColor(self.theme.curve_colors[index % len(self.theme.curve_colors)])
         if raw:
             color.setAlpha(70)
-        return pg.mkPen(color, width=1 if raw else 2)
+        return self.pg.mkPen(color, width=1 if raw else 2)
 
     def apply_theme(self, theme: Theme) -> None:
         """Recolour background, axes and curves for ``theme``."""
         self.theme = theme
         self.plot.setBackground(theme.chart_background)
         for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setPen(pg.mkPen(theme.chart_axis))
-            self.plot.getAxis(axis).setTextPen(pg.mkPen(theme.chart_axis))
+            self.plot.getAxis(axis).setPen(self.pg.mkPen(theme.chart_axis))
+            self.plot.getAxis(axis).setTextPen(self.pg.mkPen(theme.chart_axis))
         self.legend.setLabelTextColor(theme.text)
         for _, label in self.legend.items:  # existing labels keep their colour unless re-set
             label.setText(label.text, color=theme.text)

@@ -41,6 +41,7 @@ def window(qtbot, project):
     win = MainWindow(project, app_settings())
     win.show()
     qtbot.waitExposed(win)
+    qtbot.waitUntil(win.engine_ready, timeout=120_000)  # the pages are built once the engine is loaded
     yield win
     win.shutdown()
     win.close()

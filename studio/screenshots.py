@@ -3,8 +3,9 @@
 Imports the bundled sample into a fresh project, records its attestation through the consent dialog,
 trains a quick run (real previews and curves), fills the Generate gallery from it, exports it to ONNX
 and benchmarks it on the Models page, evaluates it on the Models page's Evaluate tab, and grabs
-loading.png (the window as it first shows, while the engine loads), dataset.png, consent.png,
-train.png, generate.png, models.png, evaluate.png and train-light.png.
+dataset.png, consent.png, train.png, generate.png, models.png, evaluate.png, duplicates.png (a copy
+of part of the sample with smaller re-encoded copies of a few emoji, imported with duplicates left
+out) and train-light.png.
 Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
@@ -75,8 +76,6 @@ def take_screenshots(
     window = MainWindow(project, app_settings(), theme)
     window.resize(*WINDOW_SIZE)
     window.show()
-    _loading_shot(window, Path(out_dir))
-    wait_until(window.engine_ready, 300, "the engine to load")
     translate = translate or {}
     if only is None:
         dataset = _dataset_page(window, Path(out_dir))
@@ -84,6 +83,7 @@ def take_screenshots(
         _generate_page(window, Path(out_dir))
         _models_page(window, Path(out_dir))
         _evaluate_tab(window, Path(out_dir))
+        duplicates_shot(window, Path(out_dir), scratch)
         window.set_theme("light")
         window.show_page("train")
         grab(window, Path(out_dir) / "train-light.png")
@@ -94,19 +94,6 @@ def take_screenshots(
         _colorize_shot(window, Path(out_dir), Path(translate["colorize"]), Path(translate["image"]))
     window.close()
     return 0
-
-
-def _loading_shot(window: object, out: Path) -> None:
-    """loading.png: the window as it first shows, while the engine loads (none when it is loaded)."""
-    end = time.monotonic() + 0.3  # long enough to paint, far shorter than loading the engine
-    wait_until(lambda: time.monotonic() > end, 5, "the first paint")
-    if window.engine_ready():  # type: ignore[attr-defined]
-        print("the engine was already loaded: no loading.png")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(out / "loading.png")):  # type: ignore[attr-defined]
-        raise RuntimeError(f"could not write {out / 'loading.png'}")
-    print(f"wrote {out / 'loading.png'}")
 
 
 # A smiling face drawn with the canvas's own stroke tool (image coordinates of the 512 px canvas).
@@ -178,6 +165,46 @@ def _colorize_shot(window: object, out: Path, model: Path, image_path: Path) -> 
     )
     page.compare.set_split(0.4)
     grab(window, out / "translate-colorize.png")  # type: ignore[arg-type]
+
+
+def write_look_alikes(source: Path, target: Path, per_class: int = 16, copied: int = 6) -> Path:
+    """A folder with real near duplicates: the first ``per_class`` images of each class folder of
+    ``source``, plus smaller, re-encoded copies of ``copied`` of them (two copies of every third)."""
+    from PIL import Image
+
+    originals = []
+    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+        (target / folder.name).mkdir(parents=True, exist_ok=True)
+        for path in sorted(folder.glob("*.png"))[:per_class]:
+            (target / folder.name / path.name).write_bytes(path.read_bytes())
+            originals.append(target / folder.name / path.name)
+    step = max(1, len(originals) // copied)
+    for index, path in enumerate(originals[::step][:copied]):
+        image = Image.open(path).convert("RGBA")
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(image, mask=image.getchannel("A"))
+        flat.resize((48, 48), Image.Resampling.BILINEAR).save(path.with_name(f"{path.stem} copy.jpg"), quality=80)
+        if index % 3 == 0:
+            flat.resize((40, 40), Image.Resampling.LANCZOS).save(path.with_name(f"{path.stem} small.webp"), quality=75)
+    return target
+
+
+def duplicates_shot(window: object, out: Path, scratch: Path) -> None:
+    """duplicates.png: the Duplicates tab after leaving near duplicates out of a folder that has some."""
+    page = window.dataset_page  # type: ignore[attr-defined]
+    window.show_page("dataset")  # type: ignore[attr-defined]
+    folder = write_look_alikes(SAMPLE_DATASET, scratch / "emoji with copies")
+    page.start_import(folder)
+    wait_until(lambda: not page.is_busy(), 120, "the look-alike import")
+    if page.report is None or not page.report.duplicates:
+        raise RuntimeError("the look-alike folder produced no near-duplicate groups")
+    page.report_view.setCurrentIndex(2)
+    if not page.leave_duplicates_out(True):
+        raise RuntimeError("the re-import without duplicates did not start")
+    wait_until(lambda: not page.is_busy(), 120, "the re-import without duplicates")
+    view = page.report_view.duplicates
+    wait_until(lambda: view.pending() == 0, 60, "the duplicate thumbnails")
+    grab(window, out / "duplicates.png")  # type: ignore[arg-type]
 
 
 def _dataset_page(window: object, out: Path) -> Path:

@@ -3,9 +3,9 @@
 Imports the bundled sample into a fresh project, records its attestation through the consent dialog,
 trains a quick run (real previews and curves), fills the Generate gallery from it, exports it to ONNX
 and benchmarks it on the Models page, evaluates it on the Models page's Evaluate tab, and grabs
-dataset.png, consent.png, train.png, generate.png, models.png, evaluate.png, duplicates.png (a copy
-of part of the sample with smaller re-encoded copies of a few emoji, imported with duplicates left
-out) and train-light.png.
+loading.png (the window as it first shows, while the engine loads), dataset.png, consent.png,
+train.png, generate.png, models.png, evaluate.png, duplicates.png (a copy of part of the sample with
+smaller re-encoded copies of a few emoji, imported with duplicates left out) and train-light.png.
 Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
@@ -76,6 +76,8 @@ def take_screenshots(
     window = MainWindow(project, app_settings(), theme)
     window.resize(*WINDOW_SIZE)
     window.show()
+    _loading_shot(window, Path(out_dir))
+    wait_until(window.engine_ready, 300, "the engine to load")
     translate = translate or {}
     if only is None:
         dataset = _dataset_page(window, Path(out_dir))
@@ -94,6 +96,19 @@ def take_screenshots(
         _colorize_shot(window, Path(out_dir), Path(translate["colorize"]), Path(translate["image"]))
     window.close()
     return 0
+
+
+def _loading_shot(window: object, out: Path) -> None:
+    """loading.png: the window as it first shows, while the engine loads (none when it is loaded)."""
+    end = time.monotonic() + 0.3  # long enough to paint, far shorter than loading the engine
+    wait_until(lambda: time.monotonic() > end, 5, "the first paint")
+    if window.engine_ready():  # type: ignore[attr-defined]
+        print("the engine was already loaded: no loading.png")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out / "loading.png")):  # type: ignore[attr-defined]
+        raise RuntimeError(f"could not write {out / 'loading.png'}")
+    print(f"wrote {out / 'loading.png'}")
 
 
 # A smiling face drawn with the canvas's own stroke tool (image coordinates of the 512 px canvas).

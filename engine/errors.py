@@ -32,5 +32,16 @@ class CheckpointError(GanStudioError):
     """A checkpoint or run folder cannot be read (corrupt, other family, newer format)."""
 
 
+class CheckpointDamaged(CheckpointError):
+    """A checkpoint file is truncated, overwritten or fails its checksum; ``reason`` says which in a few words.
+
+    Readers of a run folder set such a file aside (``<name>.damaged``) and fall back to an older one.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class DeviceError(GanStudioError):
     """The requested compute device is not available."""

@@ -30,9 +30,9 @@ import engine
 from engine.errors import ConfigError, GanStudioError
 from engine.families import get_family
 from engine.fsutil import atomic_write_bytes, atomic_write_json
-from engine.inference.torch_runner import TorchRunner, resolve_checkpoint
+from engine.inference.torch_runner import TorchRunner
 from engine.inference.translate import TorchTranslator
-from engine.runs.checkpoint import load_checkpoint
+from engine.runs.checkpoint import open_checkpoint
 
 ONNX_FORMAT_VERSION = 1
 OPSET = 18
@@ -123,12 +123,14 @@ def export_onnx(
         raise ConfigError(f"export target {out} must end in .onnx")
     say = progress or (lambda _msg: None)
     say("Loading the checkpoint")
-    checkpoint = resolve_checkpoint(source)
-    state = load_checkpoint(checkpoint)
+    # a run folder's newest checkpoint that verifies; a fallback note ends up in the result's notes
+    fallback: list[str] = []
+    checkpoint, state = open_checkpoint(source, on_note=fallback.append)
     kind = get_family(state["family"]).kind
     subject = _translator_subject(checkpoint, fp16) if kind == "translate" else _generator_subject(checkpoint, fp16)
     say("Exporting the graph")
     model_bytes, exporter, notes = _export(subject, opset)
+    notes = [*fallback, *notes]
     say("Checking the graph and writing metadata")
     model_bytes = _add_metadata(model_bytes, {**_common_metadata(subject.model, state, fp16), **subject.metadata})
     say("Comparing onnxruntime with PyTorch")

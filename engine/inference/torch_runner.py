@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +13,19 @@ from engine.errors import CheckpointError
 from engine.families import get_family
 from engine.families.base import ModelSpec
 from engine.inference.runner import GeneratorRunner
-from engine.runs.checkpoint import latest_checkpoint, load_checkpoint
+from engine.runs.checkpoint import newest_verified_checkpoint, open_checkpoint
 from engine.runs.config import TrainConfig
 
 
-def resolve_checkpoint(source: Path | str) -> Path:
-    """A checkpoint file as given, or the newest checkpoint of a run folder."""
+def resolve_checkpoint(source: Path | str, on_note: Callable[[str], None] | None = None) -> Path:
+    """A checkpoint file as given, or the newest checkpoint of a run folder that verifies.
+
+    Damaged newer checkpoints are renamed ``*.damaged`` and reported through ``on_note``
+    (see engine.runs.checkpoint.load_latest_checkpoint, which also returns the loaded state).
+    """
     source = Path(source)
     if source.is_dir():
-        found = latest_checkpoint(source)
-        if found is None:
-            raise CheckpointError(f"run folder {source} has no checkpoints yet; train or resume it first")
-        return found
+        return newest_verified_checkpoint(source, on_note)
     if source.is_file():
         return source
     raise CheckpointError(f"{source} is neither a run folder nor a checkpoint file")
@@ -35,8 +37,9 @@ class TorchRunner(GeneratorRunner):
     backend = "pytorch"
 
     def __init__(self, source: Path | str, device: str = "auto") -> None:
-        self.checkpoint = self.source = resolve_checkpoint(source)
-        state = load_checkpoint(self.checkpoint)
+        self.notes: list[str] = []  # e.g. "the newest checkpoint is damaged; using an older one"
+        self.checkpoint, state = open_checkpoint(source, on_note=self.notes.append)
+        self.source = self.checkpoint
         self.device = select_device(device)
         self.family_name = state["family"]
         if get_family(self.family_name).kind != "generate":

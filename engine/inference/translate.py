@@ -23,8 +23,7 @@ from engine.families import get_family
 from engine.families.base import ModelSpec
 from engine.families.translation import TranslationFamily
 from engine.inference.runner import to_uint8_nhwc_np
-from engine.inference.torch_runner import resolve_checkpoint
-from engine.runs.checkpoint import load_checkpoint
+from engine.runs.checkpoint import open_checkpoint
 from engine.runs.config import TrainConfig
 from engine.tasks import ImageTask, get_task, task_names
 
@@ -120,8 +119,9 @@ class TorchTranslator(Translator):
     backend = "pytorch"
 
     def __init__(self, source: Path | str, device: str = "auto") -> None:
-        self.checkpoint = self.source = resolve_checkpoint(source)
-        state = load_checkpoint(self.checkpoint)
+        self.notes: list[str] = []  # e.g. "the newest checkpoint is damaged; using an older one"
+        self.checkpoint, state = open_checkpoint(source, on_note=self.notes.append)
+        self.source = self.checkpoint
         family_cls = get_family(state["family"])
         if not issubclass(family_cls, TranslationFamily):
             raise CheckpointError(
@@ -135,7 +135,7 @@ class TorchTranslator(Translator):
         self.family_name, self.task = state["family"], self.family.task
         self.in_channels, self.out_channels = self.family.in_channels, self.family.out_channels
         self.resolution, self.multiple, self.step = spec.resolution, self.family.multiple, int(state["step"])
-        self.description, self.notes = f"PyTorch on {describe_device(self.device)}", []
+        self.description = f"PyTorch on {describe_device(self.device)}"
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return self.family.translate(torch.from_numpy(x)).cpu().numpy()

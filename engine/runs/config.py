@@ -72,6 +72,9 @@ class TrainConfig:
     """Number of images in the preview grid."""
     checkpoint_every: int = 500
     """Write a checkpoint every N steps (always also at the end and on stop)."""
+    checkpoint_minutes: float | None = 10.0
+    """Also write a checkpoint after this many minutes of training since the last one, so a crash loses at
+    most that much work however slow a step is (pauses don't count; None = by steps only)."""
     keep_checkpoints: int = 3
     """How many recent checkpoints to keep."""
     nan_lr_factor: float = 0.5
@@ -87,7 +90,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid setting."""
-        positive = ("batch_size", "r1_every", "keep_checkpoints", "log_every")
+        positive = ("batch_size", "r1_every", "checkpoint_every", "keep_checkpoints", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")
@@ -97,6 +100,11 @@ class TrainConfig:
             raise ConfigError(f"setting 'steps' must be at least 1 (got {self.steps})")
         if self.resolution is not None and (self.resolution < 16 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"setting 'resolution' must be a power of two >= 16 (got {self.resolution})")
+        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
+            raise ConfigError(
+                f"setting 'checkpoint_minutes' must be above 0 (got {self.checkpoint_minutes}); "
+                "leave it empty (None) to checkpoint by steps only"
+            )
         if not 0 < self.nan_lr_factor <= 1:
             raise ConfigError("setting 'nan_lr_factor' must be in (0, 1]")
 

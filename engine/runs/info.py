@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.runs.checkpoint import list_checkpoints
+from engine.runs.checkpoint import DAMAGED_SUFFIX, checkpoint_dir, list_checkpoints
 from engine.runs.config import read_run_config
 from engine.runs.layout import preview_path, preview_steps
 
@@ -31,6 +31,8 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "steps_target": config.steps,
         "step": int(last.get("step", 0)) if last else 0,
         "checkpoints": [p.name for p in checkpoints],
+        # set aside by a reader that found them damaged; kept for the user to inspect or delete
+        "damaged_checkpoints": sorted(p.name for p in checkpoint_dir(run_dir).glob(f"*{DAMAGED_SUFFIX}")),
         "latest_preview": str(preview_path(run_dir, previews[-1])) if previews else None,
         "dataset_fingerprint": meta.get("dataset_fingerprint"),
         "attestation_id": meta.get("attestation_id"),

@@ -32,7 +32,7 @@ from engine.fsutil import atomic_write_json, save_png
 from engine.runs.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
-    load_checkpoint,
+    load_latest_checkpoint,
     prune_checkpoints,
     save_checkpoint,
 )
@@ -169,6 +169,8 @@ class Trainer:
         self.micro_batches = 1
         self.rollbacks = 0
         self.best_kid: float | None = None
+        self.last_checkpoint_step = 0
+        self.last_checkpoint_seconds = 0.0  # training seconds at the last checkpoint (checkpoint_minutes)
 
     @classmethod
     def resume(
@@ -289,7 +291,7 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self) -> bool:
         cfg = self.config
-        self.last_checkpoint_step = self.step
+        self.last_checkpoint_step, self.last_checkpoint_seconds = self.step, self.train_seconds
         rate = _RateMeter()
         while not self._limit_reached():
             if self._poll_stop_and_pause():
@@ -306,7 +308,7 @@ class Trainer:
                 self._preview()
             if self.kid_every and self.step % self.kid_every == 0:
                 self._measure_kid()
-            if self.step % cfg.checkpoint_every == 0:
+            if self.step % cfg.checkpoint_every == 0 or self._checkpoint_due_by_time():
                 self._save_checkpoint()
             if self.step % _SNAPSHOT_EVERY == 0:
                 self.good_state = _clone_state(self.family.state_dict())
@@ -507,10 +509,15 @@ class Trainer:
     def _needs_final_checkpoint(self) -> bool:
         return self.step != self.last_checkpoint_step or latest_checkpoint(self.run_dir) is None
 
+    def _checkpoint_due_by_time(self) -> bool:
+        # training seconds only: time spent paused, in previews or writing checkpoints is no lost work
+        minutes = self.config.checkpoint_minutes
+        return minutes is not None and self.train_seconds - self.last_checkpoint_seconds >= minutes * 60
+
     def _save_checkpoint(self) -> Path:
         path = checkpoint_path(self.run_dir, self.step)
         save_checkpoint(path, self._checkpoint_state())
-        self.last_checkpoint_step = self.step
+        self.last_checkpoint_step, self.last_checkpoint_seconds = self.step, self.train_seconds
         prune_checkpoints(self.run_dir, self.config.keep_checkpoints, protect={path})
         if self.cb.on_checkpoint:
             self.cb.on_checkpoint(path)
@@ -538,7 +545,8 @@ class Trainer:
         if path is None:
             raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from; start a new run instead")
         _remove_stale_temp_files(self.run_dir)
-        state = load_checkpoint(path, family=self.config.family)
+        # the newest checkpoint that verifies: damaged newer ones are renamed *.damaged and logged
+        path, state = load_latest_checkpoint(self.run_dir, family=self.config.family, on_note=self._log)
         if state["dataset_fingerprint"] != self.dataset.fingerprint:
             raise DataError(
                 f"the images in {self.config.dataset} changed since this run started; resuming would "

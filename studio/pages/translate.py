@@ -56,7 +56,10 @@ def model_line(info: dict[str, Any]) -> str:
     backend = info.get("description", "")
     if info.get("backend_note"):
         backend = f"{backend} ({info['backend_note']})"
-    return f"{text} — {backend}" if backend else text
+    line = f"{text} — {backend}" if backend else text
+    # a PyTorch runner's notes say that a damaged newest checkpoint was set aside: show them, not only as a tooltip
+    notes = info.get("notes") if info.get("backend") == "pytorch" else None
+    return "\n".join([line, *notes]) if notes else line
 
 
 class TranslatePage(ModelPage):

@@ -1,21 +1,25 @@
-"""gan-studio-cli: the engine, headless and scriptable. Every command accepts --json.
+"""gan-studio-cli: the engine, headless and scriptable. Every command accepts --json (before or after it).
 
 User errors print one line and exit with status 2; unexpected errors print one line (the traceback
-only with --debug) and exit with status 1.
+only with --debug) and exit with status 1. Settings given as KEY=VALUE (``--set``, ``--option``) are
+typed like the dataclass field they set, and checked (names, finite numbers, ranges) before anything
+is printed or trained.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import json
+import math
 import signal
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING, Any
+from types import FrameType, NoneType, UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from engine.errors import ConfigError, GanStudioError
 from engine.tasks import get_task, task_names
@@ -32,14 +36,56 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _options(pairs: list[str]) -> dict[str, Any]:
+def _settings(pairs: list[str], config_cls: type, flag: str, what: str, owner: str = "") -> dict[str, Any]:
+    """``KEY=VALUE`` pairs -> {key: value typed like ``config_cls``'s field}; ConfigError for an unknown key.
+
+    ``what`` and ``owner`` name the settings in messages ("training setting"; "option", " of family 'dcgan'").
+    """
+    known = [f.name for f in dataclasses.fields(config_cls) if f.name != "format_version"]
+    try:
+        hints = get_type_hints(config_cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved: read values as JSON
+        hints = {}
     out = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = _parse_value(value)
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        if key not in known:
+            raise ConfigError(f"unknown {what} {key!r}{owner} in {flag}; the known {what}s{owner}: {', '.join(known)}")
+        out[key] = _typed(key, text, hints.get(key), flag)
     return out
+
+
+def _typed(key: str, text: str, hint: Any, flag: str) -> Any:
+    """``text`` as the field type ``hint`` wants: bool, int, float (nan/inf kept for validation), str or JSON."""
+    options = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+    if NoneType in options and text.strip().lower() in ("none", "null"):
+        return None
+    kinds = [k for k in options if k is not NoneType]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool:
+        word = text.strip().lower()
+        if word not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ConfigError(f"setting {key!r} ({flag}) is true or false, got {text!r}")
+        return word in ("true", "1", "yes", "on")
+    if kind in (int, float):
+        try:
+            return kind(text.strip())
+        except ValueError:
+            number = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"setting {key!r} ({flag}) must be {number}, got {text!r}") from None
+    if kind is str:
+        return text
+    return _parse_value(text)
+
+
+def _finite_options(options: dict[str, Any], family: str) -> None:
+    # TrainConfig.validate() knows the ranges of its own settings; a family's options are checked here.
+    for key, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"option {key!r} of family '{family}' (--option) must be a finite number, got {value}")
 
 
 def _emit(args: argparse.Namespace, summary: dict[str, Any], text: str) -> None:
@@ -81,16 +127,27 @@ def cmd_attest(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig the flags describe, validated (family, options, every setting) before training."""
+    from engine.families import get_family
+    from engine.families.base import build_family_config
     from engine.runs import TrainConfig
 
+    settings = _settings(args.set, TrainConfig, "--set", "training setting")
+    family_name = settings.get("family", args.family)
+    family = get_family(family_name)  # an unknown family is answered (with the known ones) before anything runs
+    options = {
+        **settings.pop("family_options", {}),
+        **_settings(args.option, family.Config, "--option", "option", f" of family '{family_name}'"),
+    }
+    _finite_options(options, family_name)
     fields: dict[str, Any] = {
         "dataset": str(args.dataset),
-        "family": args.family,
+        "family": family_name,
         "resolution": args.size,
         "steps": args.steps,
         "minutes": args.minutes,
         "device": args.device,
-        "family_options": _options(args.option),
+        "family_options": options,
     }
     if args.minutes is not None and args.steps is None:
         fields["steps"] = None
@@ -108,13 +165,13 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     fields.update({k: v for k, v in optional.items() if v is not None})
     if args.no_ada:
         fields["ada"] = False
-    fields.update(_options(args.set))
+    fields.update(settings)
     if args.task:
         _apply_task(fields, args.task)
-    try:
-        return TrainConfig(**fields)
-    except TypeError as exc:
-        raise ConfigError(f"invalid training setting: {exc}") from None
+    config = TrainConfig(**fields)
+    config.validate()
+    build_family_config(family.Config, config.family_options)  # names an unknown option the same way training would
+    return config
 
 
 def _apply_task(fields: dict[str, Any], task: str) -> None:
@@ -227,9 +284,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "files": [str(p) for p in paths],
             "source": str(runner.source),
             "backend": runner.description,
-            "notes": list(getattr(runner, "notes", [])),  # e.g. a damaged newest checkpoint was set aside
         },
-        "\n".join([f"Wrote {len(paths)} images to {args.out} ({runner.description})", *getattr(runner, "notes", [])]),
+        f"Wrote {len(paths)} images to {args.out} ({runner.description})",
     )
     return 0
 
@@ -274,9 +330,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         bar.close()
     lines = [f"Wrote {len(result.written)} image(s) to {args.out} ({translator.task}, {translator.description})"]
     lines += [f"skipped {path}: {reason}" for path, reason in result.skipped]
-    lines += translator.notes  # e.g. a damaged newest checkpoint was set aside
-    summary = {**result.to_dict(), "backend": translator.description, "task": translator.task}
-    _emit(args, {**summary, "notes": list(translator.notes)}, "\n".join(lines))
+    _emit(args, {**result.to_dict(), "backend": translator.description, "task": translator.task}, "\n".join(lines))
     return 1 if result.skipped and not result.written else 0
 
 
@@ -301,6 +355,45 @@ def _class_index(classes: list[str], name: str | None) -> int | None:
     return classes.index(name)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from engine.export.benchmark import benchmark_run
+
+    batches = _batch_sizes(args.batches)
+    say = None if args.json else (lambda message: print(message, file=sys.stderr))
+    report = benchmark_run(
+        args.run, batches=batches, runs=args.runs, warmup=args.warmup, device=args.device, progress=say
+    )
+    _emit(args, report.to_dict(), _bench_table(report))
+    return 0
+
+
+def _batch_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise ConfigError(f"--batches expects comma-separated batch sizes of at least 1, e.g. 1,8; got {text!r}")
+    return sizes
+
+
+def _bench_table(report: Any) -> str:
+    """The benchmark as a table: ms and images/s per backend, and the ratio, one row per batch size."""
+    lines = [
+        f"{report.run_dir}: {report.checkpoint.name} in {report.torch_backend} vs {report.onnx.name} in "
+        f"{report.ort_backend}; median of {report.runs} alternating runs after {report.warmup} warm-up",
+        f"{'batch':>5}  {'PyTorch ms':>10}  {'img/s':>8}  {'onnxruntime ms':>14}  {'img/s':>8}  PyTorch/onnxruntime",
+    ]
+    for row in report.rows:
+        faster = "onnxruntime faster" if row.speedup >= 1 else "PyTorch faster"
+        lines.append(
+            f"{row.batch:>5}  {row.torch_ms:>10.2f}  {row.torch_images_per_s:>8.1f}  {row.ort_ms:>14.2f}  "
+            f"{row.ort_images_per_s:>8.1f}  {row.speedup:.2f}x ({faster})"
+        )
+    lines.append(f"onnxruntime provider that ran: {report.ort_provider}")
+    return "\n".join(lines + [f"Note: {note}" for note in report.notes])
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from engine.runs.info import run_info
 
@@ -322,10 +415,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     stage: dict[str, str | None] = {"name": None}
 
     def progress(done: int, total: int, message: str) -> None:
+        if total <= 0:  # a step of unknown length (loading, scoring): say what it is
+            if stage["name"] != message:
+                stage["name"] = message
+                _tqdm().write(f"{message}...", file=sys.stderr)  # above a running bar, not through it
+            return
         if not bars:
             bars.append(_tqdm()(total=total, desc=message, unit="img", dynamic_ncols=True))
             stage["name"] = message
-        if stage["name"] != message:
+        elif stage["name"] != message:
             stage["name"] = message
             bars[0].reset(total=total)
             bars[0].set_description(message)
@@ -371,13 +469,21 @@ def _progress_bar(args: argparse.Namespace, desc: str, unit: str) -> Any:
     return bar
 
 
+def _global_flags(default: Any) -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--json", action="store_true", default=default, help="print a machine-readable JSON summary")
+    flags.add_argument("--debug", action="store_true", default=default, help="show tracebacks for unexpected errors")
+    return flags
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree for every command."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print a machine-readable JSON summary")
-    common.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    # --json/--debug work before and after the command. A subcommand parses into a fresh namespace
+    # whose defaults are copied over the main parser's, so there they default to SUPPRESS (absent
+    # unless given): a flag given before the command is then not reset to False.
+    common = _global_flags(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="gan-studio-cli", description="Train and use GANs on your own images.", parents=[common]
+        prog="gan-studio-cli", description="Train and use GANs on your own images.", parents=[_global_flags(False)]
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -425,14 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
     p.add_argument("--steps", type=int)
-    p.add_argument("--minutes", type=float)
+    p.add_argument("--minutes", type=float, help="time limit in minutes (> 0)")
     p.add_argument("--out", help="run folder (default: runs/<family>-<time> beside the dataset)")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch", type=int)
     p.add_argument("--seed", type=int)
-    p.add_argument("--lr", type=float, help="learning rate of G and D")
+    p.add_argument("--lr", type=float, help="learning rate of G and D (settings lr_g and lr_d, > 0)")
     p.add_argument("--loss", choices=["ns", "hinge"])
-    p.add_argument("--r1", type=float, help="R1 penalty weight (0 = off)")
+    p.add_argument("--r1", type=float, help="R1 penalty weight (setting r1_gamma, >= 0; 0 = off)")
     p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout ('' = off)")
     p.add_argument("--no-ada", action="store_true", help="always augment instead of adapting the probability")
     p.add_argument("--preview-every", type=int)
@@ -483,6 +589,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="half-precision weights (smaller, faster on GPUs)")
     p.add_argument("--out", required=True, help="target .onnx file")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "bench", parents=[common], help="time a run's checkpoint in PyTorch against its ONNX export in onnxruntime"
+    )
+    p.add_argument("run", help="run folder with a current export (see the export command)")
+    p.add_argument(
+        "--batches", default="1,8", help="comma-separated batch sizes to time (default: 1,8)", metavar="N,N,..."
+    )
+    p.add_argument("--runs", type=int, default=15, help="timed calls per backend and batch size (median reported)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed calls per backend first")
+    p.add_argument("--device", default="auto", help="device of the PyTorch side")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("info", parents=[common], help="describe a run folder")
     p.add_argument("run")

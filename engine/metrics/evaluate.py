@@ -1,10 +1,16 @@
-"""evaluate(): score a trained run or an exported .onnx generator against its dataset; KIDMonitor for training."""
+"""evaluate(): score a trained run or an exported .onnx generator against its dataset; KIDMonitor for training.
+
+``evaluate_run()`` does every step (model, real features, samples, features, scores, memorization and,
+on request, the nearest training image of each sample) and reports progress and polls cancel between
+batches; the CLI prints its scores, the studio's EvaluateWorker only turns its callbacks into signals.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +19,7 @@ import numpy as np
 from engine.metrics.cache import DEFAULT_MAX_IMAGES, RealFeatures, real_statistics
 from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.metrics.extractors import FeatureExtractor, Progress, check_images, get_extractor
-from engine.metrics.memorization import memorization
+from engine.metrics.memorization import MemorizationReport, NearestPair, memorization, nearest_images
 from engine.metrics.scores import fid, inception_score, kid, kid_plan, precision_recall
 
 if TYPE_CHECKING:
@@ -35,7 +41,30 @@ def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def evaluate(
+@dataclass
+class Evaluation:
+    """What evaluate_run() found: the JSON-ready scores and, for front ends that show them, the images."""
+
+    result: dict[str, Any]
+    """What evaluate() returns (see there)."""
+    memorization: MemorizationReport | None = None
+    """The full memorization report when 'memorization' was requested."""
+    pairs: list[NearestPair] = field(default_factory=list)
+    """Generated samples beside their nearest training image, nearest first (``pairs`` > 0)."""
+
+
+def evaluate(source: Path | str, **options: Any) -> dict[str, Any]:
+    """Score ``num_samples`` generated images of ``source`` (run folder, checkpoint or .onnx) against real ones.
+
+    Takes the keyword options of :func:`evaluate_run` and returns its JSON-ready ``result``: source,
+    backend, dataset, extractor, label, names (what to call each score), num_real, num_fake, the
+    requested scores (kid: {mean, std, subset_size, subsets}, fid, precision/recall,
+    inception_score: {mean, std}, memorization: {...}), feature throughput, seconds and notes.
+    """
+    return evaluate_run(source, **options).result
+
+
+def evaluate_run(
     source: Path | str,
     *,
     dataset_dir: Path | str | None = None,
@@ -50,24 +79,27 @@ def evaluate(
     kid_subset_size: int = 1000,
     pr_k: int = 3,
     inception_weights: Path | str | None = None,
+    pairs: int = 0,
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
-) -> dict[str, Any]:
-    """Score ``num_samples`` generated images of ``source`` (run folder, checkpoint or .onnx) against real ones.
+) -> Evaluation:
+    """Every step of an evaluation of ``source`` (run folder, checkpoint or .onnx); see :func:`evaluate`.
 
     The dataset is the run's own (run.json "dataset") unless ``dataset_dir`` is given; an .onnx file
-    needs ``dataset_dir``. Real features are cached (see real_statistics). Returns a JSON-ready dict:
-    source, dataset, extractor, label, names (what to call each score), num_real, num_fake, the
-    requested scores (kid: {mean, std, subset_size, subsets}, fid, precision/recall,
-    inception_score: {mean, std}, memorization: {...}), feature throughput, seconds and notes.
+    needs ``dataset_dir``. Real features are cached (see real_statistics). ``pairs`` > 0 (with
+    'memorization' in ``metrics``) also keeps that many generated samples with their nearest training
+    image. ``progress(done, total, stage)`` is called per batch (total 0: a step of unknown length);
+    ``should_cancel()`` is polled between batches and stops with MetricsCancelled.
     """
     from engine.export import open_runner
 
     wanted = parse_metrics(metrics)
     started = time.perf_counter()
     dataset, expected_fp = _dataset_for(Path(source), dataset_dir)
+    _announce(progress, "loading the model and the feature extractor")
     ext = _extractor(extractor, device, inception_weights, wanted)
     runner = open_runner(source, device=device)
+    _check_cancel(should_cancel)
     real = real_statistics(
         dataset,
         ext,
@@ -79,10 +111,15 @@ def evaluate(
         device=device,
     )
     notes = _notes(expected_fp, real, dataset)
-    images = generate_samples(runner, dataset, num_samples, seed, _stage(progress, "generating"), should_cancel)
+    _check_cancel(should_cancel)
+    images = generate_samples(
+        runner, dataset, num_samples, seed, _stage(progress, "generating"), should_cancel, batch_size
+    )
     t0 = time.perf_counter()
     fake, logits = ext.features_and_logits(images, batch_size, _stage(progress, "generated images"), should_cancel)
     rate = len(images) / max(time.perf_counter() - t0, 1e-9)
+    _check_cancel(should_cancel)
+    _announce(progress, "scoring")
     result: dict[str, Any] = {
         "source": str(runner.source),
         "backend": runner.description,
@@ -95,18 +132,22 @@ def evaluate(
         "resolution": runner.resolution,
         "features_per_second": round(rate, 1),
     }
-    result.update(
-        score_features(
-            real, fake, logits, wanted, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed
-        )
+    scores, report = _scores(
+        real, fake, logits, wanted, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed
     )
+    result.update(scores)
     if "memorization" in result:
         for pair in result["memorization"]["closest"]:
             pair["seed"] = seed + pair.pop("generated")
             pair["training_path"] = _row_path(dataset, runner.resolution, pair["training"])
+    nearest = []
+    if pairs > 0 and report is not None:
+        from engine.data import load_dataset
+
+        nearest = nearest_images(report, images, load_dataset(dataset, runner.resolution).images, count=pairs)
     result["seconds"] = round(time.perf_counter() - started, 1)
     result["notes"] = notes
-    return result
+    return Evaluation(result, report, nearest)
 
 
 def score_features(
@@ -121,7 +162,25 @@ def score_features(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The requested scores from ready features (what evaluate() does after extraction)."""
+    return _scores(
+        real, fake, logits, metrics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed
+    )[0]
+
+
+def _scores(
+    real: RealFeatures,
+    fake: np.ndarray,
+    logits: np.ndarray | None,
+    metrics: Iterable[str],
+    *,
+    kid_subsets: int,
+    kid_subset_size: int,
+    pr_k: int,
+    seed: int,
+) -> tuple[dict[str, Any], MemorizationReport | None]:
+    """(JSON-ready scores, the memorization report when requested: front ends show its pairs)."""
     out: dict[str, Any] = {}
+    report = None
     for name in metrics:
         if name == "kid":
             mean, std = kid(real.features, fake, kid_subsets, kid_subset_size, seed)
@@ -137,8 +196,20 @@ def score_features(
             mean, std = inception_score(logits)
             out["inception_score"] = {"mean": mean, "std": std}
         elif name == "memorization":
-            out["memorization"] = memorization(fake, real.features, train_rows=real.indices).to_dict()
-    return out
+            report = memorization(fake, real.features, train_rows=real.indices)
+            out["memorization"] = report.to_dict()
+    return out, report
+
+
+def _announce(progress: Progress | None, stage: str) -> None:
+    """A step of unknown length (total 0), so a front end can say what is happening."""
+    if progress is not None:
+        progress(0, 0, stage)
+
+
+def _check_cancel(should_cancel: Callable[[], bool] | None) -> None:
+    if should_cancel is not None and should_cancel():
+        raise MetricsCancelled("evaluation was cancelled")
 
 
 def _stage(progress: Progress | None, stage: str) -> Progress | None:
@@ -185,6 +256,8 @@ def _dataset_for(source: Path, dataset_dir: Path | str | None) -> tuple[Path, st
         except (OSError, ValueError):
             info = {}
     if dataset_dir is not None:
+        if not Path(dataset_dir).is_dir():
+            raise MetricsError(f"{dataset_dir} does not exist; name a dataset folder made by gan-studio-cli import")
         return Path(dataset_dir), info.get("dataset_fingerprint")
     if source.suffix.lower() == ".onnx":
         raise MetricsError(
@@ -194,9 +267,15 @@ def _dataset_for(source: Path, dataset_dir: Path | str | None) -> tuple[Path, st
     if not info.get("dataset"):
         raise MetricsError(
             f"cannot tell which dataset {source} was trained on (no readable run.json with a "
-            "'dataset' entry); name it with --dataset DATASET"
+            "'dataset' entry); name the dataset to compare with (--dataset DATASET)"
         )
-    return Path(info["dataset"]), info.get("dataset_fingerprint")
+    dataset = Path(info["dataset"])
+    if not dataset.is_dir():
+        raise MetricsError(
+            f"the dataset this run was trained on is gone: {dataset} does not exist. Re-import the images "
+            "into that folder, or name another dataset to compare with (--dataset DATASET)"
+        )
+    return dataset, info.get("dataset_fingerprint")
 
 
 def _notes(expected_fp: str | None, real: RealFeatures, dataset: Path) -> list[str]:

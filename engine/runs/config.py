@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,42 @@ from typing import Any
 from engine.errors import CheckpointError, ConfigError
 
 FORMAT_VERSION = 1
+
+# The allowed range of every float setting: (low, high, low included, high included); None = unbounded.
+# validate() also refuses NaN and infinity: a NaN passes no comparison and would only surface steps
+# later as an optimizer error or a config.json that is not valid JSON.
+FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "minutes": (0, None, False, False),
+    "lr_g": (0, None, False, False),
+    "lr_d": (0, None, False, False),
+    "beta1": (0, 1, True, False),
+    "beta2": (0, 1, True, False),
+    "r1_gamma": (0, None, True, False),
+    "ada_target": (0, 1, True, True),
+    "ema_half_life_kimg": (0, None, True, False),
+    "grad_clip": (0, None, True, False),
+    "nan_lr_factor": (0, 1, False, True),
+}
+
+
+def describe_range(low: float | None, high: float | None, low_in: bool, high_in: bool) -> str:
+    """'> 0', '>= 0' or 'in [0, 1)' for a FLOAT_RANGES entry."""
+    if high is None:
+        return f"{'>=' if low_in else '>'} {low:g}" if low is not None else "any finite number"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def _float_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` is not allowed for the float setting ``name``, or None when it is."""
+    low, high, low_in, high_in = FLOAT_RANGES[name]
+    allowed = f"setting '{name}' must be a finite number {describe_range(low, high, low_in, high_in)}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{allowed} (got {value!r})"
+    outside_low = low is not None and (value < low if low_in else value <= low)
+    outside_high = high is not None and (value > high if high_in else value >= high)
+    if not math.isfinite(value) or outside_low or outside_high:
+        return f"{allowed} (got {value})"
+    return None
 
 
 @dataclass
@@ -72,9 +109,6 @@ class TrainConfig:
     """Number of images in the preview grid."""
     checkpoint_every: int = 500
     """Write a checkpoint every N steps (always also at the end and on stop)."""
-    checkpoint_minutes: float | None = 10.0
-    """Also write a checkpoint after this many minutes of training since the last one, so a crash loses at
-    most that much work however slow a step is (pauses don't count; None = by steps only)."""
     keep_checkpoints: int = 3
     """How many recent checkpoints to keep."""
     nan_lr_factor: float = 0.5
@@ -89,8 +123,20 @@ class TrainConfig:
     """Version of this config layout (for migrations)."""
 
     def validate(self) -> None:
-        """Raise ConfigError naming the first invalid setting."""
-        positive = ("batch_size", "r1_every", "checkpoint_every", "keep_checkpoints", "log_every")
+        """Raise ConfigError naming the first invalid setting (and, for a number, its allowed range)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None and "None" in str(f.type):
+                continue  # an optional setting left unset
+            if f.name in FLOAT_RANGES:
+                problem = _float_problem(f.name, value)
+            elif isinstance(value, float) and not math.isfinite(value):  # a float setting without a range
+                problem = f"setting '{f.name}' must be a finite number (got {value})"
+            else:
+                problem = None
+            if problem:
+                raise ConfigError(problem)
+        positive = ("batch_size", "r1_every", "keep_checkpoints", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")
@@ -100,13 +146,6 @@ class TrainConfig:
             raise ConfigError(f"setting 'steps' must be at least 1 (got {self.steps})")
         if self.resolution is not None and (self.resolution < 16 or self.resolution & (self.resolution - 1)):
             raise ConfigError(f"setting 'resolution' must be a power of two >= 16 (got {self.resolution})")
-        if self.checkpoint_minutes is not None and not self.checkpoint_minutes > 0:
-            raise ConfigError(
-                f"setting 'checkpoint_minutes' must be above 0 (got {self.checkpoint_minutes}); "
-                "leave it empty (None) to checkpoint by steps only"
-            )
-        if not 0 < self.nan_lr_factor <= 1:
-            raise ConfigError("setting 'nan_lr_factor' must be in (0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""

@@ -34,10 +34,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.export.benchmark import BenchRow
 from engine.runs.checkpoint import list_checkpoints
 from engine.runs.info import run_kind
 from studio.errors import ErrorReporter
-from studio.models import BenchRow, ExportInfo, export_path, list_exports, read_card
+from studio.models import ExportInfo, export_path, list_exports, read_card
 from studio.pages.evaluate import EvaluatePanel
 from studio.project import Project
 from studio.workers.model_workers import BenchmarkWorker, ExportWorker
@@ -326,7 +327,7 @@ class ModelsPage(QWidget):
         if not run or self.is_busy():
             return False
         try:
-            default = export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
+            default = export_path(Path(run), self.fp16_check.isChecked())
         except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
             self.errors.report_exception(exc)
             return False
@@ -342,7 +343,7 @@ class ModelsPage(QWidget):
         if not run or self.is_busy():
             return False
         try:
-            out = out or export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
+            out = out or export_path(Path(run), self.fp16_check.isChecked())
         except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
             self.errors.report_exception(exc)
             return False

@@ -1,17 +1,14 @@
 """EvaluateWorker: quality scores (KD/FD with EffLite0) and the memorization check of one run.
 
-The engine's ``evaluate()`` returns numbers only; the studio also shows each generated image beside
-its nearest training image, so this worker runs the same steps itself (open_runner, real_statistics,
-generate_samples, features, score_features, memorization, nearest_images) and keeps the images.
-Everything runs on the worker thread; it ends with exactly one of sig_finished / sig_cancelled /
-sig_failed and never touches a widget.
+The engine's ``evaluate_run()`` does every step, keeping the generated samples beside their nearest
+training image; this worker only runs it on its thread, turns its progress callback into
+``sig_progress`` and its cancel poll into ``cancel()``, and ends with exactly one of sig_finished /
+sig_cancelled / sig_failed. It never touches a widget.
 """
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ from engine.errors import GanStudioError
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 CAVEAT = "EffLite0 scores are not comparable with published Inception FID"
+METRICS = ("kid", "fid", "memorization")
 
 
 @dataclass
@@ -49,21 +47,30 @@ class EvaluationResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-
-def run_dataset(run_dir: Path) -> tuple[Path, str | None]:
-    """(dataset folder, fingerprint trained on) from the run's run.json; MetricsError in words otherwise."""
-    from engine.metrics import MetricsError
-
-    try:
-        info = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        info = {}
-    if not info.get("dataset"):
-        raise MetricsError(
-            f"cannot tell which dataset {Path(run_dir).name} was trained on "
-            "(its run.json is missing or has no 'dataset' entry)"
+    @classmethod
+    def from_evaluation(cls, run_dir: Path, evaluation: Any) -> EvaluationResult:
+        """The panel's view of an engine ``Evaluation`` (fields read as they are, nothing computed)."""
+        r, memo = evaluation.result, evaluation.result["memorization"]
+        return cls(
+            run_dir=run_dir,
+            dataset=Path(r["dataset"]),
+            names=r["names"],
+            label=r["label"],
+            backend=r["backend"],
+            num_fake=r["num_fake"],
+            num_real=r["num_real"],
+            kid_mean=r["kid"]["mean"],
+            kid_std=r["kid"]["std"],
+            fid=r["fid"],
+            near_copy_share=memo["near_copy_share"],
+            near_copies=memo["near_copies"],
+            threshold=memo["threshold"],
+            typical_distance=memo["typical_distance"],
+            training_share=memo["training_share"],
+            pairs=list(evaluation.pairs),
+            notes=list(r["notes"]),
+            seconds=r["seconds"],
         )
-    return Path(info["dataset"]), info.get("dataset_fingerprint")
 
 
 class EvaluateWorker(ThreadWorker):
@@ -101,12 +108,6 @@ class EvaluateWorker(ThreadWorker):
         """True once cancel() was called."""
         return self._cancel.is_set()
 
-    def _progress(self, stage: str):
-        def report(done: int, total: int, message: str) -> None:
-            self.sig_progress.emit(int(done), int(total), f"{stage}: {message}" if message != stage else stage)
-
-        return report
-
     def run(self) -> None:
         """Evaluate and emit exactly one ending signal."""
         from engine.metrics import MetricsCancelled
@@ -130,76 +131,21 @@ class EvaluateWorker(ThreadWorker):
             else:
                 self.sig_finished.emit(result)
 
-    def _check(self) -> None:
-        from engine.metrics import MetricsCancelled
-
-        if self.is_cancelled():
-            raise MetricsCancelled("evaluation was cancelled")
-
     def evaluate(self) -> EvaluationResult:
-        """The engine steps of evaluate(), keeping the generated and training images for the pairs."""
-        from engine.data import load_dataset
-        from engine.export import open_runner
-        from engine.metrics import get_extractor, memorization, nearest_images, real_statistics
-        from engine.metrics.evaluate import generate_samples, score_features
+        """engine.metrics.evaluate.evaluate_run on CPU with EffLite0, progress and cancel wired to this worker."""
+        from engine.metrics.evaluate import evaluate_run
 
-        started = time.perf_counter()
-        cancel = self._cancel.is_set
-        dataset, trained_fp = run_dataset(self.run_dir)
-        if not dataset.is_dir():
-            from engine.metrics import MetricsError
-
-            raise MetricsError(
-                f"the dataset this run was trained on is gone: {dataset} does not exist. "
-                "Re-import the images into that folder to evaluate the run"
-            )
-        self.sig_progress.emit(0, 0, "loading the model and the feature extractor")
-        runner = open_runner(self.run_dir, device="cpu")
-        ext = get_extractor("efflite0", device="cpu")
-        self._check()
-        real = real_statistics(
-            dataset,
-            ext,
-            runner.resolution,
-            self.max_real,
+        evaluation = evaluate_run(
+            self.run_dir,
+            metrics=METRICS,
+            extractor="efflite0",
+            num_samples=self.num_samples,
+            max_real=self.max_real,
+            device="cpu",
             batch_size=self.batch_size,
-            progress=self._progress("real images"),
-            should_cancel=cancel,
+            seed=self.seed,
+            pairs=self.pair_count,
+            progress=self.sig_progress.emit,
+            should_cancel=self._cancel.is_set,
         )
-        self._check()
-        images = generate_samples(
-            runner, dataset, self.num_samples, self.seed, self._progress("generating"), cancel, self.batch_size
-        )
-        fake, logits = ext.features_and_logits(images, self.batch_size, self._progress("generated images"), cancel)
-        self._check()
-        self.sig_progress.emit(0, 0, "scoring")
-        scores = score_features(real, fake, logits, ("kid", "fid"), seed=self.seed)
-        report = memorization(fake, real.features, train_rows=real.indices)
-        training = load_dataset(dataset, runner.resolution).images
-        pairs = nearest_images(report, images, training, count=self.pair_count)
-        notes = []
-        if trained_fp and trained_fp != real.fingerprint:
-            notes.append(
-                "the images in the dataset changed since this model was trained; the scores compare "
-                "with the current images"
-            )
-        return EvaluationResult(
-            run_dir=self.run_dir,
-            dataset=dataset,
-            names={m: ext.metric_name(m) for m in ("kid", "fid")},
-            label=ext.label,
-            backend=runner.description,
-            num_fake=len(fake),
-            num_real=len(real.features),
-            kid_mean=float(scores["kid"]["mean"]),
-            kid_std=float(scores["kid"]["std"]),
-            fid=float(scores["fid"]),
-            near_copy_share=report.near_copy_share,
-            near_copies=int(report.near_copy.sum()),
-            threshold=report.threshold,
-            typical_distance=report.typical_distance,
-            training_share=report.training_share,
-            pairs=pairs,
-            notes=notes,
-            seconds=time.perf_counter() - started,
-        )
+        return EvaluationResult.from_evaluation(self.run_dir, evaluation)

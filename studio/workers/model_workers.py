@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 
 from engine.export import export_onnx
-from studio.models import benchmark_run
+from engine.export.benchmark import benchmark_run
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority, run_guarded
 
 
@@ -57,7 +57,7 @@ class ExportWorker(_JobWorker):
 
 
 class BenchmarkWorker(_JobWorker):
-    """Times PyTorch against onnxruntime for a run; finishes with a list of BenchRow."""
+    """Times PyTorch against onnxruntime for a run (engine.export.benchmark); finishes with its BenchRow list."""
 
     what = "The benchmark"
 
@@ -72,5 +72,5 @@ class BenchmarkWorker(_JobWorker):
         self.run_dir, self.batches, self.runs, self.timer = Path(run_dir), batches, runs, timer
 
     def job(self) -> Any:
-        """Median latencies per batch size on both backends."""
-        return self.timer(self.run_dir, batches=self.batches, runs=self.runs, progress=self.sig_progress.emit)
+        """Median latencies per batch size on both backends (each row names the backends that ran)."""
+        return self.timer(self.run_dir, batches=self.batches, runs=self.runs, progress=self.sig_progress.emit).rows

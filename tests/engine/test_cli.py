@@ -1,4 +1,6 @@
-"""gan-studio-cli end to end in subprocesses: import, attest, train, info, generate, resume, hard kill."""
+"""gan-studio-cli end to end in subprocesses: import, attest, train, info, generate, resume, hard kill;
+in process (main()): --json before or after the command, settings refused in one line before anything
+is printed, and bench on a tiny exported run."""
 
 from __future__ import annotations
 
@@ -13,9 +15,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from engine.cli import main
+from engine.errors import ConfigError
+from engine.export import export_onnx
+from engine.runs import TrainConfig
 from engine.runs.checkpoint import list_checkpoints, load_checkpoint
+from engine.training import Trainer
 
-from .helpers import write_shapes_folder
+from .helpers import make_dataset, tiny_config, write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -218,3 +225,125 @@ def test_translate_end_to_end(workspace):
     assert bad_hint.returncode == 2 and "X,Y,#RRGGBB" in bad_hint.stderr
     wrong_task = cli("train", str(data), "--family", "dcgan", "--task", "sketch", "--steps", "1", check=False)
     assert wrong_task.returncode == 2 and "no task" in wrong_task.stderr
+
+
+# -- in process: flags, settings, bench ---------------------------------------------------------------
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of main(args) in this process."""
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_json_flag_before_or_after_the_command(position, tmp_path, capsys):
+    folder = write_shapes_folder(tmp_path / "art", per_class=3)
+    command = ["import", str(folder), "--out", str(tmp_path / "ds"), "--size", "32"]
+    code, out, _ = run_main(capsys, *(["--json", *command] if position == "before" else [*command, "--json"]))
+    assert code == 0
+    assert json.loads(out)["kept"] == 6  # JSON, not the text summary
+    code, out, _ = run_main(
+        capsys, *(["--json", "info", "/no/such/run"] if position == "before" else ["info", "/no/such/run", "--json"])
+    )
+    assert code == 2 and out == ""
+
+
+def test_text_output_without_json(tmp_path, capsys):
+    folder = write_shapes_folder(tmp_path / "art", per_class=2)
+    code, out, _ = run_main(capsys, "import", str(folder), "--out", str(tmp_path / "ds"), "--size", "32")
+    assert code == 0 and out.startswith("Imported 4 of 4") and "gan-studio-cli attest" in out
+
+
+@pytest.fixture(scope="module")
+def attested(tmp_path_factory):
+    """An imported, attested dataset: without the up-front checks these commands would start training."""
+    return make_dataset(tmp_path_factory.mktemp("attested"), per_class=3)
+
+
+@pytest.mark.parametrize(
+    "flags,needles",
+    [
+        (["--lr", "nan"], ["'lr_g'", "finite number > 0", "nan"]),
+        (["--lr", "inf"], ["'lr_g'", "finite number > 0", "inf"]),
+        (["--minutes", "nan"], ["'minutes'", "> 0"]),
+        (["--r1=-inf"], ["'r1_gamma'", ">= 0"]),
+        (["--set", "lr_g=nan"], ["'lr_g'", "finite number > 0"]),
+        (["--set", "lr_d=inf"], ["'lr_d'", "finite number > 0"]),
+        (["--set", "beta2=1.5"], ["'beta2'", "in [0, 1)"]),
+        (["--set", "lr_g=fast"], ["'lr_g'", "must be a number", "'fast'"]),
+        (["--set", "bogus=1"], ["unknown training setting 'bogus' in --set", "lr_g", "batch_size", "r1_gamma"]),
+        (["--option", "bogus=1"], ["unknown option 'bogus' of family 'dcgan'", "base_channels", "latent_dim"]),
+        (["--family", "fastgan", "--option", "recon_weight=nan"], ["'recon_weight'", "fastgan", "finite"]),
+        (["--family", "nope"], ["unknown model family 'nope'", "dcgan", "fastgan", "pix2pix"]),
+        (["--set", "family=nope"], ["unknown model family 'nope'", "dcgan"]),
+    ],
+)
+def test_bad_settings_are_one_line_before_anything_is_printed(flags, needles, attested, tmp_path, capsys):
+    code, out, err = run_main(capsys, "train", str(attested), "--out", str(tmp_path / "run"), "--steps", "1", *flags)
+    assert code == 2
+    assert out == ""  # nothing printed before the error: no "Training 'x' on CPU"
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and "__init__" not in err and "unexpected" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_refuses_a_non_finite_time_limit(tmp_path, capsys):
+    dataset = make_dataset(tmp_path, per_class=2)
+    Trainer(tiny_config(dataset, steps=1), run_dir=tmp_path / "run").run()
+    code, out, err = run_main(capsys, "resume", str(tmp_path / "run"), "--minutes", "inf")
+    assert code == 2 and out == "" and "'minutes'" in err and "> 0" in err
+
+
+def test_train_config_validate_checks_every_float_setting():
+    """The GUI calls validate() too: every float field of TrainConfig refuses NaN and infinity."""
+    import dataclasses
+
+    floats = [f.name for f in dataclasses.fields(TrainConfig) if "float" in str(f.type)]
+    assert {"lr_g", "lr_d", "minutes", "r1_gamma", "beta1", "ema_half_life_kimg", "grad_clip"} <= set(floats)
+    TrainConfig(dataset="d").validate()
+    for name in floats:
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ConfigError, match=f"'{name}' must be a finite number"):
+                TrainConfig(dataset="d", **{name: bad}).validate()
+    with pytest.raises(ConfigError, match="'lr_d' must be a finite number > 0"):
+        TrainConfig(dataset="d", lr_d=0.0).validate()
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    Trainer(tiny_config(make_dataset(tmp, per_class=2), steps=2), run_dir=tmp / "run").run()
+    return tmp / "run"
+
+
+def test_bench_needs_an_export_then_prints_both_backends(tiny_run, capsys):
+    code, out, err = run_main(capsys, "bench", str(tiny_run))
+    assert code == 2 and out == ""
+    assert "export it to ONNX first" in err and "gan-studio-cli export" in err and len(err.strip().splitlines()) == 1
+
+    export_onnx(tiny_run, tiny_run / "exports" / "generator.onnx")
+    code, out, _ = run_main(
+        capsys, "--json", "bench", str(tiny_run), "--batches", "1,3", "--runs", "2", "--warmup", "1"
+    )
+    assert code == 0
+    report = json.loads(out)
+    assert [row["batch"] for row in report["rows"]] == [1, 3]
+    for row in report["rows"]:
+        assert row["torch_ms"] > 0 and row["ort_ms"] > 0
+        assert row["speedup"] == pytest.approx(row["torch_ms"] / row["ort_ms"])
+        assert row["ort_images_per_s"] == pytest.approx(row["batch"] * 1000 / row["ort_ms"])
+    assert report["ort_provider"].endswith("ExecutionProvider") and report["ort_provider"] in report["ort_backend"]
+    assert report["torch_backend"].startswith("PyTorch") and report["onnx"].endswith("generator.onnx")
+    assert report["runs"] == 2 and report["warmup"] == 1
+
+    code, out, _ = run_main(capsys, "bench", str(tiny_run), "--batches", "2", "--runs", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert "PyTorch ms" in lines[1] and "onnxruntime ms" in lines[1] and "img/s" in lines[1]
+    assert lines[2].split()[0] == "2" and lines[2].rstrip().endswith("faster)")
+    assert f"provider that ran: {report['ort_provider']}" in out
+
+    code, out, err = run_main(capsys, "bench", str(tiny_run), "--batches", "0,x")
+    assert code == 2 and "--batches" in err and "'0,x'" in err

@@ -284,8 +284,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "files": [str(p) for p in paths],
             "source": str(runner.source),
             "backend": runner.description,
+            "notes": list(getattr(runner, "notes", [])),  # e.g. a damaged newest checkpoint was set aside
         },
-        f"Wrote {len(paths)} images to {args.out} ({runner.description})",
+        "\n".join([f"Wrote {len(paths)} images to {args.out} ({runner.description})", *getattr(runner, "notes", [])]),
     )
     return 0
 
@@ -330,7 +331,9 @@ def cmd_translate(args: argparse.Namespace) -> int:
         bar.close()
     lines = [f"Wrote {len(result.written)} image(s) to {args.out} ({translator.task}, {translator.description})"]
     lines += [f"skipped {path}: {reason}" for path, reason in result.skipped]
-    _emit(args, {**result.to_dict(), "backend": translator.description, "task": translator.task}, "\n".join(lines))
+    lines += translator.notes  # e.g. a damaged newest checkpoint was set aside
+    summary = {**result.to_dict(), "backend": translator.description, "task": translator.task}
+    _emit(args, {**summary, "notes": list(translator.notes)}, "\n".join(lines))
     return 1 if result.skipped and not result.written else 0
 
 

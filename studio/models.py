@@ -5,13 +5,14 @@ the page's words. Plain Python: no Qt here. The Benchmark's timing is the engine
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import CheckpointError
 from engine.export.open import find_export
-from engine.runs.checkpoint import list_checkpoints
+from engine.runs.checkpoint import list_checkpoints, newest_verified_checkpoint
 from engine.runs.info import run_kind
 
 
@@ -58,12 +59,15 @@ def list_exports(run_dir: Path) -> list[ExportInfo]:
     return infos
 
 
-def export_path(run_dir: Path, fp16: bool) -> Path:
-    """Where the Models page writes a run's export: exports/{generator|translator}-step-NNNNNN[-fp16].onnx."""
-    checkpoints = list_checkpoints(Path(run_dir))
-    if not checkpoints:
+def export_path(run_dir: Path, fp16: bool, on_note: Callable[[str], None] | None = None) -> Path:
+    """Where the Models page writes a run's export: exports/{generator|translator}-step-NNNNNN[-fp16].onnx.
+
+    Named after the newest checkpoint that verifies (the one the export will use); a damaged newer
+    one is set aside and reported through ``on_note``.
+    """
+    if not list_checkpoints(Path(run_dir)):
         raise CheckpointError(f"run {Path(run_dir).name} has no checkpoint to export; train it first")
-    stem = checkpoints[-1].stem  # step-NNNNNN
+    stem = newest_verified_checkpoint(Path(run_dir), on_note).stem  # step-NNNNNN
     kind = "translator" if run_kind(run_dir) == "translate" else "generator"
     return Path(run_dir) / "exports" / f"{kind}-{stem}{'-fp16' if fp16 else ''}.onnx"
 

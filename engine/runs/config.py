@@ -18,6 +18,7 @@ FORMAT_VERSION = 1
 # later as an optimizer error or a config.json that is not valid JSON.
 FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "minutes": (0, None, False, False),
+    "checkpoint_minutes": (0, None, False, False),
     "lr_g": (0, None, False, False),
     "lr_d": (0, None, False, False),
     "beta1": (0, 1, True, False),
@@ -109,6 +110,9 @@ class TrainConfig:
     """Number of images in the preview grid."""
     checkpoint_every: int = 500
     """Write a checkpoint every N steps (always also at the end and on stop)."""
+    checkpoint_minutes: float | None = 10.0
+    """Also write a checkpoint after this many minutes of training since the last one, so a crash loses at
+    most that much work however slow a step is (pauses don't count; None = by steps only)."""
     keep_checkpoints: int = 3
     """How many recent checkpoints to keep."""
     nan_lr_factor: float = 0.5
@@ -136,7 +140,7 @@ class TrainConfig:
                 problem = None
             if problem:
                 raise ConfigError(problem)
-        positive = ("batch_size", "r1_every", "keep_checkpoints", "log_every")
+        positive = ("batch_size", "r1_every", "checkpoint_every", "keep_checkpoints", "log_every")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")

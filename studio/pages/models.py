@@ -327,7 +327,7 @@ class ModelsPage(QWidget):
         if not run or self.is_busy():
             return False
         try:
-            default = export_path(Path(run), self.fp16_check.isChecked())
+            default = export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
         except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
             self.errors.report_exception(exc)
             return False
@@ -343,7 +343,7 @@ class ModelsPage(QWidget):
         if not run or self.is_busy():
             return False
         try:
-            out = out or export_path(Path(run), self.fp16_check.isChecked())
+            out = out or export_path(Path(run), self.fp16_check.isChecked(), on_note=self.sig_status.emit)
         except Exception as exc:  # noqa: BLE001 (engine errors are words, the rest gets details)
             self.errors.report_exception(exc)
             return False

@@ -33,6 +33,10 @@ def _attest_hint(dataset_dir: Path | str) -> str:
     )
 
 
+ATTEST_GUI_HINT = "click Consent… on the Dataset page (or on the Train page) and record it"
+"""The GUI's words for :func:`_attest_hint`."""
+
+
 @dataclass(frozen=True)
 class Attestation:
     """One signed statement about a dataset at a given fingerprint."""
@@ -96,10 +100,8 @@ def attestation_history(dataset_dir: Path | str) -> list[Attestation]:
 
 
 def _unreadable(path: Path, exc: Exception, dataset_dir: Path | str) -> ConsentError:
-    return ConsentError(
-        f"{path} cannot be read ({exc}); move it aside to keep it for review, then "
-        f"attest again: {_attest_hint(dataset_dir)}"
-    )
+    problem = f"{path} cannot be read ({exc}); move it aside to keep it for review, then attest again"
+    return ConsentError(f"{problem}: {_attest_hint(dataset_dir)}", gui=f"{problem}: {ATTEST_GUI_HINT}")
 
 
 def current_attestation(dataset_dir: Path | str) -> Attestation | None:
@@ -160,14 +162,14 @@ def require_attestation(dataset_dir: Path | str) -> Attestation:
     """
     record = current_attestation(dataset_dir)
     if record is None:
-        raise ConsentError(
-            f"no consent attestation for the dataset {dataset_dir}; before training, "
-            f"confirm your rights to the images: {_attest_hint(dataset_dir)}"
+        problem = (
+            f"no consent attestation for the dataset {dataset_dir}; before training, confirm your rights to the images"
         )
+        raise ConsentError(f"{problem}: {_attest_hint(dataset_dir)}", gui=f"{problem}: {ATTEST_GUI_HINT}")
     if record.fingerprint != dataset_fingerprint(dataset_dir):
-        raise ConsentError(
-            f"the files of {dataset_dir} changed since the attestation on "
-            f"{record.created_label}; review them and attest again: "
-            f"{_attest_hint(dataset_dir)}"
+        problem = (
+            f"the files of {dataset_dir} changed since the attestation on {record.created_label}; "
+            "review them and attest again"
         )
+        raise ConsentError(f"{problem}: {_attest_hint(dataset_dir)}", gui=f"{problem}: {ATTEST_GUI_HINT}")
     return record

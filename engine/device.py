@@ -23,11 +23,18 @@ def select_device(name: str = "auto") -> torch.device:
         raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError(f"device {name!r} requested but no CUDA GPU is available here; use --device cpu or auto")
+            problem = f"device {name!r} requested but no CUDA GPU is available here"
+            raise DeviceError(
+                f"{problem}; use --device cpu or auto",
+                gui=f"{problem}; set Device to auto or cpu under Advanced settings",
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not _mps_available():
-        raise DeviceError("device 'mps' requested but Apple Metal is not available here; use --device cpu or auto")
+        problem = "device 'mps' requested but Apple Metal is not available here"
+        raise DeviceError(
+            f"{problem}; use --device cpu or auto", gui=f"{problem}; set Device to auto or cpu under Advanced settings"
+        )
     return device
 
 

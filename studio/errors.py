@@ -18,7 +18,7 @@ from types import TracebackType
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from engine.errors import GanStudioError
+from engine.errors import GanStudioError, gui_message
 from studio.widgets.error_dialog import ErrorDialog
 
 ERROR_LOG = "errors.log"
@@ -27,7 +27,7 @@ ERROR_LOG = "errors.log"
 def split_exception(exc: BaseException) -> tuple[str, str]:
     """(message, details) for an exception: words only for engine errors, a traceback for the rest."""
     if isinstance(exc, GanStudioError):
-        return str(exc), ""
+        return gui_message(exc), ""
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return f"Something went wrong that GAN Studio did not expect: {type(exc).__name__}: {exc}", details
 

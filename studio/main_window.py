@@ -17,6 +17,7 @@ from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
+    QDialog,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -86,6 +87,45 @@ class LoadingPanel(QWidget):
         self.busy.setVisible(False)
 
 
+class SavingDialog(QDialog):
+    """Shown from the moment the user agrees to close during training until the run's thread has ended:
+    the checkpoint is being written and the window will close by itself. It cannot be dismissed."""
+
+    TEXT = "Saving checkpoint… GAN Studio closes as soon as the training run has stopped."
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Saving checkpoint…")
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.setWindowFlag(Qt.WindowType.WindowCloseButtonHint, False)
+        self.message = QLabel(self.TEXT)
+        self.message.setWordWrap(True)
+        busy = QProgressBar()
+        busy.setRange(0, 0)  # busy: a checkpoint takes as long as it takes
+        busy.setTextVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(busy)
+        self._done = False
+
+    def finish(self) -> None:
+        """The run has ended: close for real."""
+        self._done = True
+        self.done(QDialog.DialogCode.Accepted)
+
+    def reject(self) -> None:
+        """Escape does nothing: closing waits for the checkpoint."""
+        if self._done:
+            super().reject()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt name)
+        """Only :meth:`finish` closes it."""
+        if self._done:
+            event.accept()
+        else:
+            event.ignore()
+
+
 class MainWindow(QMainWindow):
     """GAN Studio's window over one open project; the pages appear once the engine is loaded."""
 
@@ -107,6 +147,7 @@ class MainWindow(QMainWindow):
         self.theme_name = get_theme(theme or str(self.settings.value("theme", DEFAULT_THEME))).name
         self.errors = ErrorReporter(self, project.logs_dir)
         self._close_when_stopped = False
+        self.saving_dialog: SavingDialog | None = None  # shown while closing waits for the checkpoint
         self._pending_project: Project | None = None
         self._jobs: dict[str, tuple[str, int, int]] = {}
         self.pages: dict[str, QWidget] = {}  # filled by _build_pages once the engine is loaded
@@ -310,6 +351,7 @@ class MainWindow(QMainWindow):
         self.dataset_page.sig_sample_ready.connect(self.train_sample)
         self.train_page.sig_consent_requested.connect(self._open_consent)
         self.train_page.sig_run_finished.connect(self._on_run_finished)
+        self.train_page.sig_checkpoint_saved.connect(self._on_checkpoint_saved)
         self.models_page.sig_exported.connect(self._on_exported)
         self.train_page.sig_running_changed.connect(self._on_training_changed)
         for key, page in self.pages.items():
@@ -388,6 +430,12 @@ class MainWindow(QMainWindow):
         else:
             self.generate_page.refresh_runs(select=run)
 
+    def _on_checkpoint_saved(self, run: str) -> None:
+        """A training run wrote a checkpoint: once it has one, the page for its kind of model lists it."""
+        page = self.translate_page if run_kind(run) == "translate" else self.generate_page
+        if page.run_combo.findData(run) < 0:  # listed already: leave the page (and its model) alone
+            page.refresh_runs()
+
     def _on_training_changed(self, running: bool) -> None:
         if running:
             return
@@ -395,6 +443,9 @@ class MainWindow(QMainWindow):
             project, self._pending_project = self._pending_project, None
             self._switch_project(project)
         if self._close_when_stopped:
+            if self.saving_dialog is not None:
+                self.saving_dialog.finish()
+                self.saving_dialog = None
             QTimer.singleShot(0, self.close)
 
     # -- projects ---------------------------------------------------------------------------------
@@ -512,7 +563,9 @@ class MainWindow(QMainWindow):
             if not self._close_when_stopped and self.confirm_stop_training():
                 self._close_when_stopped = True
                 self.train_page.stop()
-                self.show_status("Saving a checkpoint before closing…")
+                self.statusBar().showMessage("Saving checkpoint… GAN Studio closes when the run has stopped.")
+                self.saving_dialog = SavingDialog(self)
+                self.saving_dialog.open()
             return
         self._save_state()
         self.shutdown()

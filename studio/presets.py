@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from studio.widgets.config_form import field_default
+from studio.widgets.config_form import field_default, field_labels
 
 GIB = 2**30
 TIERS = ("cpu", "gpu-small", "gpu-large")
@@ -117,8 +117,9 @@ def preset_settings(name: str, family_cls: type, tier: str, dataset_size: int) -
     }
 
 
-def describe_settings(settings: dict[str, Any]) -> str:
-    """One line such as ``32 px, batch 16, 600 steps, base_channels 16``."""
+def describe_settings(settings: dict[str, Any], config_cls: type | None = None) -> str:
+    """One line such as ``32 px, batch 16, 600 steps, network width 16`` (options named by their labels)."""
+    labels = field_labels(config_cls) if config_cls is not None else {}
     parts = [f"{settings['resolution']} px", f"batch {settings['batch_size']}", f"{settings['steps']:,} steps"]
-    parts += [f"{k} {v}" for k, v in settings.get("family_options", {}).items()]
+    parts += [f"{labels.get(k, k).lower()} {v}" for k, v in settings.get("family_options", {}).items()]
     return ", ".join(parts)

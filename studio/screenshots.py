@@ -5,7 +5,8 @@ trains a quick run (real previews and curves), fills the Generate gallery from i
 and benchmarks it on the Models page, evaluates it on the Models page's Evaluate tab, and grabs
 loading.png (the window as it first shows, while the engine loads), dataset.png, consent.png,
 train.png, generate.png, models.png, evaluate.png, duplicates.png (a copy of part of the sample with
-smaller re-encoded copies of a few emoji, imported with duplicates left out) and train-light.png.
+smaller re-encoded copies of a few emoji, imported with duplicates left out), runs-training.png (the
+runs list while a second run trains), train-stopped.png (that run after Stop) and train-light.png.
 Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
@@ -86,6 +87,7 @@ def take_screenshots(
         _models_page(window, Path(out_dir))
         _evaluate_tab(window, Path(out_dir))
         duplicates_shot(window, Path(out_dir), scratch)
+        state_shots(window, Path(out_dir), dataset)
         window.set_theme("light")
         window.show_page("train")
         grab(window, Path(out_dir) / "train-light.png")
@@ -260,6 +262,26 @@ def _train_page(window: object, out: Path, dataset: Path, steps: int | None) -> 
     )
     grab(window, out / "train.png")  # type: ignore[arg-type]
     wait_until(lambda: not page.is_running(), 600, "training to finish")
+
+
+def state_shots(window: object, out: Path, dataset: Path, first: int = 120, second: int = 600) -> None:
+    """runs-training.png: the runs list while a run trains (beside a finished one); then Stop, and
+    train-stopped.png: where the run stopped, its checkpoint in the log, no time left."""
+    page = window.train_page  # type: ignore[attr-defined]
+    window.show_page("train")  # type: ignore[attr-defined]
+    page.select_dataset(dataset)
+    page.set_preset("quick")
+    for steps in (first, second):
+        page.train_form.set_values({"steps": steps, "preview_every": 10, "checkpoint_every": 100})
+        if not page.start():
+            raise RuntimeError("training did not start (see the error dialog)")
+        if steps == first:
+            wait_until(lambda: not page.is_running(), 900, "the first run to finish")
+    wait_until(lambda: int(page.latest_stats.get("step", 0)) >= second // 3, 900, "the second run to get going")
+    grab(window, out / "runs-training.png")  # type: ignore[arg-type]
+    page.stop()
+    wait_until(lambda: not page.is_running(), 300, "the stopped run's checkpoint")
+    grab(window, out / "train-stopped.png")  # type: ignore[arg-type]
 
 
 def _generate_page(window: object, out: Path) -> None:

@@ -77,13 +77,21 @@ def _reimport_hint(manifest: dict[str, Any], root: Path, size: int) -> str:
     return f"gan-studio-cli import {source} --out {root} --size {size}"
 
 
+def _reimport_gui_hint(manifest: dict[str, Any], size: int) -> str:
+    source = manifest.get("source", "the image folder")
+    return f"on the Dataset page choose Size {size} px, click Import folder… and choose {source}"
+
+
 def _build_cache(root: Path, manifest: dict[str, Any], options: ImportOptions) -> OpenedCache:
     source = Path(manifest.get("source", ""))
     kept = [e for e in manifest.get("files", []) if e.get("status") == "kept"]
     if not source.is_dir():
+        problem = (
+            f"{root} has no {options.size} px cache and its source folder {source} is gone; import the images again"
+        )
         raise DataError(
-            f"{root} has no {options.size} px cache and its source folder {source} is gone; "
-            f"import the images again: {_reimport_hint(manifest, root, options.size)}"
+            f"{problem}: {_reimport_hint(manifest, root, options.size)}",
+            gui=f"{problem}: {_reimport_gui_hint(manifest, options.size)}",
         )
     candidates = [Candidate(e["path"], source / e["path"], e.get("label")) for e in kept]
     builder = CacheBuilder(root, options, len(candidates))
@@ -110,10 +118,13 @@ def _check_rebuilt(results: list[FileResult], root: Path, manifest: dict[str, An
     failed = [r for r in results if r.status != "kept"]
     if failed:
         examples = "; ".join(f"{r.rel}: {r.reason}" for r in failed[:3])
-        raise DataError(
+        problem = (
             f"cannot prepare {root} at {options.size} px: {len(failed)} source file(s) changed or "
-            f"became unreadable since the import ({examples}); import the folder again: "
-            f"{_reimport_hint(manifest, root, options.size)}"
+            f"became unreadable since the import ({examples}); import the folder again"
+        )
+        raise DataError(
+            f"{problem}: {_reimport_hint(manifest, root, options.size)}",
+            gui=f"{problem}: {_reimport_gui_hint(manifest, options.size)}",
         )
 
 

@@ -347,7 +347,7 @@ def _small_message(result: FileResult, options: ImportOptions) -> str | None:
         return None
     return (
         f"{width}x{height} is smaller than the training size {options.size} px; it is "
-        "upscaled and will look soft (use a smaller --size or a larger original)"
+        "upscaled and will look soft (import at a smaller size or use a larger original)"
     )
 
 

@@ -15,6 +15,8 @@ MANIFEST_NAME = "dataset.json"
 MANIFEST_KIND = "gan-studio-dataset"
 MANIFEST_FORMAT_VERSION = 1
 IMPORT_HINT = "gan-studio-cli import FOLDER --out DATASET"
+IMPORT_GUI_HINT = "click Import folder… on the Dataset page and choose the image folder"
+"""The GUI's words for IMPORT_HINT."""
 
 
 def compute_fingerprint(sha256s: Iterable[str]) -> str:
@@ -36,20 +38,22 @@ def read_manifest(dataset_dir: Path | str) -> dict[str, Any]:
     """Load and check dataset.json; DataError naming the folder and the fix when it is not usable."""
     path = manifest_path(dataset_dir)
     if not path.is_file():
-        raise DataError(
-            f"{Path(dataset_dir)} is not a prepared dataset (no {MANIFEST_NAME} in it); "
-            f"import a folder of images first: {IMPORT_HINT}"
+        problem = (
+            f"{Path(dataset_dir)} is not a prepared dataset (no {MANIFEST_NAME} in it); import a folder of images first"
         )
+        raise DataError(f"{problem}: {IMPORT_HINT}", gui=f"{problem}: {IMPORT_GUI_HINT}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} cannot be read ({exc}); import the source folder again: {IMPORT_HINT}") from None
+        problem = f"{path} cannot be read ({exc}); import the source folder again"
+        raise DataError(f"{problem}: {IMPORT_HINT}", gui=f"{problem}: {IMPORT_GUI_HINT}") from None
     return _check_manifest(data, path)
 
 
 def _check_manifest(data: Any, path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("kind") != MANIFEST_KIND:
-        raise DataError(f"{path} is not a GAN Studio dataset manifest; import the folder again: {IMPORT_HINT}")
+        problem = f"{path} is not a GAN Studio dataset manifest; import the folder again"
+        raise DataError(f"{problem}: {IMPORT_HINT}", gui=f"{problem}: {IMPORT_GUI_HINT}")
     version = data.get("format_version")
     if not isinstance(version, int) or version > MANIFEST_FORMAT_VERSION:
         raise DataError(

@@ -31,7 +31,8 @@ def _ort() -> ModuleType:
     except ImportError:
         raise DeviceError(
             "onnxruntime is not installed; install it with: pip install onnxruntime "
-            "(or onnxruntime-gpu for NVIDIA GPUs)"
+            "(or onnxruntime-gpu for NVIDIA GPUs)",
+            gui="onnxruntime is missing from this installation; reinstall GAN Studio to run ONNX exports",
         ) from None
     return onnxruntime
 
@@ -142,9 +143,10 @@ class OrtRunner(GeneratorRunner):
     def _read_metadata(self) -> None:
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("gan_studio.kind") != "generator":
+            problem = f"{self.source} is an ONNX model but not a GAN Studio generator export (no gan_studio metadata)"
             raise CheckpointError(
-                f"{self.source} is an ONNX model but not a GAN Studio generator export "
-                "(no gan_studio metadata); export it with gan-studio-cli export"
+                f"{problem}; export it with gan-studio-cli export",
+                gui=f"{problem}; make one on the Models page: select the run and click Export to ONNX",
             )
         try:
             self.family_name = meta["gan_studio.family"]
@@ -201,9 +203,10 @@ class OrtTranslator(Translator):
         self.session, self.provider, self.notes = _open(self.source, providers)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("gan_studio.kind") != "translator":
+            problem = f"{self.source} is not a GAN Studio image-to-image export"
             raise CheckpointError(
-                f"{self.source} is not a GAN Studio image-to-image export; export a pix2pix or "
-                "cyclegan run with gan-studio-cli export"
+                f"{problem}; export a pix2pix or cyclegan run with gan-studio-cli export",
+                gui=f"{problem}; make one on the Models page: select an image-to-image run and click Export to ONNX",
             )
         try:
             self.family_name, self.task = meta["gan_studio.family"], meta["gan_studio.task"]

@@ -54,6 +54,8 @@ class Family(ABC):
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "generate"
     """'generate' (latent noise -> image) or 'translate' (image -> image); front ends list runs by kind."""
+    description: ClassVar[str] = ""
+    """One line in plain words for the family picker: what the family is for and when to choose it."""
     Config: ClassVar[type]
     min_resolution: ClassVar[int] = 16
     max_resolution: ClassVar[int] = 1024

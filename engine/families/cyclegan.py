@@ -13,7 +13,7 @@ checkpointed state and resuming stays exact.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -28,19 +28,19 @@ from engine.runs.config import TrainConfig
 class CycleGANConfig:
     """Options of the CycleGAN family."""
 
-    base_channels: int = 48
+    base_channels: int = field(default=48, metadata={"label": "Network width"})
     """Feature maps of each U-Net at full resolution."""
-    max_channels: int = 384
+    max_channels: int = field(default=384, metadata={"label": "Maximum width"})
     """Cap on feature maps deep in the networks."""
-    depth: int = 6
+    depth: int = field(default=6, metadata={"label": "U-Net depth (downsamplings)"})
     """Downsamplings in each U-Net (capped so the bottleneck keeps 4x4 px at the training size)."""
-    d_base_channels: int = 64
+    d_base_channels: int = field(default=64, metadata={"label": "Discriminator width"})
     """Feature maps of each discriminator's first layer."""
-    d_layers: int = 3
+    d_layers: int = field(default=3, metadata={"label": "Discriminator layers"})
     """Strided layers of each PatchGAN (3 = 70x70 px patches)."""
-    cycle_weight: float = 10.0
+    cycle_weight: float = field(default=10.0, metadata={"label": "Round-trip loss weight"})
     """Weight of the round-trip (A->B->A and B->A->B) L1 loss."""
-    identity_weight: float = 0.5
+    identity_weight: float = field(default=0.5, metadata={"label": "Identity loss weight"})
     """Identity loss weight, relative to cycle_weight: G(B) should stay B (keeps colours; 0 = off)."""
 
 
@@ -48,6 +48,7 @@ class CycleGANConfig:
 class CycleGAN(TranslationFamily):
     """Unpaired A/ <-> B/ translation, 32-1024 px."""
 
+    description = "Learns to turn A images into B images (and back) from two folders that need not match."
     Config = CycleGANConfig
     tasks = ("unpaired",)
     min_resolution = 32

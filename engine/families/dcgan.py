@@ -9,7 +9,7 @@ the latent (G) and a projection head (D).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -23,13 +23,13 @@ from engine.families.registry import register_family
 class DCGANConfig:
     """Options of the DCGAN family."""
 
-    latent_dim: int = 100
+    latent_dim: int = field(default=100, metadata={"label": "Noise length (latent size)"})
     """Length of the latent vector z."""
-    base_channels: int = 64
+    base_channels: int = field(default=64, metadata={"label": "Network width"})
     """Feature maps at the highest resolution (the classic ngf/ndf)."""
-    max_channels: int = 512
+    max_channels: int = field(default=512, metadata={"label": "Maximum width"})
     """Cap on feature maps at low resolutions."""
-    spectral_norm: bool = True
+    spectral_norm: bool = field(default=True, metadata={"label": "Spectral norm in the discriminator"})
     """Spectral norm in D (False = the classic BatchNorm discriminator)."""
 
 
@@ -104,6 +104,7 @@ def _dcgan_init(m: nn.Module) -> None:
 class DCGAN(AdversarialFamily):
     """Baseline DCGAN family, 16-256 px."""
 
+    description = "The classic baseline: quick to train and simple, but wants a few thousand images to look good."
     Config = DCGANConfig
     max_resolution = 256
     tiny_options = {"latent_dim": 16, "base_channels": 8, "max_channels": 32}

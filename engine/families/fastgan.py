@@ -16,7 +16,7 @@ to the latent (G) and a projection head (D), as in dcgan.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -35,21 +35,21 @@ RECON_LOSSES = ("l1", "mse")
 class FastGANConfig:
     """Options of the FastGAN family."""
 
-    latent_dim: int = 128
+    latent_dim: int = field(default=128, metadata={"label": "Noise length (latent size)"})
     """Length of the latent vector z."""
-    base_channels: int = 32
+    base_channels: int = field(default=32, metadata={"label": "Network width"})
     """Feature maps at half the training size (G and D); doubled per halving of size, halved at full size."""
-    max_channels: int = 256
+    max_channels: int = field(default=256, metadata={"label": "Maximum width"})
     """Cap on feature maps at low resolutions."""
-    noise_injection: bool = True
+    noise_injection: bool = field(default=True, metadata={"label": "Per-pixel noise in the generator"})
     """Add learned per-pixel noise in G's two-conv blocks while training (never in previews or exports)."""
-    skip_excitation: bool = True
+    skip_excitation: bool = field(default=True, metadata={"label": "Skip-layer excitation"})
     """Skip-Layer Excitation: coarse G features gate the channels of much finer ones."""
-    d_batchnorm: bool = True
+    d_batchnorm: bool = field(default=True, metadata={"label": "Batch norm in the discriminator"})
     """BatchNorm in D's blocks as in the paper (False = spectral norm only)."""
-    recon_weight: float = 1.0
+    recon_weight: float = field(default=1.0, metadata={"label": "Reconstruction loss weight"})
     """Weight of D's self-supervised reconstruction loss on real images (0 = off)."""
-    recon_loss: str = "l1"
+    recon_loss: str = field(default="l1", metadata={"label": "Reconstruction loss"})
     """Pixel loss of the reconstruction: 'l1' or 'mse'."""
 
     def __post_init__(self) -> None:
@@ -302,6 +302,7 @@ def _init_weights(m: nn.Module) -> None:
 class FastGAN(AdversarialFamily):
     """Small-data FastGAN family, 32-512 px: SLE generator, self-supervised discriminator."""
 
+    description = "Best for small folders (100 to a few thousand images): new images in the style of yours."
     Config = FastGANConfig
     min_resolution = 32
     max_resolution = 512

@@ -8,7 +8,7 @@ keeps the output close to the target.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -24,22 +24,22 @@ from engine.runs.config import TrainConfig
 class Pix2PixConfig:
     """Options of the pix2pix family."""
 
-    task: Literal["sketch", "colorize", "paired"] = "sketch"
+    task: Literal["sketch", "colorize", "paired"] = field(default="sketch", metadata={"label": "Task"})
     """What to learn: 'sketch' (line art -> image), 'colorize' (grey + colour hints -> colour) or 'paired'
     (A/ -> B/)."""
-    base_channels: int = 64
+    base_channels: int = field(default=64, metadata={"label": "Network width"})
     """Feature maps of the U-Net at full resolution."""
-    max_channels: int = 512
+    max_channels: int = field(default=512, metadata={"label": "Maximum width"})
     """Cap on feature maps deep in the U-Net and the discriminator."""
-    depth: int = 7
+    depth: int = field(default=7, metadata={"label": "U-Net depth (downsamplings)"})
     """Downsamplings in the U-Net (capped so the bottleneck keeps 4x4 px at the training size)."""
-    d_base_channels: int = 64
+    d_base_channels: int = field(default=64, metadata={"label": "Discriminator width"})
     """Feature maps of the discriminator's first layer."""
-    d_layers: int = 3
+    d_layers: int = field(default=3, metadata={"label": "Discriminator layers"})
     """Strided layers of the PatchGAN (3 = 70x70 px patches)."""
-    l1_weight: float = 100.0
+    l1_weight: float = field(default=100.0, metadata={"label": "Pixel loss weight (L1)"})
     """Weight of the L1 distance to the target against the adversarial loss."""
-    max_hints: int = 10
+    max_hints: int = field(default=10, metadata={"label": "Most colour hints per example"})
     """Colorize: most colour hints drawn into a training example (0 = learn without hints)."""
 
 
@@ -47,6 +47,7 @@ class Pix2PixConfig:
 class Pix2Pix(TranslationFamily):
     """Sketch-to-image, colorization and paired A->B translation, 32-1024 px."""
 
+    description = "Turns one kind of image into another: sketches into pictures, grey into colour, A into B."
     Config = Pix2PixConfig
     tasks = ("sketch", "colorize", "paired")
     min_resolution = 32

@@ -132,9 +132,10 @@ class TranslationFamily(Family):
         return G(x.to(self.device)).float().clamp(-1, 1)
 
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:
+        problem = f"'{self.name}' translates images and draws nothing from noise"
         raise ConfigError(
-            f"'{self.name}' translates images and draws nothing from noise; "
-            "use gan-studio-cli translate or the Translate page"
+            f"{problem}; use gan-studio-cli translate or the Translate page",
+            gui=f"{problem}; open the Translate page and choose this run there",
         )
 
     def describe(self) -> dict[str, Any]:

@@ -43,10 +43,13 @@ class TorchRunner(GeneratorRunner):
         self.device = select_device(device)
         self.family_name = state["family"]
         if get_family(self.family_name).kind != "generate":
-            raise CheckpointError(
+            problem = (
                 f"{self.checkpoint} holds a '{self.family_name}' model, which translates images "
-                "rather than drawing them from noise; use it on the Translate page or with "
-                "gan-studio-cli translate"
+                "rather than drawing them from noise"
+            )
+            raise CheckpointError(
+                f"{problem}; use it on the Translate page or with gan-studio-cli translate",
+                gui=f"{problem}; open the Translate page and choose this run there",
             )
         self.spec = ModelSpec(**state["spec"])
         self.resolution, self.channels, self.num_classes = (

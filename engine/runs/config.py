@@ -53,77 +53,83 @@ def _float_problem(name: str, value: Any) -> str | None:
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Family-specific settings live in ``family_options``."""
+    """Every setting of a training run. Family-specific settings live in ``family_options``.
 
-    dataset: str
+    Each field carries a short ``label`` in its metadata (what front ends call the setting) and a
+    docstring under it (what it does); family Config dataclasses follow the same pattern.
+    """
+
+    dataset: str = field(metadata={"label": "Dataset folder"})
     """Prepared dataset folder (from ``gan-studio-cli import``)."""
-    family: str = "dcgan"
+    family: str = field(default="dcgan", metadata={"label": "Model family"})
     """Registered model family name."""
-    family_options: dict[str, Any] = field(default_factory=dict)
+    family_options: dict[str, Any] = field(default_factory=dict, metadata={"label": "Model options"})
     """Overrides for the family's own Config dataclass (e.g. {'base_channels': 32})."""
-    resolution: int | None = None
+    resolution: int | None = field(default=None, metadata={"label": "Training size (px)"})
     """Training size in pixels (power of two); None = the dataset's prepared size."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"label": "Batch size (images per step)"})
     """Images per step (the effective batch, kept when memory forces smaller micro-batches)."""
-    steps: int | None = 2000
+    steps: int | None = field(default=2000, metadata={"label": "Training steps"})
     """Stop after this many steps (None = no step limit)."""
-    minutes: float | None = None
+    minutes: float | None = field(default=None, metadata={"label": "Time limit (minutes)"})
     """Stop after this many minutes of training (None = no time limit)."""
-    lr_g: float = 2e-4
+    lr_g: float = field(default=2e-4, metadata={"label": "Generator learning rate"})
     """Generator learning rate (Adam)."""
-    lr_d: float = 2e-4
+    lr_d: float = field(default=2e-4, metadata={"label": "Discriminator learning rate"})
     """Discriminator learning rate (Adam)."""
-    beta1: float = 0.5
+    beta1: float = field(default=0.5, metadata={"label": "Adam momentum (beta1)"})
     """Adam beta1."""
-    beta2: float = 0.999
+    beta2: float = field(default=0.999, metadata={"label": "Adam smoothing (beta2)"})
     """Adam beta2."""
-    loss: str = "ns"
+    loss: str = field(default="ns", metadata={"label": "Adversarial loss"})
     """Adversarial loss: 'ns' (non-saturating) or 'hinge'."""
-    r1_gamma: float = 0.0
+    r1_gamma: float = field(default=0.0, metadata={"label": "Gradient penalty strength (R1)"})
     """R1 gradient penalty weight on real images (0 = off)."""
-    r1_every: int = 16
+    r1_every: int = field(default=16, metadata={"label": "Gradient penalty every N steps"})
     """Apply R1 every N steps (lazy regularisation, scaled to keep the same strength)."""
-    augment: str = "color,translation,cutout"
+    augment: str = field(default="color,translation,cutout", metadata={"label": "Augmentations (DiffAugment)"})
     """DiffAugment policy applied to everything D sees ('' = off)."""
-    ada: bool = True
+    ada: bool = field(default=True, metadata={"label": "Adaptive augmentation (ADA)"})
     """Adapt the augmentation probability to D's overfitting (ADA); False = always apply."""
-    ada_target: float = 0.6
+    ada_target: float = field(default=0.6, metadata={"label": "Adaptive augmentation target"})
     """ADA target for the mean sign of D(real)."""
-    ema_half_life_kimg: float = 10.0
+    ema_half_life_kimg: float = field(
+        default=10.0, metadata={"label": "Averaged generator half-life (thousand images)"}
+    )
     """Half-life of the EMA generator, in thousands of images."""
-    amp: bool | None = None
+    amp: bool | None = field(default=None, metadata={"label": "Mixed precision"})
     """Mixed precision; None = on when training on CUDA."""
-    channels_last: bool | None = None
+    channels_last: bool | None = field(default=None, metadata={"label": "Channels-last memory layout"})
     """channels_last memory format; None = on when training on CUDA."""
-    grad_clip: float | None = None
+    grad_clip: float | None = field(default=None, metadata={"label": "Gradient clipping limit"})
     """Clip gradient norm of G and D to this value (None = off)."""
-    conditional: bool = False
+    conditional: bool = field(default=False, metadata={"label": "Learn the class folders (conditional)"})
     """Train class-conditional when the dataset has class folders (off by default: on small folders
     short conditional runs collapsed each class to nearly one image, see docs/training.md)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"label": "Random seed"})
     """Random seed; the same seed on CPU gives the same weights."""
-    device: str = "auto"
+    device: str = field(default="auto", metadata={"label": "Device"})
     """'auto', 'cpu', 'cuda', 'cuda:1' or 'mps'."""
-    preview_every: int = 200
+    preview_every: int = field(default=200, metadata={"label": "Preview every N steps"})
     """Write a fixed-seed preview grid every N steps (0 = off)."""
-    preview_count: int = 64
+    preview_count: int = field(default=64, metadata={"label": "Images in the preview"})
     """Number of images in the preview grid."""
-    checkpoint_every: int = 500
+    checkpoint_every: int = field(default=500, metadata={"label": "Checkpoint every N steps"})
     """Write a checkpoint every N steps (always also at the end and on stop)."""
     checkpoint_minutes: float | None = 10.0
     """Also write a checkpoint after this many minutes of training since the last one, so a crash loses at
     most that much work however slow a step is (pauses don't count; None = by steps only)."""
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = field(default=3, metadata={"label": "Checkpoints to keep"})
     """How many recent checkpoints to keep."""
-    nan_lr_factor: float = 0.5
+    nan_lr_factor: float = field(default=0.5, metadata={"label": "Learning-rate cut after a failed step"})
     """On a non-finite loss, roll back and multiply both learning rates by this."""
-    kid_every: int | None = None
+    kid_every: int | None = field(default=None, metadata={"label": "Measure quality (KID) every N steps"})
     """Measure KID against the dataset every N steps (0 = off; None = every 1000 steps on a GPU, off on CPU)."""
-    kid_samples: int = 250
+    kid_samples: int = field(default=250, metadata={"label": "Images per quality measurement"})
     """Generated images per KID measurement (more = steadier, slower)."""
-    log_every: int = 10
+    log_every: int = field(default=10, metadata={"label": "Log every N steps"})
     """Append a line to stats.jsonl every N steps."""
-    format_version: int = FORMAT_VERSION
+    format_version: int = field(default=FORMAT_VERSION, metadata={"label": "Format version"})
     """Version of this config layout (for migrations)."""
 
     def validate(self) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine.runs.checkpoint import DAMAGED_SUFFIX, checkpoint_dir, list_checkpoints
+from engine.runs.checkpoint import DAMAGED_SUFFIX, checkpoint_dir, checkpoint_step, list_checkpoints
 from engine.runs.config import read_run_config
 from engine.runs.layout import preview_path, preview_steps
 
@@ -30,6 +30,7 @@ def run_info(run_dir: Path | str) -> dict[str, Any]:
         "classes": meta.get("classes", []),
         "steps_target": config.steps,
         "step": int(last.get("step", 0)) if last else 0,
+        "checkpoint_step": checkpoint_step(checkpoints[-1]) if checkpoints else None,
         "checkpoints": [p.name for p in checkpoints],
         # set aside by a reader that found them damaged; kept for the user to inspect or delete
         "damaged_checkpoints": sorted(p.name for p in checkpoint_dir(run_dir).glob(f"*{DAMAGED_SUFFIX}")),
@@ -52,6 +53,15 @@ def read_stats(run_dir: Path | str, limit: int = 200_000) -> list[dict[str, Any]
         except json.JSONDecodeError:
             continue  # a hard kill can leave half a line at the end
     return records
+
+
+def read_log(run_dir: Path | str, limit: int = 2000) -> list[str]:
+    """The last ``limit`` lines of the run's log.txt (device, pauses, stops, recoveries); [] when there is none."""
+    path = Path(run_dir) / "log.txt"
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-limit:]
+    except OSError:
+        return []
 
 
 def run_kind(run_dir: Path | str) -> str:

@@ -215,12 +215,15 @@ class Trainer:
         if existing is not None and not self.resume_requested:
             raise ConfigError(
                 f"run folder {self.run_dir} already holds checkpoints; resume it "
-                f"(gan-studio-cli resume {self.run_dir}) or choose another --out folder"
+                f"(gan-studio-cli resume {self.run_dir}) or choose another --out folder",
+                gui=f"run folder {self.run_dir} already holds checkpoints; select it under Runs on the Train page "
+                "and click Resume, or click Start training for a new run",
             )
         if not is_dataset(cfg.dataset):
             raise DataError(
                 f"{cfg.dataset} is not a prepared dataset; create it with "
-                f"gan-studio-cli import YOUR_IMAGE_FOLDER --out {cfg.dataset}"
+                f"gan-studio-cli import YOUR_IMAGE_FOLDER --out {cfg.dataset}",
+                gui=f"{cfg.dataset} is not a prepared dataset; click Import folder… on the Dataset page to make one",
             )
         self.attestation = require_attestation(cfg.dataset)
         self.dataset: PreparedDataset = load_dataset(cfg.dataset, cfg.resolution)

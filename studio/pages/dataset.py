@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from engine.consent import attest
 from engine.data import ALPHAS, FITS, ImportOptions, ImportReport, PreparedDataset, load_dataset, read_report
 from engine.data.duplicates import preview_file
-from engine.errors import GanStudioError
+from engine.errors import GanStudioError, gui_message
 from studio.errors import ErrorReporter
 from studio.paths import SAMPLE_DATASET
 from studio.project import Project
@@ -367,7 +367,7 @@ class DatasetPage(QWidget):
             try:
                 self.dataset, self.report = load_dataset(dataset_dir), read_report(dataset_dir)
             except GanStudioError as exc:
-                self.errors.report(str(exc))
+                self.errors.report(gui_message(exc))
                 dataset_dir = None
         self.dataset_dir = dataset_dir
         self._fill_grid()
@@ -554,7 +554,7 @@ class DatasetPage(QWidget):
             try:
                 attest(dataset_dir, **SAMPLE_ATTESTATION)
             except GanStudioError as exc:
-                self.errors.report(str(exc))
+                self.errors.report(gui_message(exc))
                 return
             self.refresh_consent()
             self.sig_attested.emit(str(dataset_dir))

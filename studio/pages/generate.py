@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.fsutil import save_png
 from engine.runs.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
@@ -76,23 +77,38 @@ def model_line(info: dict[str, Any]) -> str:
     return "\n".join([line, *notes]) if notes else line
 
 
-class EnlargedImage(QDialog):
-    """One generated image, large, with its seed and a Copy seed button."""
+def size_text(image: np.ndarray) -> str:
+    """``64×64 px`` for an HxWxC image."""
+    return f"{image.shape[1]}×{image.shape[0]} px"
 
-    def __init__(self, pixmap: QPixmap, seed: int, parent: QWidget | None = None) -> None:
+
+class EnlargedImage(QDialog):
+    """One generated image, large, with its seed and size, Copy seed and Save (the image at its own size)."""
+
+    sig_status = Signal(str)
+    """A one-line message for the status bar (what Save wrote)."""
+
+    def __init__(self, image: np.ndarray, seed: int, save_dir: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.seed = seed
-        self.setWindowTitle(f"Seed {seed}")
+        self.image, self.seed, self.save_dir = image, seed, save_dir
+        self.saved: Path | None = None
+        self.setWindowTitle(f"Seed {seed} · {size_text(image)}")
         canvas = ImageCanvas()
-        canvas.set_image(pixmap.toImage())
+        canvas.set_image(array_to_qimage(image))
         canvas.setMinimumSize(QSize(420, 420))
+        info = QLabel(f"Seed {seed} · {size_text(image)} (shown enlarged; Save writes it at this size)")
+        info.setObjectName("Muted")
         copy = QPushButton(f"Copy seed {seed}")
         copy.clicked.connect(self.copy_seed)
+        self.save_button = QPushButton("Save…")
+        self.save_button.setToolTip(f"Write this image as a PNG file ({size_text(image)})")
+        self.save_button.clicked.connect(self.save)
         close = QPushButton("Close")
         close.clicked.connect(self.accept)
         row = QHBoxLayout()
-        row.addStretch(1)
+        row.addWidget(info, 1)
         row.addWidget(copy)
+        row.addWidget(self.save_button)
         row.addWidget(close)
         layout = QVBoxLayout(self)
         layout.addWidget(canvas, 1)
@@ -101,6 +117,22 @@ class EnlargedImage(QDialog):
     def copy_seed(self) -> None:
         """Put the seed on the clipboard."""
         QApplication.clipboard().setText(str(self.seed))
+
+    def save(self) -> Path | None:
+        """Ask where, then write the image (atomically) as PNG at its own size; returns the file."""
+        suggested = self.save_dir / f"seed-{self.seed:06d}.png"
+        name, _ = QFileDialog.getSaveFileName(self, f"Save seed {self.seed}", str(suggested), "PNG image (*.png)")
+        if not name:
+            return None
+        path = Path(name) if name.lower().endswith(".png") else Path(f"{name}.png")
+        try:
+            save_png(self.image, path)
+        except OSError as exc:
+            self.sig_status.emit(f"Could not write {path}: {exc.strerror or exc}; choose another folder.")
+            return None
+        self.saved = path
+        self.sig_status.emit(f"Saved {path.name} ({size_text(self.image)}) to {path.parent}.")
+        return path
 
 
 class GeneratePage(ModelPage):
@@ -123,6 +155,7 @@ class GeneratePage(ModelPage):
         self.exporting = False
         self.export_dir: Path | None = None
         self.enlarged: EnlargedImage | None = None
+        self.images: dict[int, np.ndarray] = {}  # the gallery's images at their own size, by seed
         self._regenerate_timer = QTimer(self)
         self._regenerate_timer.setSingleShot(True)
         self._regenerate_timer.setInterval(150)
@@ -233,13 +266,23 @@ class GeneratePage(ModelPage):
         self.export_button.setProperty("primary", True)
         self.export_button.setToolTip("Write this many images to a folder (Ctrl+E)")
         self.export_button.clicked.connect(self.export_batch)
+        self.size_label = QLabel("")
+        self.size_label.setObjectName("Muted")
+        self.size_label.setToolTip("Exported files have the size the model was trained at")
         self.progress = QProgressBar()
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_export)
         for widget in (self.copy_button, self.save_button):
             row.addWidget(widget)
         row.addStretch(1)
-        for widget in (QLabel("Images"), self.count_spin, self.export_button, self.progress, self.cancel_button):
+        for widget in (
+            QLabel("Images"),
+            self.count_spin,
+            self.size_label,
+            self.export_button,
+            self.progress,
+            self.cancel_button,
+        ):
             row.addWidget(widget)
         self._update_buttons()
         return row
@@ -264,8 +307,13 @@ class GeneratePage(ModelPage):
         self.refresh_runs()
 
     def refresh_runs(self, select: Path | str | None = None) -> None:
-        """List runs that have a checkpoint; keep or set the selection, then load its model."""
-        current = str(select) if select else self.run_combo.currentData()
+        """List runs that have a checkpoint; keep or set the selection, then load its model.
+
+        Without ``select``, a run that stays selected keeps its loaded model and gallery (a new run
+        appearing in the list, e.g. one that just wrote its first checkpoint, changes nothing else).
+        """
+        before = self.run_combo.currentData()
+        current = str(select) if select else before
         runs = [r for r in self.project.runs("generate") if list_checkpoints(r)]
         self.run_combo.blockSignals(True)
         self.run_combo.clear()
@@ -275,6 +323,8 @@ class GeneratePage(ModelPage):
         self.run_combo.setCurrentIndex(index if index >= 0 else (0 if runs else -1))
         self.run_combo.blockSignals(False)
         self.body.setCurrentIndex(1 if runs else 0)
+        if select is None and before is not None and self.run_combo.currentData() == before:
+            return
         self._on_run_changed()
 
     def _on_run_changed(self, *_: object) -> None:
@@ -307,6 +357,11 @@ class GeneratePage(ModelPage):
         self.class_combo.setEnabled(bool(classes))
         self.truncation.setEnabled(info["supports_truncation"])
         self.model_label.setText(model_line(info))
+        self.size_label.setText(f"at {self.model_size_text()}")
+        self.export_button.setToolTip(f"Write this many images, {self.model_size_text()} each, to a folder (Ctrl+E)")
+        self.save_button.setToolTip(
+            f"Write the selected images, {self.model_size_text()} each, as PNG files to a folder"
+        )
         self.model_label.setToolTip("\n".join([info.get("checkpoint", ""), *info.get("notes", [])]))
         self._update_buttons()
         self.request_page()
@@ -351,10 +406,11 @@ class GeneratePage(ModelPage):
         if request_id != self.request_id:
             return  # an older page; a newer one is on its way
         self.gallery.clear()
+        self.images = {int(seed): image for image, seed in zip(images, seeds, strict=True)}
         for image, seed in zip(images, seeds, strict=True):
             item = QListWidgetItem(QIcon(_gallery_pixmap(image)), f"seed {seed}")
             item.setData(SEED_ROLE, int(seed))
-            item.setToolTip(f"seed {seed}: double-click to enlarge")
+            item.setToolTip(f"seed {seed}, {size_text(image)}: double-click to enlarge")
             self.gallery.addItem(item)
         self.sig_status.emit(f"Seeds {seeds[0]}–{seeds[-1]}" if seeds else "")
         self._update_buttons()
@@ -365,9 +421,10 @@ class GeneratePage(ModelPage):
         return [int(item.data(SEED_ROLE)) for item in items]
 
     def enlarge(self, item: QListWidgetItem) -> EnlargedImage:
-        """Show one image large (double-click)."""
-        pixmap = item.icon().pixmap(QSize(1024, 1024))
-        self.enlarged = EnlargedImage(pixmap, int(item.data(SEED_ROLE)), self)
+        """Show one image large (double-click), with Save for that image at its own size."""
+        seed = int(item.data(SEED_ROLE))
+        self.enlarged = EnlargedImage(self.images[seed], seed, self.project.exports_dir, self)
+        self.enlarged.sig_status.connect(self.sig_status)
         self.enlarged.open()
         return self.enlarged
 
@@ -429,7 +486,13 @@ class GeneratePage(ModelPage):
         self._update_buttons()
         self.sig_job.emit("", 0, 0)
         note = " (cancelled)" if cancelled else ""
-        self.sig_status.emit(f"Wrote {len(paths)} images to {self.export_dir}{note}.")
+        size = f", {self.model_size_text()} each," if self.model else ""
+        self.sig_status.emit(f"Wrote {len(paths)} images{size} to {self.export_dir}{note}.")
+
+    def model_size_text(self) -> str:
+        """``64×64 px``: the size the loaded model draws (and exports) its images at."""
+        resolution = self.model["resolution"] if self.model else 0
+        return f"{resolution}×{resolution} px"
 
     def _on_failed(self, message: str, details: str) -> None:
         if self.exporting:

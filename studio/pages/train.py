@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QSize, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -35,10 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data import read_report
-from engine.errors import ConfigError, GanStudioError
+from engine.data.importer import FEW_IMAGES
+from engine.errors import ConfigError, GanStudioError, gui_message
 from engine.families import family_names, get_family
-from engine.runs import TrainConfig
-from engine.runs.info import read_stats, run_info
+from engine.runs import TrainConfig, read_run_config
+from engine.runs.checkpoint import checkpoint_step
+from engine.runs.info import read_log, read_stats, run_info
 from engine.runs.layout import preview_path, preview_steps
 from engine.tasks import get_task
 from engine.training import RunResult
@@ -66,6 +68,8 @@ class TrainPage(QWidget):
     """A run started (True) or its thread ended (False)."""
     sig_run_finished = Signal(str)
     """A run ended with a checkpoint; carries the run folder."""
+    sig_checkpoint_saved = Signal(str)
+    """A running run wrote a checkpoint (its first makes it usable elsewhere); carries the run folder."""
     sig_consent_requested = Signal(str)
     """The user asked to record or review the consent of this dataset folder."""
     sig_job = Signal(str, int, int)
@@ -86,6 +90,9 @@ class TrainPage(QWidget):
         self.latest_stats: dict[str, Any] = {}
         self.last_checkpoint: str | None = None
         self.result: RunResult | None = None
+        self.log_run: Path | None = None  # the run whose lines the log shows
+        self.run_names: tuple[str, str] = ("", "")  # family and dataset of the running run, for its list entry
+        self._icon_image: QImage | None = None  # the preview frame the running run's list icon shows
         self._stats_dirty = False
         self.consent_ok = False
         self._build()
@@ -138,8 +145,13 @@ class TrainPage(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.consent_label, 1)
         row.addWidget(self.consent_button)
+        self.dataset_warning = QLabel("")
+        self.dataset_warning.setObjectName("Warning")
+        self.dataset_warning.setWordWrap(True)
+        self.dataset_warning.setVisible(False)
         inner.addWidget(self.dataset_combo)
         inner.addLayout(row)
+        inner.addWidget(self.dataset_warning)
         return box
 
     def _model_box(self) -> QGroupBox:
@@ -150,10 +162,13 @@ class TrainPage(QWidget):
         for name in names:
             self.family_combo.addItem(name, name)
             self.family_combo.setItemData(
-                self.family_combo.count() - 1, _first_line(get_family(name).__doc__), Qt.ItemDataRole.ToolTipRole
+                self.family_combo.count() - 1, get_family(name).description, Qt.ItemDataRole.ToolTipRole
             )
         self.family_combo.setCurrentIndex(names.index(preferred_family(names)))
         self.family_combo.currentIndexChanged.connect(self._on_family_changed)
+        self.family_label = QLabel(get_family(self.family()).description)
+        self.family_label.setObjectName("Muted")
+        self.family_label.setWordWrap(True)
         self.preset_combo = QComboBox()
         for key, preset in PRESETS.items():
             self.preset_combo.addItem(preset.label, key)
@@ -168,6 +183,7 @@ class TrainPage(QWidget):
         self.task_combo.currentIndexChanged.connect(self._on_task_changed)
         self.task_label = QLabel("Task")
         form.addRow("Family", self.family_combo)
+        form.addRow(self.family_label)
         form.addRow(self.task_label, self.task_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow(self.preset_label)
@@ -290,6 +306,8 @@ class TrainPage(QWidget):
         self.project = project
         self.preview.clear()
         self.chart.clear()
+        self.log.clear()
+        self.log_run = None
         self.refresh_datasets()
         self.refresh_runs()
 
@@ -321,7 +339,27 @@ class TrainPage(QWidget):
 
     def _on_dataset_changed(self) -> None:
         self.refresh_consent()
+        self._warn_if_few_images()
         self.apply_preset()
+
+    def _warn_if_few_images(self) -> None:
+        """Under FEW_IMAGES images a GAN mostly copies them: say so here too, not only on the Dataset page."""
+        count = self._dataset_count()
+        few = count is not None and 0 < count < FEW_IMAGES
+        self.dataset_warning.setVisible(few)
+        if few:
+            small_data = preferred_family(family_names())
+            self.dataset_warning.setText(
+                f"Only {count} images: GANs usually need thousands, and with this few a model mostly copies them. "
+                f"The {small_data} family copes best with small folders; adding images on the Dataset page helps most."
+            )
+
+    def _dataset_count(self) -> int | None:
+        dataset = self.dataset_dir()
+        try:
+            return read_report(dataset).kept if dataset else None
+        except GanStudioError:
+            return None
 
     def refresh_consent(self) -> None:
         """Enable Start only when the selected dataset has a valid attestation."""
@@ -338,6 +376,7 @@ class TrainPage(QWidget):
             self.sig_consent_requested.emit(str(self.dataset_dir()))
 
     def _on_family_changed(self) -> None:
+        self.family_label.setText(get_family(self.family()).description)
         form = ConfigForm(get_family(self.family()).Config)
         self.advanced_tabs.removeTab(1)
         self.advanced_tabs.insertTab(1, _scrolled(form), "Model options")
@@ -389,7 +428,7 @@ class TrainPage(QWidget):
         self._on_task_changed()  # a preset never chooses the task
         self.preset_label.setText(
             f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
-            f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings)}."
+            f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings, family_cls.Config)}."
         )
 
     def _dataset_size(self) -> int:
@@ -423,6 +462,7 @@ class TrainPage(QWidget):
         for run_dir in self.project.runs():
             self.runs_list.addItem(_run_item(run_dir))
         self.runs_list.blockSignals(False)
+        self._update_running_item()
         for row in range(self.runs_list.count()):
             if select is not None and self.runs_list.item(row).data(RUN_ROLE) == str(select):
                 self.runs_list.setCurrentRow(row)
@@ -441,18 +481,39 @@ class TrainPage(QWidget):
         self.show_run(run_dir)
 
     def show_run(self, run_dir: Path) -> None:
-        """Show a finished run's previews (scrubbable) and curves, and suggest a step to resume to."""
+        """Show a run that is not training: its previews (scrubbable), curves, log and where it stopped.
+
+        The step shown is its newest checkpoint's (where Resume continues), not the last logged one.
+        """
         self.preview.set_history(preview_steps(run_dir), lambda step: preview_path(run_dir, step))
         records = read_stats(run_dir)
         self.chart.set_history(records)
-        last = records[-1] if records else {}
-        self._show_stats(last, None)
         try:
-            target = run_info(run_dir).get("steps_target") or 0
+            info = run_info(run_dir)
         except GanStudioError:
-            target = 0
-        step = int(last.get("step", 0))
+            info = {}
+        target = int(info.get("steps_target") or 0)
+        step = info.get("checkpoint_step")
+        step = int(step if step is not None else info.get("step", 0))
+        last = dict(records[-1]) if records else {}
+        last.update(step=step, eta_seconds=None)  # a run that is not training has no time left
+        self._show_stats(last, target or None)
+        self._show_ended(step, target or None, stopped=bool(target) and step < target)
+        if self.log_run != run_dir:  # the run just trained here: keep its session's lines
+            self._show_log(run_dir)
         self.until_spin.setValue(max(target, step) + (0 if target > step else max(100, step // 2)))
+
+    def _show_log(self, run_dir: Path) -> None:
+        """Fill the log with the run's own log.txt, so a resumed run's lines follow its history."""
+        self.log.clear()
+        self.log.appendPlainText("\n".join(read_log(run_dir, LOG_LINES)))
+        self.log_run = run_dir
+
+    def _show_ended(self, step: int, target: int | None, stopped: bool) -> None:
+        """The bar says where a run that is not training stands."""
+        of = f" of {target:,}" if target else ""
+        self.progress.setFormat(f"Stopped at step {step:,}{of}" if stopped else f"Finished at step {step:,}{of}")
+        self.stat_labels["state"].setText("stopped" if stopped else "finished")
 
     # -- controls ---------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -472,10 +533,11 @@ class TrainPage(QWidget):
         try:
             config = self.build_config()
         except GanStudioError as exc:
-            self.errors.report(str(exc))
+            self.errors.report(gui_message(exc))
             return False
         run_dir = self.project.new_run_dir(config.family)
         self._launch(TrainWorker.new_run(config, run_dir), run_dir, config.steps, fresh=True)
+        self.run_names = (config.family, config.dataset)
         return True
 
     def resume_selected(self) -> bool:
@@ -483,12 +545,18 @@ class TrainPage(QWidget):
         run_dir = self.selected_run()
         if run_dir is None or self.is_running():
             return False
+        try:
+            config = read_run_config(run_dir)
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return False
         self._launch(
             TrainWorker.resume_run(run_dir, steps=self.until_spin.value()),
             run_dir,
             self.until_spin.value(),
             fresh=False,
         )
+        self.run_names = (config.family, config.dataset)
         return True
 
     def _launch(self, worker: TrainWorker, run_dir: Path, target: int | None, fresh: bool) -> None:
@@ -497,9 +565,14 @@ class TrainPage(QWidget):
         if fresh:
             self.preview.clear()
             self.chart.clear()
+            self.log.clear()
+            self.log_run = run_dir
+        elif self.log_run != run_dir:
+            self._show_log(run_dir)  # resuming appends to the run's own history, never to another run's
         self.preview.set_path_for(lambda step: preview_path(run_dir, step))
-        self.log.clear()
-        self._append_log(f"{'Starting' if fresh else 'Resuming'} {run_dir.name}")
+        self.progress.setFormat("%v / %m steps")
+        self._icon_image = self.preview.latest  # a frame shown before this run started is not its preview
+        self._append_log(f"Starting {run_dir.name}" if fresh else f"Resuming {run_dir.name} until step {target or 0:,}")
         for signal, slot in (
             (worker.sig_step, self._on_step),
             (worker.sig_preview, self._on_preview),
@@ -533,9 +606,10 @@ class TrainPage(QWidget):
             return
         self.worker.stop()
         self.worker.resume()
-        self.stat_labels["state"].setText("stopping")
+        self.stat_labels["state"].setText("saving checkpoint…")
         self.sig_status.emit("Stopping: saving a checkpoint…")
         self._update_buttons()
+        self._emit_job()
 
     def _update_buttons(self) -> None:
         running = self.is_running()
@@ -563,6 +637,8 @@ class TrainPage(QWidget):
     def _on_checkpoint(self, path: str) -> None:
         self.last_checkpoint = path
         self._append_log(f"Checkpoint saved: {Path(path).name}")
+        if self.run_dir is not None:
+            self.sig_checkpoint_saved.emit(str(self.run_dir))
 
     def _append_log(self, message: str) -> None:
         self.log.appendPlainText(f"{datetime.now():%H:%M:%S}  {message}")
@@ -584,9 +660,7 @@ class TrainPage(QWidget):
         self.thread.deleteLater()
         self.worker, self.thread = None, None
         self._refresh_stats()
-        self.stat_labels["state"].setText(
-            "stopped" if self.result and self.result.stopped else "finished" if self.result else "failed"
-        )
+        self._show_end_of_run()
         self.refresh_runs(select=run_dir)
         self._update_buttons()
         self.sig_job.emit("", 0, 0)
@@ -594,16 +668,58 @@ class TrainPage(QWidget):
         if ended_with_checkpoint and run_dir is not None:
             self.sig_run_finished.emit(str(run_dir))
 
+    def _show_end_of_run(self) -> None:
+        """After the thread ended: the step is the final checkpoint's, the bar says so, no time is left."""
+        if self.result is None:
+            self.stat_labels["state"].setText("failed")
+            self.stat_labels["eta"].setText("-")
+            return
+        step = checkpoint_step(self.result.checkpoint) if self.result.checkpoint else None
+        step = self.result.step if step is None else step
+        self._show_stats({**self.latest_stats, "step": step, "eta_seconds": None}, self.target_steps)
+        self._show_ended(step, self.target_steps, stopped=self.result.stopped)
+
     def _refresh_stats(self) -> None:
+        self._update_running_item()
         if not self._stats_dirty:
             return
         self._stats_dirty = False
         self._show_stats(self.latest_stats, self.target_steps)
         if self.is_running() and self.worker is not None and not self.worker.paused and not self.worker.stopping:
             self.stat_labels["state"].setText("training")
+        self._emit_job()
+
+    def _emit_job(self) -> None:
+        """The status bar's job: training, or saving the checkpoint after Stop (until the thread ends)."""
+        if not self.is_running() or self.run_dir is None:
+            return
         step = int(self.latest_stats.get("step", 0))
-        if self.is_running():
-            self.sig_job.emit(f"Training {self.run_dir.name if self.run_dir else ''}", step, self.target_steps or 0)
+        saving = self.worker is not None and self.worker.stopping
+        text = f"Saving checkpoint of {self.run_dir.name}…" if saving else f"Training {self.run_dir.name}"
+        self.sig_job.emit(text, step, self.target_steps or 0)
+
+    def _update_running_item(self) -> None:
+        """The running run's entry in the list shows its current step and newest preview."""
+        if not self.is_running() or self.run_dir is None:
+            return
+        item = self._run_list_item(self.run_dir)
+        if item is None:
+            return
+        step = int(self.latest_stats.get("step", 0))
+        state = "saving checkpoint…" if self.worker is not None and self.worker.stopping else "training"
+        family, dataset = self.run_names
+        item.setText(_run_text(self.run_dir, family, step, self.target_steps, dataset, state))
+        latest = self.preview.latest
+        if latest is not None and latest is not self._icon_image:
+            self._icon_image = latest
+            item.setIcon(QIcon(QPixmap.fromImage(latest)))
+
+    def _run_list_item(self, run_dir: Path) -> QListWidgetItem | None:
+        for row in range(self.runs_list.count()):
+            item = self.runs_list.item(row)
+            if item.data(RUN_ROLE) == str(run_dir):
+                return item
+        return None
 
     def _show_stats(self, stats: dict[str, Any], target: int | None) -> None:
         step = int(stats.get("step", 0))
@@ -634,10 +750,6 @@ def _scrolled(widget: QWidget) -> QScrollArea:
     return area
 
 
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if text and text.strip() else ""
-
-
 def _run_item(run_dir: Path) -> QListWidgetItem:
     """A list entry for a run: name, family, progress and dataset, with its newest preview as icon."""
     try:
@@ -646,15 +758,18 @@ def _run_item(run_dir: Path) -> QListWidgetItem:
         item = QListWidgetItem(f"{run_dir.name}\n(cannot be read: {exc})")
         item.setFlags(Qt.ItemFlag.NoItemFlags)
         return item
-    target = info.get("steps_target")
-    text = (
-        f"{run_dir.name}\n{info['family']} · step {info['step']:,}"
-        + (f" / {target:,}" if target else "")
-        + f" · {Path(info['dataset']).name}"
-    )
-    item = QListWidgetItem(text)
+    step = info["checkpoint_step"] if info.get("checkpoint_step") is not None else info["step"]
+    item = QListWidgetItem(_run_text(run_dir, info["family"], step, info.get("steps_target"), info["dataset"]))
     if info.get("latest_preview"):
         item.setIcon(QIcon(QPixmap(info["latest_preview"])))
     item.setData(RUN_ROLE, str(run_dir))
     item.setToolTip(f"{run_dir}\ncheckpoints: {', '.join(info['checkpoints']) or 'none'}")
     return item
+
+
+def _run_text(run_dir: Path, family: str, step: int, target: int | None, dataset: str, state: str = "") -> str:
+    """A run's list entry: name, then family, step (of the target), dataset and, while it trains, its state."""
+    parts = [family, f"step {step:,}" + (f" / {target:,}" if target else "")]
+    parts += [Path(dataset).name] if dataset else []
+    parts += [state] if state else []
+    return f"{run_dir.name}\n" + " · ".join(parts)

@@ -1,7 +1,9 @@
-"""A settings form generated from a config dataclass: one editor per field, tooltips from its docstrings.
+"""A settings form generated from a config dataclass: one editor per field, labelled in words, tooltips
+from its docstrings.
 
-The engine documents each field with a string literal right under it (see TrainConfig and each
-family's Config); :func:`field_docs` reads those with ``ast`` so the form never repeats them.
+The engine names each field with a ``label`` in its metadata and documents it with a string literal
+right under it (see TrainConfig and each family's Config); :func:`field_label` and :func:`field_docs`
+read those, so the form never repeats them.
 """
 
 from __future__ import annotations
@@ -58,8 +60,19 @@ def split_optional(annotation: Any) -> tuple[Any, bool]:
 
 
 def humanize(name: str) -> str:
-    """``ema_half_life_kimg`` -> ``Ema half life kimg`` for form labels."""
+    """``ema_half_life_kimg`` -> ``Ema half life kimg``: the fallback for a field without a label."""
     return name.replace("_", " ").capitalize()
+
+
+def field_label(field: dataclasses.Field) -> str:
+    """What the user sees for a setting: its ``label`` metadata, else its name in words."""
+    label = field.metadata.get("label")
+    return str(label) if label else humanize(field.name)
+
+
+def field_labels(config_cls: type) -> dict[str, str]:
+    """{field name: label} for every field of a config dataclass."""
+    return {f.name: field_label(f) for f in dataclasses.fields(config_cls)}
 
 
 # -- editors ----------------------------------------------------------------------------------------
@@ -272,7 +285,7 @@ class ConfigForm(QWidget):
             return
         editor.set_value(default)
         tip = f"{self.docs.get(field.name, '')}\n\n{field.name} (default: {default!r})".strip()
-        label = QLabel(humanize(field.name))
+        label = QLabel(field_label(field))
         for widget in (label, editor):
             widget.setToolTip(tip)
         editor.sig_changed.connect(self.sig_changed)

@@ -38,7 +38,7 @@ from engine.consent import (
     require_attestation,
 )
 from engine.data import dataset_fingerprint
-from engine.errors import ConsentError, GanStudioError
+from engine.errors import ConsentError, GanStudioError, gui_message
 
 RIGHTS_TEXT = {
     "own": "I made these images myself (or own all rights to them).",
@@ -67,7 +67,7 @@ def consent_status(dataset_dir: Path | None) -> tuple[bool, str]:
     try:
         record = current_attestation(dataset_dir)
     except GanStudioError as exc:
-        return False, str(exc)
+        return False, gui_message(exc)
     if record is None:
         return False, "No consent recorded yet: training needs your attestation."
     try:
@@ -75,7 +75,7 @@ def consent_status(dataset_dir: Path | None) -> tuple[bool, str]:
     except ConsentError:
         return False, f"The files changed since the consent of {record.created_label}: attest again."
     except GanStudioError as exc:
-        return False, str(exc)
+        return False, gui_message(exc)
     return True, (
         f"Consent recorded: {record.rights}, people: {record.people}, by {record.attested_by} "
         f"on {record.created_label}."
@@ -165,7 +165,7 @@ class ConsentDialog(QDialog):
             fingerprint = dataset_fingerprint(self.dataset_dir)
             records = attestation_history(self.dataset_dir)
         except GanStudioError as exc:
-            self.error_label.setText(str(exc))
+            self.error_label.setText(gui_message(exc))
             fingerprint, records = "", []
         self.fingerprint_label.setText(f"{self.dataset_dir}\nfingerprint {fingerprint[:16]}")
         self._fill_history(records, fingerprint)
@@ -230,6 +230,6 @@ class ConsentDialog(QDialog):
                 note=self.note.toPlainText(),
             )
         except GanStudioError as exc:
-            self.error_label.setText(str(exc))
+            self.error_label.setText(gui_message(exc))
             return
         self.accept()

@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Slot
 
-from engine.errors import GanStudioError
+from engine.errors import GanStudioError, gui_message
 
 
 def run_guarded(job: Callable[[], Any], failed: Any, what: str) -> tuple[bool, Any]:
@@ -27,7 +27,7 @@ def run_guarded(job: Callable[[], Any], failed: Any, what: str) -> tuple[bool, A
     try:
         return True, job()
     except GanStudioError as exc:
-        failed.emit(str(exc), "")
+        failed.emit(gui_message(exc), "")
     except Exception as exc:
         failed.emit(f"{what} failed unexpectedly: {exc}", traceback.format_exc())
     return False, None

@@ -16,7 +16,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 
-from engine.errors import GanStudioError
+from engine.errors import GanStudioError, gui_message
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 CAVEAT = "EffLite0 scores are not comparable with published Inception FID"
@@ -122,7 +122,7 @@ class EvaluateWorker(ThreadWorker):
             if self.is_cancelled():
                 self.sig_cancelled.emit()
             else:
-                self.sig_failed.emit(str(exc), "")
+                self.sig_failed.emit(gui_message(exc), "")
         except Exception as exc:  # a worker must never take the window down
             self.sig_failed.emit(f"The evaluation failed unexpectedly: {exc}", traceback.format_exc())
         else:

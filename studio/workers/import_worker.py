@@ -10,7 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 
 from engine.data import ImportFailed, import_folder
-from engine.errors import GanStudioError, ImportCancelled
+from engine.errors import GanStudioError, ImportCancelled, gui_message
 from studio.workers import ThreadWorker, lower_thread_priority
 
 
@@ -65,9 +65,9 @@ class ImportWorker(ThreadWorker):
             self.sig_cancelled.emit()
         except ImportFailed as exc:
             self.sig_rejected.emit(exc.report)
-            self.sig_failed.emit(str(exc), "")
+            self.sig_failed.emit(gui_message(exc), "")
         except GanStudioError as exc:
-            self.sig_failed.emit(str(exc), "")
+            self.sig_failed.emit(gui_message(exc), "")
         except Exception as exc:  # a worker must never take the window down
             self.sig_failed.emit(f"The import of {self.source} failed unexpectedly: {exc}", traceback.format_exc())
         else:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Signal
 
-from engine.errors import GanStudioError
+from engine.errors import GanStudioError, gui_message
 from engine.runs import TrainConfig
 from engine.training import Callbacks, Trainer
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
@@ -110,7 +110,7 @@ class TrainWorker(ThreadWorker):
             result = self.make_trainer(self.callbacks()).run()
         except GanStudioError as exc:
             self._flush()
-            self.sig_failed.emit(str(exc), "")
+            self.sig_failed.emit(gui_message(exc), "")
         except Exception as exc:  # a worker must never take the window down
             self._flush()
             self.sig_failed.emit(f"Training stopped because of an unexpected error: {exc}", traceback.format_exc())

@@ -116,7 +116,7 @@ class TrainConfig:
     """Number of images in the preview grid."""
     checkpoint_every: int = field(default=500, metadata={"label": "Checkpoint every N steps"})
     """Write a checkpoint every N steps (always also at the end and on stop)."""
-    checkpoint_minutes: float | None = 10.0
+    checkpoint_minutes: float | None = field(default=10.0, metadata={"label": "Checkpoint every N minutes"})
     """Also write a checkpoint after this many minutes of training since the last one, so a crash loses at
     most that much work however slow a step is (pauses don't count; None = by steps only)."""
     keep_checkpoints: int = field(default=3, metadata={"label": "Checkpoints to keep"})

@@ -56,8 +56,8 @@ class CheckpointDamaged(CheckpointError):
     Readers of a run folder set such a file aside (``<name>.damaged``) and fall back to an older one.
     """
 
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, reason: str, gui: str | None = None) -> None:
+        super().__init__(message, gui=gui)
         self.reason = reason
 
 

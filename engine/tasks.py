@@ -208,9 +208,10 @@ class ColorizeTask(DerivedTask):
 
     def check_channels(self, channels: int) -> None:
         if channels != 3:
+            problem = f"task '{self.name}' needs RGB images, but this dataset keeps an alpha channel; import it again"
             raise ConfigError(
-                f"task '{self.name}' needs RGB images, but this dataset keeps an alpha channel; import it "
-                "again with transparency composited (--alpha white)"
+                f"{problem} with transparency composited (--alpha white)",
+                gui=f"{problem}: on the Dataset page set Transparency to white and click Import folder…",
             )
 
     def derive_pair(

@@ -155,7 +155,10 @@ def _current_export(run_dir: Path) -> tuple[Path, Path]:
         problem = f"run {run_dir.name} has no ONNX export as new as its newest checkpoint; export it to ONNX first"
         kind = "translator" if run_kind(run_dir) == "translate" else "generator"
         target = run_dir / "exports" / f"{kind}-{checkpoint.stem}.onnx"
-        raise CheckpointError(f"{problem}: gan-studio-cli export {run_dir} --out {target}")
+        raise CheckpointError(
+            f"{problem}: gan-studio-cli export {run_dir} --out {target}",
+            gui=f"{problem}: select the run and click Export to ONNX",
+        )
     return onnx, checkpoint
 
 

@@ -257,7 +257,10 @@ def _dataset_for(source: Path, dataset_dir: Path | str | None) -> tuple[Path, st
             info = {}
     if dataset_dir is not None:
         if not Path(dataset_dir).is_dir():
-            raise MetricsError(f"{dataset_dir} does not exist; name a dataset folder made by gan-studio-cli import")
+            raise MetricsError(
+                f"{dataset_dir} does not exist; name a dataset folder made by gan-studio-cli import",
+                gui=f"{dataset_dir} does not exist; choose a dataset imported on the Dataset page",
+            )
         return Path(dataset_dir), info.get("dataset_fingerprint")
     if source.suffix.lower() == ".onnx":
         raise MetricsError(

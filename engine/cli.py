@@ -22,6 +22,7 @@ from types import FrameType, NoneType, UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin, get_type_hints
 
 from engine.errors import ConfigError, GanStudioError
+from engine.runs.config import LOSS_NAMES  # torch-free, like the two imports around it
 from engine.tasks import get_task, task_names
 
 if TYPE_CHECKING:  # the commands import their modules when run, so `--help` stays fast
@@ -540,7 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--lr", type=float, help="learning rate of G and D (settings lr_g and lr_d, > 0)")
-    p.add_argument("--loss", choices=["ns", "hinge"])
+    p.add_argument(
+        "--loss", choices=LOSS_NAMES, help="adversarial loss (setting loss; wgan-gp: also n_critic, gp_gamma)"
+    )
     p.add_argument("--r1", type=float, help="R1 penalty weight (setting r1_gamma, >= 0; 0 = off)")
     p.add_argument("--augment", help="DiffAugment policy, e.g. color,translation,cutout ('' = off)")
     p.add_argument("--no-ada", action="store_true", help="always augment instead of adapting the probability")

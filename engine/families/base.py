@@ -20,7 +20,8 @@ from engine.data.pairs import DataPlan, single_plan
 from engine.errors import ConfigError
 from engine.nn.augment import AdaptiveAugment, diff_augment, parse_policy
 from engine.nn.ema import ema_beta, make_ema, update_ema
-from engine.nn.losses import get_loss, r1_penalty
+from engine.nn.layers import add_instance_noise, instance_noise_std, per_sample_norms
+from engine.nn.losses import adversarial_loss, get_loss, gradient_penalty, interpolates, r1_penalty
 from engine.runs.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -184,17 +185,26 @@ class Family(ABC):
 class AdversarialFamily(Family):
     """Noise-to-image GAN: subclasses supply the two networks, this class trains them.
 
-    Implements non-saturating/hinge loss, DiffAugment with ADA, lazy R1, EMA, AMP on CUDA,
-    gradient accumulation over ``micro_batches`` and gradient clipping.
+    Implements the losses of engine/nn/losses.py (non-saturating, hinge, LSGAN, WGAN-GP with its
+    gradient penalty and n_critic D steps per G step), one-sided label smoothing, decaying instance
+    noise, DiffAugment with ADA, lazy R1, EMA, AMP on CUDA, gradient accumulation over
+    ``micro_batches`` and gradient clipping.
     """
 
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(spec, train, device)
         self.policy = parse_policy(train.augment)
-        self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
+        self.loss = adversarial_loss(train.loss)
+        self.d_loss_fn, self.g_loss_fn = get_loss(train.loss, train.label_smoothing)
+        self.n_critic = train.n_critic or self.loss.default_n_critic
         self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
         G = self._place(self.build_generator())
-        D = self._place(self.build_discriminator())
+        D = self.build_discriminator()
+        if self.loss.critic:
+            # Automatic rather than refused: a family's batch-norm D becomes a layer-norm critic, which
+            # is what the WGAN-GP paper does (engine/nn/layers.py: per_sample_norms).
+            per_sample_norms(D)
+        D = self._place(D)
         self.modules = {"G": G, "G_ema": make_ema(G), "D": D}
         betas = (train.beta1, train.beta2)
         self.optimizers = {
@@ -203,6 +213,8 @@ class AdversarialFamily(Family):
         }
         self._make_scalers(("G", "D"))
         self.images_seen = 0
+        self._noise_std = 0.0  # instance noise of the current step (from images_seen, so it resumes exactly)
+        self._fakes: list[torch.Tensor] = []
 
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
@@ -225,6 +237,10 @@ class AdversarialFamily(Family):
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy, self.ada.p)
 
+    def _d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of images ``x``: augmented, then with this step's instance noise."""
+        return add_instance_noise(self._augment(x), self._noise_std)
+
     def _noise(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
@@ -233,8 +249,13 @@ class AdversarialFamily(Family):
     ) -> dict[str, float]:
         real = real.contiguous(memory_format=self.memory_format)
         chunks = list(zip(real.chunk(micro_batches), _chunk_or_none(labels, micro_batches)))
+        self._noise_std = instance_noise_std(
+            self.train.instance_noise, self.train.instance_noise_kimg, self.images_seen
+        )
         stats = self._d_step(chunks, step)
         stats.update(self._g_step(chunks))
+        if self.train.instance_noise:
+            stats["instance_noise"] = self._noise_std
         self.images_seen += real.shape[0]
         beta = ema_beta(real.shape[0], self.train.ema_half_life_kimg * 1000, self.images_seen)
         update_ema(self.modules["G_ema"], self.modules["G"], beta)
@@ -243,39 +264,65 @@ class AdversarialFamily(Family):
         return stats
 
     def _d_step(self, chunks: list, step: int) -> dict[str, float]:
-        G, D, opt = self.modules["G"], self.modules["D"], self.optimizers["D"]
+        """``n_critic`` updates of D on the step's real batch, each with fresh noise for G (see docs/training.md)."""
+        G, D = self.modules["G"], self.modules["D"]
         do_r1 = self.train.r1_gamma > 0 and step % self.train.r1_every == 0
         D.requires_grad_(True)
         G.requires_grad_(True)
-        opt.zero_grad(set_to_none=True)
-        totals = {"loss_d": 0.0, "d_real": 0.0, "d_fake": 0.0, "r1": 0.0}
-        # The fakes keep their graph so the G step reuses them instead of running G again (as the
-        # classic DCGAN loop does): one generator forward per step instead of two.
+        totals = {"loss_d": 0.0, "d_real": 0.0, "d_fake": 0.0, "r1": 0.0, "gp": 0.0}
+        for i in range(self.n_critic):
+            self._critic_update(chunks, totals, do_r1=do_r1 and i == 0, last=i == self.n_critic - 1)
+        if not do_r1:
+            totals.pop("r1")
+        if not self.loss.critic:
+            totals.pop("gp")
+        return totals
+
+    def _critic_update(self, chunks: list, totals: dict[str, float], do_r1: bool, last: bool) -> None:
+        """One optimizer step of D over every micro-batch; adds its stats to ``totals`` (means over updates)."""
+        G, D = self.modules["G"], self.modules["D"]
+        self.optimizers["D"].zero_grad(set_to_none=True)
+        share = len(chunks) * self.n_critic
+        # The last update's fakes keep their graph so the G step reuses them instead of running G again
+        # (as the classic DCGAN loop does): one generator forward with gradients per step.
         self._fakes = []
         for x, y in chunks:
             with self._autocast():
-                fake = G(self._noise(x.shape[0]), y)
-                self._fakes.append(fake)
-                real_logits, aux = self.discriminate_real(self._augment(x), y)
-                fake_logits = D(self._augment(fake.detach()), y)
+                with torch.set_grad_enabled(last):
+                    fake = G(self._noise(x.shape[0]), y)
+                if last:
+                    self._fakes.append(fake)
+                real_in = self._d_view(x)
+                real_logits, aux = self.discriminate_real(real_in, y)
+                fake_in = self._d_view(fake.detach())
+                fake_logits = D(fake_in, y)
                 loss = self.d_loss_fn(real_logits.float(), fake_logits.float()) + aux
-            self.ada.accumulate(real_logits)
+            if last:
+                # Once per step, whatever n_critic is: ADA's speed is set in images, not D updates.
+                self.ada.accumulate(self.loss.ada_signal(real_logits, fake_logits))
             if do_r1:
                 loss = loss + self._r1(x, y)
                 totals["r1"] += self._last_r1 / len(chunks)
+            if self.loss.critic and self.train.gp_gamma > 0:
+                penalty = self._gradient_penalty(real_in, fake_in, y)
+                loss = loss + penalty * self.train.gp_gamma
+                totals["gp"] += float(penalty.detach()) / share
             self.scalers["D"].scale(loss / len(chunks)).backward()
-            totals["loss_d"] += float(loss.detach()) / len(chunks)
-            totals["d_real"] += float(real_logits.detach().float().mean()) / len(chunks)
-            totals["d_fake"] += float(fake_logits.detach().float().mean()) / len(chunks)
+            totals["loss_d"] += float(loss.detach()) / share
+            totals["d_real"] += float(real_logits.detach().float().mean()) / share
+            totals["d_fake"] += float(fake_logits.detach().float().mean()) / share
         self._optimizer_step("D")
-        if not do_r1:
-            totals.pop("r1")
-        return totals
+
+    def _gradient_penalty(self, real_in: torch.Tensor, fake_in: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """WGAN-GP's (||grad D|| - 1)^2 on interpolates of what D saw (augmented, noisy), in fp32."""
+        # Outside autocast like R1: the double backward's squared norms lose too much in fp16.
+        points = interpolates(real_in, fake_in)
+        return gradient_penalty(self.modules["D"](points, y), points)
 
     def _r1(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         # R1 runs in fp32 outside autocast: the squared gradient norm underflows in fp16.
         x = x.detach().requires_grad_(True)
-        logits = self.modules["D"](self._augment(x), y)
+        logits = self.modules["D"](self._d_view(x), y)
         penalty = r1_penalty(logits, x)
         self._last_r1 = float(penalty.detach())
         return penalty * (self.train.r1_gamma / 2) * self.train.r1_every
@@ -288,7 +335,7 @@ class AdversarialFamily(Family):
         fakes, self._fakes = self._fakes, []
         for (_, y), fake in zip(chunks, fakes):
             with self._autocast():
-                loss = self.g_loss_fn(D(self._augment(fake), y).float())
+                loss = self.g_loss_fn(D(self._d_view(fake), y).float())
             self.scalers["G"].scale(loss / len(chunks)).backward()
             total += float(loss.detach()) / len(chunks)
         self._optimizer_step("G")

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from engine.families.base import AdversarialFamily
 from engine.families.registry import register_family
+from engine.nn.layers import MinibatchStdDev
 
 
 @dataclass
@@ -30,7 +31,11 @@ class DCGANConfig:
     max_channels: int = field(default=512, metadata={"label": "Maximum width"})
     """Cap on feature maps at low resolutions."""
     spectral_norm: bool = field(default=True, metadata={"label": "Spectral norm in the discriminator"})
-    """Spectral norm in D (False = the classic BatchNorm discriminator)."""
+    """Spectral norm in D (False = the classic BatchNorm discriminator; with loss 'wgan-gp' its batch norms
+    become layer norms, since the gradient penalty is per sample)."""
+    minibatch_stddev: int = field(default=0, metadata={"label": "Minibatch std-dev group size"})
+    """Group size of a minibatch standard-deviation channel added before D's last layer (0 = off; 4 is the
+    usual value): D sees how varied a batch is, which counters mode collapse."""
 
 
 def _channels(cfg: DCGANConfig, stages: int) -> list[int]:
@@ -77,7 +82,8 @@ class DCGANDiscriminator(nn.Module):
             layers += [] if cfg.spectral_norm else [nn.BatchNorm2d(c_out)]
             layers += [nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
-        self.head = sn(nn.Conv2d(ch[-1], 1, 4, 1, 0))
+        self.stddev = MinibatchStdDev(cfg.minibatch_stddev) if cfg.minibatch_stddev else None
+        self.head = sn(nn.Conv2d(ch[-1] + (1 if self.stddev is not None else 0), 1, 4, 1, 0))
         # Projection discriminator (Miyato & Koyama 2018): class evidence is an inner product with
         # the pooled features, which conditions D without extra input channels.
         self.embed = sn(nn.Embedding(num_classes, ch[-1])) if num_classes else None
@@ -85,7 +91,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)
-        out = self.head(h).flatten(1).sum(1)
+        out = self.head(h if self.stddev is None else self.stddev(h)).flatten(1).sum(1)
         if self.embed is not None and labels is not None:
             out = out + (self.embed(labels) * h.sum(dim=(2, 3))).sum(1)
         return out

@@ -19,7 +19,7 @@ from engine.errors import ConfigError
 from engine.families.base import ExampleLoader, Family, ModelSpec
 from engine.nn.color import decode_lab
 from engine.nn.ema import ema_beta, make_ema, update_ema
-from engine.nn.losses import get_loss
+from engine.nn.losses import LOSSES, adversarial_loss, get_loss
 from engine.nn.unet import PatchDiscriminator, UNet, unet_depth
 from engine.runs.config import TrainConfig
 from engine.tasks import ImageTask, get_task
@@ -63,8 +63,24 @@ class TranslationFamily(Family):
         self.image_task.check_channels(spec.channels)
         self.in_channels = self.image_task.input_channels(spec.channels)
         self.out_channels = spec.channels
-        self.d_loss_fn, self.g_loss_fn = get_loss(train.loss)
+        self._check_adversarial_settings(train)
+        self.d_loss_fn, self.g_loss_fn = get_loss(train.loss, train.label_smoothing)
         self.images_seen = 0
+
+    def _check_adversarial_settings(self, train: TrainConfig) -> None:
+        """Refuse the noise-to-image settings this step does not have (a critic, D updates, instance noise)."""
+        if adversarial_loss(train.loss).critic:
+            usable = ", ".join(name for name, loss in LOSSES.items() if not loss.critic)
+            raise ConfigError(
+                f"family '{self.name}' has no critic step for loss '{train.loss}' (setting 'loss'); "
+                f"use one of: {usable}"
+            )
+        for name in ("n_critic", "instance_noise"):
+            if getattr(train, name):
+                raise ConfigError(
+                    f"setting '{name}' is for noise-to-image families; family '{self.name}' does not use it, "
+                    "leave it unset"
+                )
 
     def _check_task(self) -> str:
         task = getattr(self.cfg, "task", self.tasks[0])

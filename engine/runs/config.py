@@ -7,11 +7,19 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from engine.errors import CheckpointError, ConfigError
 
 FORMAT_VERSION = 1
+
+LossName = Literal["ns", "hinge", "wgan-gp", "lsgan"]
+"""The adversarial losses (engine/nn/losses.py defines them; a test checks the two lists agree). Named here
+as a type so the GUI offers exactly these and this module needs no torch."""
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+SMOOTHABLE_LOSSES = ("ns", "lsgan")
+"""The losses where one-sided label smoothing has a meaning (a target for reals to lower), checked early
+by validate(); the losses themselves say why the others refuse it."""
 
 # The allowed range of every float setting: (low, high, low included, high included); None = unbounded.
 # validate() also refuses NaN and infinity: a NaN passes no comparison and would only surface steps
@@ -28,6 +36,10 @@ FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "ema_half_life_kimg": (0, None, True, False),
     "grad_clip": (0, None, True, False),
     "nan_lr_factor": (0, 1, False, True),
+    "gp_gamma": (0, None, True, False),
+    "label_smoothing": (0, 0.5, True, False),
+    "instance_noise": (0, None, True, False),
+    "instance_noise_kimg": (0, None, False, False),
 }
 
 
@@ -81,8 +93,24 @@ class TrainConfig:
     """Adam beta1."""
     beta2: float = field(default=0.999, metadata={"label": "Adam smoothing (beta2)"})
     """Adam beta2."""
-    loss: str = field(default="ns", metadata={"label": "Adversarial loss"})
-    """Adversarial loss: 'ns' (non-saturating) or 'hinge'."""
+    loss: LossName = field(default="ns", metadata={"label": "Adversarial loss"})
+    """Adversarial loss: 'ns' (non-saturating), 'hinge', 'wgan-gp' (Wasserstein critic with gradient
+    penalty: steadier, slower) or 'lsgan' (least squares: no vanishing gradients for far-off fakes)."""
+    n_critic: int | None = field(default=None, metadata={"label": "Discriminator updates per generator update"})
+    """D (critic) updates per G update, each on the step's real batch with fresh noise; None = 5 with
+    'wgan-gp' (the paper's value), 1 with the other losses."""
+    gp_gamma: float = field(default=10.0, metadata={"label": "WGAN gradient penalty weight"})
+    """Weight (lambda) of the WGAN-GP gradient penalty, which keeps the critic's gradient norm near 1
+    on points between real and fake images; used only with loss 'wgan-gp'."""
+    label_smoothing: float = field(default=0.0, metadata={"label": "One-sided label smoothing"})
+    """Lower D's target for real images from 1 to 1 - s (0 = off; 0.1 typical), so D stays less sure
+    and keeps giving G useful gradients; with 'ns' and 'lsgan' only (hinge and wgan-gp refuse it)."""
+    instance_noise: float = field(default=0.0, metadata={"label": "Instance noise (start std)"})
+    """Std of Gaussian noise added to every image D sees (real and fake, images in [-1, 1]) at the start,
+    falling linearly to 0 at instance_noise_kimg (0 = off; 0.1-0.5 typical): blurs the two distributions
+    into each other early on, so D cannot separate them perfectly and starve G of gradient."""
+    instance_noise_kimg: float = field(default=50.0, metadata={"label": "Instance noise ends at (thousand images)"})
+    """Thousands of training images after which the instance noise has decayed to 0."""
     r1_gamma: float = field(default=0.0, metadata={"label": "Gradient penalty strength (R1)"})
     """R1 gradient penalty weight on real images (0 = off)."""
     r1_every: int = field(default=16, metadata={"label": "Gradient penalty every N steps"})
@@ -92,7 +120,8 @@ class TrainConfig:
     ada: bool = field(default=True, metadata={"label": "Adaptive augmentation (ADA)"})
     """Adapt the augmentation probability to D's overfitting (ADA); False = always apply."""
     ada_target: float = field(default=0.6, metadata={"label": "Adaptive augmentation target"})
-    """ADA target for the mean sign of D(real)."""
+    """ADA target for the mean sign of D(real), measured from the loss's real/fake boundary (0 for 'ns' and
+    'hinge', 0.5 for 'lsgan'; for 'wgan-gp' the batch's mean critic score of fakes)."""
     ema_half_life_kimg: float = field(
         default=10.0, metadata={"label": "Averaged generator half-life (thousand images)"}
     )
@@ -147,6 +176,17 @@ class TrainConfig:
             if problem:
                 raise ConfigError(problem)
         positive = ("batch_size", "r1_every", "checkpoint_every", "keep_checkpoints", "log_every")
+        if self.loss not in LOSS_NAMES:
+            raise ConfigError(f"setting 'loss' must be one of {', '.join(LOSS_NAMES)} (got {self.loss!r})")
+        if self.label_smoothing and self.loss not in SMOOTHABLE_LOSSES:
+            raise ConfigError(
+                f"setting 'label_smoothing' has no meaning with loss '{self.loss}'; set label_smoothing=0 "
+                f"or choose loss {' or '.join(repr(n) for n in SMOOTHABLE_LOSSES)}"
+            )
+        if self.n_critic is not None and self.n_critic < 1:
+            raise ConfigError(
+                f"setting 'n_critic' must be at least 1, or None for the loss's default (got {self.n_critic})"
+            )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")

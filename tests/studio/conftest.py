@@ -82,6 +82,25 @@ def import_and_attest(project, source: Path, attested: bool = True, size: int = 
     return dataset
 
 
+def train_tiny_run(project, source: Path, name: str, **overrides) -> Path:
+    """A tiny dcgan run trained by the engine itself (for pages that need a run, not the Train page)."""
+    from engine.runs import TrainConfig
+    from engine.training import Trainer
+
+    values = dict(
+        dataset=str(import_and_attest(project, source)),
+        family="dcgan",
+        family_options=dict(get_family("dcgan").tiny_options),
+        steps=TINY_STEPS,
+        batch_size=8,
+        resolution=32,
+        log_every=1,
+        seed=1,
+    )
+    values.update(overrides)
+    return Path(Trainer(TrainConfig(**values), run_dir=project.runs_dir / name).run().run_dir)
+
+
 def make_tiny(train_page, steps: int = TINY_STEPS, family: str = "dcgan", task: str | None = None, **overrides) -> None:
     """Point the Train page's real forms at a model small enough to train in well under a second."""
     index = train_page.family_combo.findData(family)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.families import get_family
-from engine.runs import TrainConfig
 from engine.runs.checkpoint import checkpoint_path
-from engine.training import Trainer
 from studio.models import export_path
 from studio.pages.generate import PAGE_SIZE
 
-from .conftest import TINY_STEPS, import_and_attest
+from .conftest import train_tiny_run
 
 
 def _flip_middle_bit(path: Path) -> None:
@@ -22,19 +19,7 @@ def _flip_middle_bit(path: Path) -> None:
 
 
 def test_generate_page_uses_the_newest_good_checkpoint_and_says_so(window, qtbot, project, art_folder):
-    config = TrainConfig(
-        dataset=str(import_and_attest(project, art_folder)),
-        family="dcgan",
-        family_options=dict(get_family("dcgan").tiny_options),
-        steps=TINY_STEPS,
-        batch_size=8,
-        resolution=32,
-        preview_every=0,
-        checkpoint_every=2,
-        log_every=1,
-        seed=1,
-    )
-    run = Path(Trainer(config, run_dir=project.runs_dir / "dcgan-damaged").run().run_dir)
+    run = train_tiny_run(project, art_folder, "dcgan-damaged", preview_every=0, checkpoint_every=2)
     _flip_middle_bit(checkpoint_path(run, 6))
 
     gen = window.generate_page

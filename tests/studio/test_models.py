@@ -11,36 +11,21 @@ from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QFileDialog
 
-from engine.families import get_family
-from engine.runs import TrainConfig
-from engine.training import Trainer
 from studio.pages.generate import PAGE_SIZE
 
-from .conftest import TINY_STEPS, import_and_attest
+from .conftest import train_tiny_run
 
 LEFT = Qt.MouseButton.LeftButton
 
 
 def _trained_run(window, qtbot, project, art_folder) -> Path:
     """A tiny finished run, trained by the engine (this file is about the Models page, not the Train page)."""
-    config = TrainConfig(
-        dataset=str(import_and_attest(project, art_folder)),
-        family="dcgan",
-        family_options=dict(get_family("dcgan").tiny_options),
-        steps=TINY_STEPS,
-        batch_size=8,
-        resolution=32,
-        preview_every=2,
-        preview_count=4,
-        checkpoint_every=1000,
-        log_every=1,
-        seed=1,
-        conditional=True,
+    run = train_tiny_run(
+        project, art_folder, "dcgan-tiny", preview_every=2, preview_count=4, checkpoint_every=1000, conditional=True
     )
-    run = Trainer(config, run_dir=project.runs_dir / "dcgan-tiny").run().run_dir
     window.models_page.refresh()
     window.generate_page.refresh_runs()
-    return Path(run)
+    return run
 
 
 def _wait_loaded(gen, qtbot, backend: str) -> None:

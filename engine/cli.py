@@ -26,6 +26,7 @@ from engine.runs.config import LOSS_NAMES  # torch-free, like the two imports ar
 from engine.tasks import get_task, task_names
 
 if TYPE_CHECKING:  # the commands import their modules when run, so `--help` stays fast
+    from engine.families.base import Family
     from engine.runs import TrainConfig
     from engine.training import Callbacks, Trainer
 
@@ -141,14 +142,17 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         **_settings(args.option, family.Config, "--option", "option", f" of family '{family_name}'"),
     }
     _finite_options(options, family_name)
+    # the family's own recommendations (StyleGAN2's learning rates, R1, CPU-sized model) under the flags
+    recommended = _recommended_settings(family, args, settings)
     fields: dict[str, Any] = {
+        **recommended,
         "dataset": str(args.dataset),
         "family": family_name,
         "resolution": args.size,
         "steps": args.steps,
         "minutes": args.minutes,
         "device": args.device,
-        "family_options": options,
+        "family_options": {**recommended.get("family_options", {}), **options},
     }
     if args.minutes is not None and args.steps is None:
         fields["steps"] = None
@@ -173,6 +177,20 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     config.validate()
     build_family_config(family.Config, config.family_options)  # names an unknown option the same way training would
     return config
+
+
+def _recommended_settings(family: type[Family], args: argparse.Namespace, settings: dict[str, Any]) -> dict[str, Any]:
+    """``family.recommended_settings`` for the run's size (--size, else the dataset's) and device."""
+    from engine.data.manifest import read_manifest
+    from engine.device import select_device
+
+    size = settings.get("resolution", args.size)
+    try:
+        size = size or int(read_manifest(args.dataset).get("options", {}).get("size", 64))
+        device_type = select_device(settings.get("device", args.device)).type
+    except GanStudioError:  # not a dataset, no such device: training reports it in its own words
+        size, device_type = size or 64, "cpu"
+    return dict(family.recommended_settings(size, device_type))
 
 
 def _apply_task(fields: dict[str, Any], task: str) -> None:
@@ -525,7 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")
     p.add_argument("dataset")
     p.add_argument(
-        "--family", default="dcgan", help="dcgan, fastgan (noise -> image); pix2pix, cyclegan (image -> image)"
+        "--family",
+        default="dcgan",
+        help="dcgan, fastgan, stylegan2, vanilla (noise -> image); pix2pix, cyclegan (image -> image)",
     )
     p.add_argument(
         "--task",

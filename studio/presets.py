@@ -1,7 +1,8 @@
 """Training presets (quick / balanced / quality) as generic overrides sized to the device's memory.
 
-A preset never names a family: it sets TrainConfig fields and scales a family's width options (any
-Config field listed in WIDTH_FIELDS) from that family's own defaults.
+A preset never names a family: it starts from the family's own ``recommended_settings`` for the size
+and device (learning rates, a CPU-sized model...), sets TrainConfig fields and scales the family's width
+options (any Config field listed in WIDTH_FIELDS) from the recommended or default width.
 """
 
 from __future__ import annotations
@@ -94,11 +95,11 @@ def pick_resolution(dataset_size: int, cap: int | None, family_cls: type) -> int
     return max(family_cls.min_resolution, min(size, family_cls.max_resolution))
 
 
-def scaled_family_options(config_cls: type, scale: float) -> dict[str, Any]:
-    """The family's width options (WIDTH_FIELDS) scaled from its defaults; other options untouched."""
+def scaled_family_options(config_cls: type, scale: float, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The family's width options (WIDTH_FIELDS) scaled from ``base`` or its defaults; others untouched."""
     options = {}
     for field in dataclasses.fields(config_cls):
-        default = field_default(field)
+        default = (base or {}).get(field.name, field_default(field))
         if field.name in WIDTH_FIELDS and isinstance(default, int) and scale != 1.0:
             options[field.name] = max(4, int(round(default * scale)))
     return options
@@ -107,13 +108,17 @@ def scaled_family_options(config_cls: type, scale: float) -> dict[str, Any]:
 def preset_settings(name: str, family_cls: type, tier: str, dataset_size: int) -> dict[str, Any]:
     """TrainConfig overrides for preset ``name`` (family_options included) on a ``tier`` device."""
     preset = PRESETS[name]
+    resolution = pick_resolution(dataset_size, preset.max_resolution[tier], family_cls)
+    recommended = dict(family_cls.recommended_settings(resolution, "cpu" if tier == "cpu" else "cuda"))
+    options = dict(recommended.pop("family_options", {}))
     return {
+        **recommended,
         "steps": preset.steps[tier],
         "batch_size": preset.batch_size[tier],
-        "resolution": pick_resolution(dataset_size, preset.max_resolution[tier], family_cls),
+        "resolution": resolution,
         "preview_every": preset.preview_every,
         "checkpoint_every": preset.checkpoint_every,
-        "family_options": scaled_family_options(family_cls.Config, preset.width_scale),
+        "family_options": {**options, **scaled_family_options(family_cls.Config, preset.width_scale, options)},
     }
 
 

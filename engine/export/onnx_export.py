@@ -82,6 +82,19 @@ class _GeneratorGraph(nn.Module):
         return image.float().clamp(-1, 1)
 
 
+class _TruncatingGeneratorGraph(_GeneratorGraph):
+    """The graph of a generator that truncates in its own latent space (StyleGAN's W): a per-sample psi
+    input, so the export draws the same images as PyTorch at any truncation."""
+
+    def forward(  # type: ignore[override]  # the extra input comes second: labels stay optional
+        self, z: torch.Tensor, truncation: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.fp16:
+            z, truncation = z.half(), truncation.half()
+        image = self.generator(z, labels if self.conditional else None, truncation)
+        return image.float().clamp(-1, 1)
+
+
 class _TranslatorGraph(nn.Module):
     """What a translator graph computes: input image -> output image in [-1, 1], float32 NCHW."""
 
@@ -154,8 +167,10 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     runner = TorchRunner(checkpoint, device="cpu")
     conditional = runner.spec.num_classes > 0
     generator = runner.family.export_modules()["generator"].eval()
-    names = ["z", "labels"] if conditional else ["z"]
-    example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed)  # noqa: E731
+    in_w = runner.truncates_in_w
+    graph_cls = _TruncatingGeneratorGraph if in_w else _GeneratorGraph
+    names = ["z", *(["truncation"] if in_w else []), *(["labels"] if conditional else [])]
+    example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed, in_w)  # noqa: E731
     c, r = runner.spec.channels, runner.resolution
     card = {
         "kind": "generator",
@@ -164,13 +179,14 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
         "inputs": {
             "z": f"float32 (batch, {runner.latent_dim}) standard normal",
             **({"labels": "int64 (batch,) class index"} if conditional else {}),
+            **({"truncation": "float32 (batch,) psi: 1 = none, 0 = the average image"} if in_w else {}),
         },
         "outputs": {"image": f"float32 (batch, {c}, {r}, {r})"},
     }
     return _Subject(
         runner,
-        _GeneratorGraph(generator, conditional, fp16).eval(),
-        _GeneratorGraph(generator, conditional, fp16=False).eval(),  # parity is always against fp32
+        graph_cls(generator, conditional, fp16).eval(),
+        graph_cls(generator, conditional, fp16=False).eval(),  # parity is always against fp32
         names,
         {name: {0: "batch"} for name in [*names, "image"]},
         example(2, 0),
@@ -218,12 +234,16 @@ def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     )
 
 
-def _example_inputs(latent_dim: int, num_classes: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+def _example_inputs(
+    latent_dim: int, num_classes: int, batch: int, seed: int = 0, truncation: bool = False
+) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(batch, latent_dim, generator=gen)
+    # psi in [0.2, 1]: parity also covers truncated images
+    psi = (torch.rand(batch, generator=gen) * 0.8 + 0.2,) if truncation else ()
     if not num_classes:
-        return (z,)
-    return z, torch.randint(0, num_classes, (batch,), generator=gen)
+        return (z, *psi)
+    return (z, *psi, torch.randint(0, num_classes, (batch,), generator=gen))
 
 
 def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:

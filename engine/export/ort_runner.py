@@ -165,7 +165,10 @@ class OrtRunner(GeneratorRunner):
 
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
+        # a 'truncation' input: the graph applies psi itself (StyleGAN's truncation in W)
+        self.truncates_in_w = "truncation" in inputs
         expected = ["z", "labels"] if self.num_classes else ["z"]
+        expected += ["truncation"] if self.truncates_in_w else []
         if sorted(inputs) != sorted(expected):
             raise CheckpointError(f"{self.source} has inputs {sorted(inputs)}, expected {expected}")
         shape = inputs["z"].shape
@@ -174,10 +177,12 @@ class OrtRunner(GeneratorRunner):
         if [o.name for o in self.session.get_outputs()] != ["image"]:
             raise CheckpointError(f"{self.source} must have one output named 'image'")
 
-    def _forward(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def _forward(self, z: np.ndarray, labels: np.ndarray | None, truncation: float = 1.0) -> np.ndarray:
         feed = {"z": np.ascontiguousarray(z, dtype=np.float32)}
         if labels is not None:  # the base class passes labels exactly when the model is conditional
             feed["labels"] = labels
+        if self.truncates_in_w:
+            feed["truncation"] = np.full(z.shape[0], truncation, dtype=np.float32)
         return _run(self.session, self.provider, feed)
 
 

@@ -62,6 +62,9 @@ class Family(ABC):
     max_resolution: ClassVar[int] = 1024
     tiny_options: ClassVar[dict[str, Any]] = {}
     """Family options for a model small enough for CPU tests (used by the contract test)."""
+    truncates_in_w: ClassVar[bool] = False
+    """True when ``sample()`` takes ``truncation=psi`` and applies it in the model's own latent space
+    (StyleGAN's W); runners then pass psi through instead of scaling z."""
 
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         if not self.min_resolution <= spec.resolution <= self.max_resolution:
@@ -100,6 +103,13 @@ class Family(ABC):
         """Length of the latent vector the generator takes."""
 
     # -- shared ------------------------------------------------------------------------------
+    @classmethod
+    def recommended_settings(cls, resolution: int, device_type: str) -> dict[str, Any]:
+        """TrainConfig values (``family_options`` included) this family is tuned for at ``resolution`` px
+        on a device of type ``device_type`` ('cpu', 'cuda', 'mps'); front ends start from these and put
+        the user's own choices on top. Empty: the TrainConfig and Config defaults suit the family."""
+        return {}
+
     def export_modules(self) -> dict[str, nn.Module]:
         """Modules that make up the published model (the EMA generator)."""
         return {"generator": self.modules["G_ema"]}

@@ -17,6 +17,7 @@ def _load_builtin() -> None:
     import engine.families.dcgan  # noqa: F401
     import engine.families.fastgan  # noqa: F401
     import engine.families.pix2pix  # noqa: F401
+    import engine.families.stylegan2  # noqa: F401
     import engine.families.vanilla  # noqa: F401
 
 

@@ -40,17 +40,23 @@ class GeneratorRunner(ABC):
     source: Path
     description: str
     supports_truncation = True
+    truncates_in_w = False
+    """True when the model applies truncation itself (StyleGAN: toward its tracked mean w); otherwise
+    truncation scales z toward 0."""
 
     @abstractmethod
-    def _forward(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        """float32 (N,C,H,W) images in [-1,1]."""
+    def _forward(self, z: np.ndarray, labels: np.ndarray | None, truncation: float = 1.0) -> np.ndarray:
+        """float32 (N,C,H,W) images in [-1,1]; ``truncation`` is only passed when ``truncates_in_w``."""
 
-    def __call__(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        """Images (N,H,W,C) uint8 for latents (N, latent_dim) and optional class indices (N,)."""
+    def __call__(self, z: np.ndarray, labels: np.ndarray | None = None, truncation: float = 1.0) -> np.ndarray:
+        """Images (N,H,W,C) uint8 for latents (N, latent_dim), optional class indices (N,) and truncation."""
         z = np.asarray(z, dtype=np.float32)
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ConfigError(f"latents must have shape (N, {self.latent_dim}), got {tuple(z.shape)}")
-        return to_uint8_nhwc_np(self._forward(z, self._labels(labels, z.shape[0])))
+        labels = self._labels(labels, z.shape[0])
+        if self.truncates_in_w:
+            return to_uint8_nhwc_np(self._forward(z, labels, truncation))
+        return to_uint8_nhwc_np(self._forward(z * np.float32(truncation), labels))
 
     def generate(
         self, seeds: list[int], class_index: int | None = None, truncation: float = 1.0, batch_size: int = 32
@@ -58,10 +64,10 @@ class GeneratorRunner(ABC):
         """Images for ``seeds``; truncation < 1 pulls latents toward the mean (less variety, more typical)."""
         if not 0 < truncation <= 1:
             raise ConfigError(f"truncation must be in (0, 1], got {truncation}")
-        z = latents_for_seeds(seeds, self.latent_dim) * truncation
+        z = latents_for_seeds(seeds, self.latent_dim)
         labels = None if class_index is None else np.full(len(seeds), class_index, dtype=np.int64)
         parts = [
-            self(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+            self(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size], truncation)
             for i in range(0, len(seeds), batch_size)
         ]
         empty = np.zeros((0, self.resolution, self.resolution, self.channels), np.uint8)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +64,10 @@ class TorchRunner(GeneratorRunner):
         self.family = get_family(self.family_name)(self.spec, config, self.device)
         self.family.load_state_dict(state["family_state"])
         self.latent_dim = self.family.latent_dim
+        self.truncates_in_w = self.family.truncates_in_w
         self.description = f"PyTorch on {describe_device(self.device)}"
 
-    def _forward(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def _forward(self, z: np.ndarray, labels: np.ndarray | None, truncation: float = 1.0) -> np.ndarray:
         y = None if labels is None else torch.from_numpy(labels)
-        return self.family.sample(torch.from_numpy(z), y).cpu().numpy()
+        psi: dict[str, Any] = {"truncation": truncation} if self.truncates_in_w else {}  # only they take it
+        return self.family.sample(torch.from_numpy(z), y, **psi).cpu().numpy()

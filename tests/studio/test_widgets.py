@@ -90,6 +90,10 @@ def test_presets_scale_width_fields_of_any_family_generically():
         Config = Options
         min_resolution, max_resolution = 16, 128
 
+        @classmethod
+        def recommended_settings(cls, resolution: int, device_type: str) -> dict:
+            return {}
+
     settings = preset_settings("quick", Fake, "cpu", 100)
     assert settings["family_options"] == {"base_channels": 20} and WIDTH_FIELDS == ("base_channels",)
     assert settings["resolution"] == 32  # capped for a CPU, and a power of two

@@ -283,6 +283,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.inference.export_images import save_images
 
     runner = open_runner(args.run, device=args.device, prefer_onnx=False)
+    if args.per_class is not None:
+        return _generate_per_class(args, runner)
     class_index = _class_index(runner.classes, args.class_name)
     seeds = list(range(args.seed, args.seed + args.count))
     bar = _progress_bar(args, "Generating", "img")
@@ -306,6 +308,45 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "notes": list(getattr(runner, "notes", [])),  # e.g. a damaged newest checkpoint was set aside
         },
         "\n".join([f"Wrote {len(paths)} images to {args.out} ({runner.description})", *getattr(runner, "notes", [])]),
+    )
+    return 0
+
+
+def _generate_per_class(args: argparse.Namespace, runner: Any) -> int:
+    """generate --per-class N: N images of every class into OUT/<class>/ and OUT/manifest.json."""
+    from engine.inference.export_images import save_images_per_class
+
+    if args.class_name is not None:
+        raise ConfigError("--per-class writes every class; leave out --class (or use --count with --class)")
+    bar = _progress_bar(args, "Generating", "img")
+    result = save_images_per_class(
+        runner,
+        args.per_class,
+        Path(args.out),
+        first_seed=args.seed,
+        truncation=args.truncation,
+        progress=bar.update_to if bar is not None else None,
+    )
+    if bar is not None:
+        bar.close()
+    counts = ", ".join(f"{name} {len(paths)}" for name, paths in result.files.items())
+    _emit(
+        args,
+        {
+            "out": str(args.out),
+            "manifest": str(result.manifest),
+            "classes": {name: [str(p) for p in paths] for name, paths in result.files.items()},
+            "source": str(runner.source),
+            "backend": runner.description,
+            "notes": list(getattr(runner, "notes", [])),
+        },
+        "\n".join(
+            [
+                f"Wrote {result.count} images ({counts}) into class folders of {args.out} with "
+                f"{result.manifest.name} ({runner.description})",
+                *getattr(runner, "notes", []),
+            ]
+        ),
     )
     return 0
 
@@ -586,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0, help="first seed; image i uses seed+i")
     p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
+    p.add_argument(
+        "--per-class",
+        type=int,
+        metavar="N",
+        help="N images of every class into OUT/<class>/ plus OUT/manifest.json (conditional models; replaces --count)",
+    )
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_generate)
@@ -635,7 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", parents=[common], help="score generated images against the training images")
     p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")
     p.add_argument("--dataset", help="dataset to compare with (default: the run's; required for .onnx files)")
-    p.add_argument("--metrics", default="kid", help="comma-separated: kid, fid, pr, is, memorization (default: kid)")
+    p.add_argument(
+        "--metrics", default="kid", help="comma-separated: kid, fid, pr, is, memorization, classes (default: kid)"
+    )
     p.add_argument(
         "--extractor",
         choices=["efflite0", "inception"],

@@ -12,6 +12,8 @@ from engine.errors import DataError
 REPORT_FORMAT_VERSION = 1
 # Upper bounds (exclusive) of the longer-side buckets; the last bucket is open-ended.
 _HISTOGRAM_EDGES: tuple[int, ...] = (32, 64, 128, 256, 512, 1024, 2048)
+CLASS_IMBALANCE_RATIO = 4.0
+"""Largest / smallest class count from which the report calls the classes unbalanced and names class_balance."""
 
 
 class ImportFailed(DataError):
@@ -75,6 +77,7 @@ class ImportReport:
         data["skipped"] = [s._asdict() for s in self.skipped]
         data["ignored"] = [s._asdict() for s in self.ignored]
         data["warnings"] = [w._asdict() for w in self.warnings]
+        data["class_balance"] = self.class_balance()  # derived from classes; from_dict drops it again
         return data
 
     @classmethod
@@ -97,12 +100,48 @@ class ImportReport:
         ]
         lines += _skip_lines(self.skipped, self.ignored)
         lines.append(_class_line(self.classes, self.unlabelled))
+        if self.class_balance():
+            lines.append(self.class_balance_line())
         if self.duplicates:
             lines.append(self.duplicates_line())
         if self.warnings:
             lines.append(f"Warnings: {len(self.warnings):,}, e.g. {_describe(self.warnings[0])}")
         lines.append(f"Fingerprint: {self.fingerprint[:16]}")
         return "\n".join(lines)
+
+    def class_balance(self) -> dict[str, Any]:
+        """How even the class folders are: {} without classes, else each class's share of the labelled
+        images (largest first), the largest and smallest class and ``ratio`` (largest / smallest count)."""
+        counts = {name: count for name, count in self.classes.items() if count > 0}
+        if not counts:
+            return {}
+        total = sum(counts.values())
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        (largest, most), (smallest, fewest) = ordered[0], ordered[-1]
+        return {
+            "shares": {name: count / total for name, count in ordered},
+            "largest": largest,
+            "smallest": smallest,
+            "ratio": most / fewest,
+        }
+
+    def class_balance_line(self) -> str:
+        """``Class balance: people-body 59.7% ... component 0.1%; the largest class has 452x the images of the
+        smallest.`` plus, when that ratio is 4 or more, the training option that evens it out."""
+        balance = self.class_balance()
+        shares = ", ".join(f"{name} {share:.1%}" for name, share in balance["shares"].items())
+        line = f"Class balance: {shares}"
+        if len(balance["shares"]) < 2:
+            return line + "."
+        ratio = balance["ratio"]
+        line += (
+            f"; the largest class ({balance['largest']}) has {ratio:,.1f}x the images of the smallest "
+            f"({balance['smallest']})"
+        )
+        if ratio >= CLASS_IMBALANCE_RATIO:
+            # Without it a conditional model sees the small classes rarely and learns them last.
+            line += "; unbalanced: turn on class-balanced sampling (setting class_balance) to train every class equally"
+        return line + "."
 
     def duplicates_line(self) -> str:
         """``Near duplicates: 3 groups (7 files); 4 left out, the largest of each group kept.``"""

@@ -2,21 +2,25 @@
 
 Generator: transposed convolutions with BatchNorm and ReLU from a 4x4 seed up to the training size.
 Discriminator: strided convolutions with LeakyReLU; spectral norm instead of BatchNorm by default,
-which is what keeps a small-data DCGAN stable. Class-conditional through a label embedding added to
-the latent (G) and a projection head (D).
+which is what keeps a small-data DCGAN stable. Class-conditional through class-conditional batch norm
+in G (engine/nn/conditional.py; z stays G's only input) and a projection head in D.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from engine.errors import ConfigError
 from engine.families.base import AdversarialFamily
 from engine.families.registry import register_family
+from engine.nn.conditional import CLASS_INPUTS, LabelledSequential, batch_norm
+from engine.nn.ema import make_ema
 from engine.nn.layers import MinibatchStdDev
 
 
@@ -36,6 +40,21 @@ class DCGANConfig:
     minibatch_stddev: int = field(default=0, metadata={"label": "Minibatch std-dev group size"})
     """Group size of a minibatch standard-deviation channel added before D's last layer (0 = off; 4 is the
     usual value): D sees how varied a batch is, which counters mode collapse."""
+    class_input: str = field(default="norm", metadata={"label": "How the class enters the generator"})
+    """Class-conditional runs only: 'norm' (each class sets the gains and biases of G's batch norms; D weighs
+    the class by a light projection on its mean-pooled features) or 'latent' (the conditioning of older
+    runs, kept so they load and resume: a class embedding added to z and a projection on the summed
+    features, which collapsed each class to nearly one image, see docs/training.md)."""
+
+    def __post_init__(self) -> None:
+        if self.class_input not in CLASS_INPUTS:
+            raise ConfigError(
+                f"option 'class_input' must be one of {', '.join(CLASS_INPUTS)} (got {self.class_input!r})"
+            )
+
+
+PROJECTION_SCALE = 0.25
+"""Weight of D's class projection on its mean-pooled 4x4 features (see DCGANDiscriminator)."""
 
 
 def _channels(cfg: DCGANConfig, stages: int) -> list[int]:
@@ -50,22 +69,24 @@ class DCGANGenerator(nn.Module):
         super().__init__()
         stages = int(math.log2(resolution)) - 2
         ch = _channels(cfg, stages)
-        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
+        legacy = num_classes and cfg.class_input == "latent"
+        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if legacy else None
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(cfg.latent_dim, ch[0], 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch[0]),
+            batch_norm(ch[0], num_classes, cfg.class_input),
             nn.ReLU(True),
         ]
         for c_in, c_out in zip(ch[:-1], ch[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+            layers += [batch_norm(c_out, num_classes, cfg.class_input), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(ch[-1], channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = LabelledSequential(*layers)
         self.apply(_dcgan_init)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None and labels is not None:
             z = z + self.embed(labels)
-        return self.net(z[:, :, None, None])
+        return self.net(z[:, :, None, None], labels)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -85,7 +106,13 @@ class DCGANDiscriminator(nn.Module):
         self.stddev = MinibatchStdDev(cfg.minibatch_stddev) if cfg.minibatch_stddev else None
         self.head = sn(nn.Conv2d(ch[-1] + (1 if self.stddev is not None else 0), 1, 4, 1, 0))
         # Projection discriminator (Miyato & Koyama 2018): class evidence is an inner product with
-        # the pooled features, which conditions D without extra input channels.
+        # the pooled features, which conditions D without extra input channels. Its weight against the
+        # head decides whether G keeps its variety: the sum over the 4x4 map (older runs, class_input
+        # 'latent') reaches 4x as far as the head, and D judged mostly "is it class y", which G satisfies
+        # by sending every sample of a class to the same point. Measured (docs/training.md): sum
+        # collapsed each class, the mean (1/16 of the sum) still halved the variety in some seeds,
+        # PROJECTION_SCALE x the mean kept it and the classes apart.
+        self.sum_pool = bool(num_classes) and cfg.class_input == "latent"
         self.embed = sn(nn.Embedding(num_classes, ch[-1])) if num_classes else None
         self.apply(_dcgan_init)
 
@@ -93,7 +120,8 @@ class DCGANDiscriminator(nn.Module):
         h = self.features(x)
         out = self.head(h if self.stddev is None else self.stddev(h)).flatten(1).sum(1)
         if self.embed is not None and labels is not None:
-            out = out + (self.embed(labels) * h.sum(dim=(2, 3))).sum(1)
+            pooled = h.sum(dim=(2, 3)) if self.sum_pool else h.mean(dim=(2, 3)) * PROJECTION_SCALE
+            out = out + (self.embed(labels) * pooled).sum(1)
         return out
 
 
@@ -101,7 +129,7 @@ def _dcgan_init(m: nn.Module) -> None:
     # The DCGAN paper's N(0, 0.02) init; it matters for the BatchNorm generator's early stability.
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, nn.BatchNorm2d) and m.affine:  # a class batch norm's gains are set by the class
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
 
@@ -124,3 +152,20 @@ class DCGAN(AdversarialFamily):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`; a conditional checkpoint keeps the class input it was trained with."""
+        legacy = "embed.weight" in state["modules"]["G"]
+        if self.spec.num_classes and legacy != (self.cfg.class_input == "latent"):
+            # Runs from before class_input existed added the class to z; rebuild G that way (and record
+            # it in the run's settings) rather than refuse them.
+            self.cfg.class_input = "latent" if legacy else "norm"
+            self.train.family_options = {**self.train.family_options, "class_input": self.cfg.class_input}
+            G = self._place(self.build_generator())
+            self.modules["G"], self.modules["G_ema"] = G, make_ema(G)
+            betas = (self.train.beta1, self.train.beta2)
+            self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
+            D = self.modules["D"]
+            assert isinstance(D, DCGANDiscriminator)  # built by build_discriminator
+            D.sum_pool = legacy  # same weights, the pooling they were trained with
+        super().load_state_dict(state)

@@ -9,14 +9,15 @@ Layer Excitation (SLE) lets a coarse map gate the channels of a map 8x (up to 12
 Discriminator: strided-conv blocks with an average-pool shortcut, spectral norm on every conv, logits
 from the 8x8 map. On real images it also has to reconstruct the whole image from its 8x8 map and a
 random quarter of it from its 16x16 map (small decoders, L1/MSE on pixels); that self-supervision is
-what keeps D from memorising a few hundred images. Class-conditional through a label embedding added
-to the latent (G) and a projection head (D), as in dcgan.py.
+what keeps D from memorising a few hundred images. Class-conditional through class-conditional batch
+norm in G (engine/nn/conditional.py; z stays G's only input) and a projection head in D, as in dcgan.py.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from engine.errors import ConfigError
 from engine.families.base import AdversarialFamily, ModelSpec
 from engine.families.registry import register_family
+from engine.nn.conditional import CLASS_INPUTS, LabelledSequential, batch_norm
+from engine.nn.ema import make_ema
 from engine.runs.config import TrainConfig
 
 RECON_LOSSES = ("l1", "mse")
@@ -51,6 +54,10 @@ class FastGANConfig:
     """Weight of D's self-supervised reconstruction loss on real images (0 = off)."""
     recon_loss: str = field(default="l1", metadata={"label": "Reconstruction loss"})
     """Pixel loss of the reconstruction: 'l1' or 'mse'."""
+    class_input: str = field(default="norm", metadata={"label": "How the class enters the generator"})
+    """Class-conditional runs only: 'norm' (each class sets the gains and biases of G's batch norms) or
+    'latent' (a class embedding added to z: each class collapsed to nearly one image, see docs/training.md;
+    kept so that older runs load and resume)."""
 
     def __post_init__(self) -> None:
         for name in ("latent_dim", "base_channels", "max_channels"):
@@ -58,6 +65,10 @@ class FastGANConfig:
                 raise ConfigError(f"option '{name}' must be at least 1 (got {getattr(self, name)})")
         if self.recon_weight < 0:
             raise ConfigError(f"option 'recon_weight' must be 0 or more (got {self.recon_weight})")
+        if self.class_input not in CLASS_INPUTS:
+            raise ConfigError(
+                f"option 'class_input' must be one of {', '.join(CLASS_INPUTS)} (got {self.class_input!r})"
+            )
         if self.recon_loss not in RECON_LOSSES:
             raise ConfigError(f"option 'recon_loss' must be one of {', '.join(RECON_LOSSES)} (got {self.recon_loss!r})")
 
@@ -112,21 +123,22 @@ class NoiseInjection(nn.Module):
         return x + self.weight.to(x.dtype) * torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype)
 
 
-def _conv_glu(c_in: int, c_out: int, noise: bool) -> list[nn.Module]:
-    """3x3 conv to 2*c_out, optional noise, BatchNorm, GLU back to c_out."""
+def _conv_glu(c_in: int, c_out: int, noise: bool, num_classes: int = 0, class_input: str = "norm") -> list[nn.Module]:
+    """3x3 conv to 2*c_out, optional noise, BatchNorm (per class in a conditional G), GLU back to c_out."""
     layers: list[nn.Module] = [nn.Conv2d(c_in, 2 * c_out, 3, 1, 1, bias=False)]
     layers += [NoiseInjection()] if noise else []
-    return layers + [nn.BatchNorm2d(2 * c_out), nn.GLU(dim=1)]
+    return layers + [batch_norm(2 * c_out, num_classes, class_input), nn.GLU(dim=1)]
 
 
-def _up_block(c_in: int, c_out: int, double: bool, noise: bool) -> nn.Sequential:
+def _up_block(c_in: int, c_out: int, double: bool, noise: bool, num_classes: int, class_input: str) -> nn.Sequential:
     """Nearest 2x upsample, then one conv-GLU (plain block) or two with noise (the paper's 'comp' block)."""
     layers: list[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")]
     if double:
-        layers += _conv_glu(c_in, c_out, noise) + _conv_glu(c_out, c_out, noise)
+        layers += _conv_glu(c_in, c_out, noise, num_classes, class_input)
+        layers += _conv_glu(c_out, c_out, noise, num_classes, class_input)
     else:
-        layers += _conv_glu(c_in, c_out, False)
-    return nn.Sequential(*layers)
+        layers += _conv_glu(c_in, c_out, False, num_classes, class_input)
+    return LabelledSequential(*layers)
 
 
 class SkipExcitation(nn.Module):
@@ -155,13 +167,16 @@ class FastGANGenerator(nn.Module):
         super().__init__()
         self.sizes = [2**i for i in range(2, int(math.log2(resolution)) + 1)]
         w = {s: _width(cfg, resolution, s) for s in self.sizes}
-        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if num_classes else None
-        self.init = nn.Sequential(
-            nn.ConvTranspose2d(cfg.latent_dim, 2 * w[4], 4, 1, 0, bias=False), nn.BatchNorm2d(2 * w[4]), nn.GLU(dim=1)
+        legacy = num_classes and cfg.class_input == "latent"
+        self.embed = nn.Embedding(num_classes, cfg.latent_dim) if legacy else None
+        self.init = LabelledSequential(
+            nn.ConvTranspose2d(cfg.latent_dim, 2 * w[4], 4, 1, 0, bias=False),
+            batch_norm(2 * w[4], num_classes, cfg.class_input),
+            nn.GLU(dim=1),
         )
         # Two-conv blocks at 8, 32, 128, 512 px and one-conv blocks between, as in the paper.
         self.ups = nn.ModuleList(
-            _up_block(w[s // 2], w[s], double=int(math.log2(s)) % 2 == 1, noise=cfg.noise_injection)
+            _up_block(w[s // 2], w[s], int(math.log2(s)) % 2 == 1, cfg.noise_injection, num_classes, cfg.class_input)
             for s in self.sizes[1:]
         )
         self.sle_from = _sle_pairs(resolution) if cfg.skip_excitation else {}
@@ -173,10 +188,10 @@ class FastGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None and labels is not None:
             z = z + self.embed(labels)
-        h = self.init(z[:, :, None, None])
+        h = self.init(z[:, :, None, None], labels)
         feats = {4: h}
         for size, block in zip(self.sizes[1:], self.ups):
-            h = block(h)
+            h = block(h, labels)
             if size in self.sle_from:
                 h = self.sle[str(size)](feats[self.sle_from[size]], h)
             if size in self.sle_sources:
@@ -293,7 +308,7 @@ def _init_weights(m: nn.Module) -> None:
         # Under spectral norm the stored parameter is the parametrization's original, not m.weight.
         name = "parametrizations.weight.original" if hasattr(m, "parametrizations") else "weight"
         nn.init.normal_(m.get_parameter(name), 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, nn.BatchNorm2d) and m.affine:  # a class batch norm's gains are set by the class
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
 
@@ -322,6 +337,20 @@ class FastGAN(AdversarialFamily):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`; a conditional checkpoint keeps the class input it was trained with."""
+        legacy = "embed.weight" in state["modules"]["G"]
+        if self.spec.num_classes and legacy != (self.cfg.class_input == "latent"):
+            # Runs from before class_input existed added the class to z; rebuild G that way (and record
+            # it in the run's settings) rather than refuse them.
+            self.cfg.class_input = "latent" if legacy else "norm"
+            self.train.family_options = {**self.train.family_options, "class_input": self.cfg.class_input}
+            G = self._place(self.build_generator())
+            self.modules["G"], self.modules["G_ema"] = G, make_ema(G)
+            betas = (self.train.beta1, self.train.beta2)
+            self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
+        super().load_state_dict(state)
 
     def discriminate_real(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, recon_weight * reconstruction loss) for (augmented) real images."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.metrics.cache import DEFAULT_MAX_IMAGES, RealFeatures, real_statistics
+from engine.metrics.classes import class_frequencies, format_classes
 from engine.metrics.errors import MetricsCancelled, MetricsError
 from engine.metrics.extractors import FeatureExtractor, Progress, check_images, get_extractor
 from engine.metrics.memorization import MemorizationReport, NearestPair, memorization, nearest_images
@@ -25,7 +26,7 @@ from engine.metrics.scores import fid, inception_score, kid, kid_plan, precision
 if TYPE_CHECKING:
     from engine.inference.runner import GeneratorRunner
 
-METRICS = ("kid", "fid", "pr", "is", "memorization")
+METRICS = ("kid", "fid", "pr", "is", "memorization", "classes")
 DEFAULT_NUM_SAMPLES = 1000
 
 
@@ -59,7 +60,8 @@ def evaluate(source: Path | str, **options: Any) -> dict[str, Any]:
     Takes the keyword options of :func:`evaluate_run` and returns its JSON-ready ``result``: source,
     backend, dataset, extractor, label, names (what to call each score), num_real, num_fake, the
     requested scores (kid: {mean, std, subset_size, subsets}, fid, precision/recall,
-    inception_score: {mean, std}, memorization: {...}), feature throughput, seconds and notes.
+    inception_score: {mean, std}, memorization: {...}, classes: see engine.metrics.classes.class_frequencies,
+    or None without class folders), feature throughput, seconds and notes.
     """
     return evaluate_run(source, **options).result
 
@@ -136,6 +138,10 @@ def evaluate_run(
         real, fake, logits, wanted, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, pr_k=pr_k, seed=seed
     )
     result.update(scores)
+    if "classes" in wanted:
+        result["classes"] = _class_check(runner, dataset, real, fake, num_samples, seed)
+        if result["classes"] is None:
+            notes.append(f"{dataset} has no class folders (or fewer than 2): there are no class frequencies to check")
     if "memorization" in result:
         for pair in result["memorization"]["closest"]:
             pair["seed"] = seed + pair.pop("generated")
@@ -334,6 +340,22 @@ def _labels_like_dataset(runner: GeneratorRunner, dataset: Path, n: int, seed: i
     return rng.choice(labels, n).astype(np.int64)
 
 
+def _class_check(
+    runner: GeneratorRunner, dataset: Path, real: RealFeatures, fake: np.ndarray, n: int, seed: int
+) -> dict[str, Any] | None:
+    """class_frequencies of the generated features against the real ones, with the labels asked for;
+    None when the dataset has fewer than 2 classes among the compared real images."""
+    from engine.data import load_dataset
+
+    data = load_dataset(dataset, runner.resolution)
+    real_labels = np.asarray(data.labels)[real.indices]
+    if len(np.unique(real_labels[real_labels >= 0])) < 2:
+        return None
+    # the same labels generate_samples drew (a seeded choice), so each sample's requested class is known
+    asked = _labels_like_dataset(runner, dataset, n, seed)
+    return class_frequencies(real.features, real_labels, fake, list(data.classes), asked)
+
+
 def _row_path(dataset: Path, size: int, row: int) -> str | None:
     from engine.data import load_dataset
 
@@ -418,6 +440,8 @@ def format_result(result: dict[str, Any]) -> str:
             f"(baseline: {m['training_share']:.1%} of the training images are near-copies of each other)"
         )
         lines += [f"  seed {p['seed']} ~ {p['training_path']} (distance {p['distance']:.3g})" for p in m["closest"][:3]]
+    if "classes" in result:
+        lines += format_classes(result["classes"])
     if not result["label"].startswith("FID"):
         lines.append(
             f"Note: {result['label']} scores compare your own runs; they are not comparable with "

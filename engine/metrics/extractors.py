@@ -116,6 +116,7 @@ class FeatureExtractor(ABC):
     def metric_name(self, metric: str) -> str:
         """What to call ``metric`` (kid, fid, pr, is, memorization) next to a number from this extractor."""
         standard = {"kid": "KID", "fid": "FID", "pr": "Precision/Recall", "is": "IS", "memorization": "Memorization"}
+        standard["classes"] = "Class frequencies"
         if self.standard_names:
             return standard[metric]
         # Not the Inception network: "FD"/"KD", never "FID"/"KID", and always the extractor's name.

@@ -132,9 +132,14 @@ class TrainConfig:
     """channels_last memory format; None = on when training on CUDA."""
     grad_clip: float | None = field(default=None, metadata={"label": "Gradient clipping limit"})
     """Clip gradient norm of G and D to this value (None = off)."""
-    conditional: bool = field(default=False, metadata={"label": "Learn the class folders (conditional)"})
-    """Train class-conditional when the dataset has class folders (off by default: on small folders
-    short conditional runs collapsed each class to nearly one image, see docs/training.md)."""
+    conditional: bool = field(default=True, metadata={"label": "Learn the class folders (conditional)"})
+    """Train class-conditional when the dataset has class folders, so you can ask for a class; no effect
+    without them. On by default again since the class enters the generator through its batch norms (the
+    older way collapsed each class to nearly one image; docs/training.md, Conditional training)."""
+    class_balance: bool = field(default=False, metadata={"label": "Class-balanced sampling"})
+    """Draw every class folder equally often (small classes oversampled, with repeats) instead of every image
+    equally often; for unbalanced folders, so a conditional model learns its small classes too and an
+    unconditional one does not mostly make the largest class. No effect without class folders."""
     seed: int = field(default=0, metadata={"label": "Random seed"})
     """Random seed; the same seed on CPU gives the same weights."""
     device: str = field(default="auto", metadata={"label": "Device"})

@@ -83,10 +83,15 @@ class RunResult:
 
 
 class _Sampler:
-    """Endless shuffled index stream over N items, with a checkpointable state."""
+    """Endless shuffled index stream over N items, with a checkpointable state.
 
-    def __init__(self, n: int, seed: int) -> None:
+    With ``weights`` (one per item) each pass is N draws with replacement, item i with probability
+    proportional to weights[i] (class-balanced oversampling) instead of a permutation.
+    """
+
+    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None) -> None:
         self.n = n
+        self.weights = weights
         self.gen = torch.Generator().manual_seed(seed)
         self.perm = torch.empty(0, dtype=torch.long)
         self.pos = 0
@@ -95,12 +100,17 @@ class _Sampler:
         parts = []
         while k > 0:
             if self.pos >= len(self.perm):
-                self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+                self.perm, self.pos = self._next_pass(), 0
             part = self.perm[self.pos : self.pos + k]
             parts.append(part)
             self.pos += len(part)
             k -= len(part)
         return torch.cat(parts)
+
+    def _next_pass(self) -> torch.Tensor:
+        if self.weights is None:
+            return torch.randperm(self.n, generator=self.gen)
+        return torch.multinomial(self.weights, self.n, replacement=True, generator=self.gen)
 
     def state_dict(self) -> dict[str, Any]:
         return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
@@ -113,11 +123,12 @@ class _Sampler:
 class _PlanSampler:
     """Draws examples of a DataPlan: one index stream for paired streams, one per stream otherwise."""
 
-    def __init__(self, plan: DataPlan, seed: int) -> None:
+    def __init__(self, plan: DataPlan, seed: int, weights: torch.Tensor | None = None) -> None:
         self.streams = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in plan.streams]
         sizes = [len(s) for s in self.streams]
+        # ``weights`` are per example of the first stream (class balance); independent streams ignore them
         self.samplers = (
-            [_Sampler(sizes[0], seed)] if plan.paired else [_Sampler(n, seed + i) for i, n in enumerate(sizes)]
+            [_Sampler(sizes[0], seed, weights)] if plan.paired else [_Sampler(n, seed + i) for i, n in enumerate(sizes)]
         )
 
     def take(self, k: int) -> list[torch.Tensor]:
@@ -269,7 +280,25 @@ class Trainer:
         plan = self.family.data_plan(self.dataset)
         for note in plan.notes:
             self._log(note)
-        self.sampler = _PlanSampler(plan, self.config.seed)
+        self.sampler = _PlanSampler(plan, self.config.seed, self._class_weights(plan))
+
+    def _class_weights(self, plan: DataPlan) -> torch.Tensor | None:
+        """Per-example sampling weights 1 / (size of its class) with setting class_balance, else None."""
+        if not self.config.class_balance:
+            return None
+        if not self.dataset.classes or not plan.paired:
+            self._log(
+                "Class-balanced sampling needs class folders (and one image stream): every image is drawn equally"
+            )
+            return None
+        # images outside the class folders (label -1) form one more group of their own
+        labels = self.labels[torch.from_numpy(np.asarray(plan.streams[0], dtype=np.int64))]
+        values, group, counts = torch.unique(labels, return_inverse=True, return_counts=True)
+        sizes = ", ".join(
+            f"{self.dataset.classes[v] if v >= 0 else 'no class'} {c}" for v, c in zip(values.tolist(), counts.tolist())
+        )
+        self._log(f"Class-balanced sampling: each class drawn equally often ({sizes} images)")
+        return 1.0 / counts[group].double()
 
     def _rows(self, idx: torch.Tensor) -> torch.Tensor:
         """Dataset rows as (N,C,H,W) floats in [-1,1] on the training device."""

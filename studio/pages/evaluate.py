@@ -2,12 +2,14 @@
 
 "Check quality and memorization" starts an EvaluateWorker for the run selected on the Models page;
 the panel shows its progress (with Cancel), then KD and FD (EffLite0) with their caveat, the share of
-near-copies with the threshold, and each generated sample beside its nearest training image, nearest
+near-copies with the threshold, how often each class is generated compared with the data (when the
+dataset has class folders), and each generated sample beside its nearest training image, nearest
 first, near-copies outlined in red.
 """
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QThread, Signal
@@ -40,6 +42,28 @@ TRANSLATE_NOTE = (
 THUMB = 96
 NEAR_COPY_STYLE = "QFrame#PairCard { border: 2px solid #e5484d; border-radius: 6px; }"
 PLAIN_STYLE = "QFrame#PairCard { border: 1px solid rgba(128, 128, 128, 90); border-radius: 6px; }"
+
+
+def classes_text(report: dict) -> str:
+    """Rich text: one table row per class with its share of the data and of the generated images (and,
+    for a conditional model, how often a sample asked for the class looks like it)."""
+    conditional = report.get("agreement") is not None
+    head = "<tr><th align='left'>Class</th><th>in the data</th><th>generated</th>"
+    head += "<th>looks like its class</th></tr>" if conditional else "</tr>"
+    rows = []
+    for row in report["classes"]:
+        cells = f"<td>{escape(row['name'])}</td><td align='right'>{row['data']:.1%}</td>"
+        cells += f"<td align='right'>{row['generated']:.1%}</td>"
+        if conditional:
+            agreement = row["agreement"]
+            cells += f"<td align='right'>{'–' if agreement is None else f'{agreement:.0%}'}</td>"
+        rows.append(f"<tr>{cells}</tr>")
+    summary = (
+        f"Class frequencies: generated and data shares differ by {report['distance']:.0%} (0 = the same)"
+        + (f"; {report['agreement']:.0%} of samples look like the class asked for" if conditional else "")
+        + f". The check puts {report['real_agreement']:.0%} of the training images in their own class."
+    )
+    return f"{escape(summary)}<table cellspacing='6'>{head}{''.join(rows)}</table>"
 
 
 class PairCard(QFrame):
@@ -140,9 +164,16 @@ class EvaluatePanel(QWidget):
         layout.addLayout(progress_row)
         self.scores_label = QLabel(PROMPT)
         self.memo_label = QLabel("")
+        self.classes_label = QLabel("")
+        self.classes_label.setTextFormat(Qt.TextFormat.RichText)
+        self.classes_label.setToolTip(
+            "Each generated image counts for the class most of its 5 nearest training images belong to "
+            "(EffLite0 features, no classifier); the same check on the training images themselves says how "
+            "far to trust it"
+        )
         self.caveat_label = QLabel(f"{CAVEAT}: they compare your own runs with each other (lower is better).")
         self.caveat_label.setObjectName("Muted")
-        for label in (self.scores_label, self.memo_label, self.caveat_label):
+        for label in (self.scores_label, self.memo_label, self.classes_label, self.caveat_label):
             label.setWordWrap(True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             layout.addWidget(label)
@@ -197,6 +228,7 @@ class EvaluatePanel(QWidget):
         worker.sig_failed.connect(self._on_failed)
         self.scores_label.setText(f"Evaluating {self.run_dir.name}…")
         self.memo_label.setText("")
+        self.classes_label.setText("")
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.thread = worker.start(self)
@@ -234,6 +266,7 @@ class EvaluatePanel(QWidget):
             f"(half the typical distance {result.typical_distance:.3g} between training images). "
             f"Baseline: {result.training_share:.1%} of the training images are that close to another one."
         )
+        self.classes_label.setText(classes_text(result.classes) if result.classes else "")
         self._show_pairs(result)
         self.sig_status.emit(
             f"Evaluated {result.run_dir.name}: {kd} {result.kid_mean * 1e3:.2f}×1e-3, "

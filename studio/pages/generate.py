@@ -1,5 +1,7 @@
 """Generate page: pick a run or checkpoint, page through a gallery of seeds, enlarge, copy seeds, choose
-a class and truncation, save the selection or batch-export N images with progress and cancel.
+a class and truncation, save the selection or batch-export N images with progress and cancel; for a
+class-conditional model, "Per class" exports N images of every class into class folders with a
+manifest.json (a synthetic training set).
 
 A GenerateWorker on a long-lived QThread holds the model; this page only sends requests (queued
 signals) and shows the answers. Requests carry an id so a burst of page flips draws only the last.
@@ -16,6 +18,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QApplication,
+    QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
@@ -146,6 +149,8 @@ class GeneratePage(ModelPage):
     """To the worker: seeds, class index or None, truncation, request id."""
     sig_request_export = Signal(object, str, object, float)
     """To the worker: seeds, output folder, class index or None, truncation."""
+    sig_request_export_per_class = Signal(int, str, int, float)
+    """To the worker: images per class, output folder, first seed, truncation."""
 
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -262,6 +267,12 @@ class GeneratePage(ModelPage):
         self.count_spin.setRange(1, 100_000)
         self.count_spin.setValue(64)
         self.count_spin.setToolTip("How many images to export, from the first seed on")
+        self.per_class_check = QCheckBox("Per class")
+        self.per_class_check.setToolTip(
+            "Export this many images of every class, each class into its own folder, with a manifest.json "
+            "listing every file's class and seed: a synthetic training set (class-conditional models only)"
+        )
+        self.per_class_check.toggled.connect(lambda _: self._update_buttons())
         self.export_button = QPushButton("Export…")
         self.export_button.setProperty("primary", True)
         self.export_button.setToolTip("Write this many images to a folder (Ctrl+E)")
@@ -278,6 +289,7 @@ class GeneratePage(ModelPage):
         for widget in (
             QLabel("Images"),
             self.count_spin,
+            self.per_class_check,
             self.size_label,
             self.export_button,
             self.progress,
@@ -294,6 +306,7 @@ class GeneratePage(ModelPage):
     def connect_worker(self, worker: GenerateWorker) -> None:
         self.sig_request_page.connect(worker.generate)
         self.sig_request_export.connect(worker.export)
+        self.sig_request_export_per_class.connect(worker.export_per_class)
         worker.sig_loaded.connect(self._on_loaded)
         worker.sig_images.connect(self._on_images)
         worker.sig_progress.connect(self._on_progress)
@@ -451,7 +464,10 @@ class GeneratePage(ModelPage):
         return folder is not None and self.start_export(seeds, folder)
 
     def export_batch(self) -> bool:
-        """Write ``count`` images, from the first seed on, to a chosen folder."""
+        """Write ``count`` images, from the first seed on, to a chosen folder (per class: into class folders)."""
+        if self.per_class_wanted():
+            folder = self.ask_folder(f"Export {self.count_spin.value()} images of every class to")
+            return folder is not None and self.start_per_class_export(folder)
         folder = self.ask_folder(f"Export {self.count_spin.value()} images to")
         if folder is None:
             return False
@@ -469,6 +485,26 @@ class GeneratePage(ModelPage):
         self._update_buttons()
         self.sig_job.emit(f"Exporting to {folder.name}", 0, len(seeds))
         self.sig_request_export.emit(seeds, str(folder), self.class_index(), self.truncation_value())
+        return True
+
+    def per_class_wanted(self) -> bool:
+        """True when "Per class" is ticked and the loaded model has classes."""
+        return bool(self.model and self.model["classes"]) and self.per_class_check.isChecked()
+
+    def start_per_class_export(self, folder: Path) -> bool:
+        """Ask the worker for ``count`` images of every class in ``folder/<class>/`` plus a manifest.json."""
+        if self.model is None or self.exporting or self.worker is None or not self.model["classes"]:
+            return False
+        self.exporting, self.export_dir = True, folder
+        self.worker.arm()
+        total = self.count_spin.value() * len(self.model["classes"])
+        self.progress.setRange(0, total)
+        self.progress.setValue(0)
+        self._update_buttons()
+        self.sig_job.emit(f"Exporting to {folder.name}", 0, total)
+        self.sig_request_export_per_class.emit(
+            self.count_spin.value(), str(folder), self.seed_spin.value(), self.truncation_value()
+        )
         return True
 
     def cancel_export(self) -> None:
@@ -507,6 +543,10 @@ class GeneratePage(ModelPage):
         has_model = self.model is not None
         selected = bool(self.gallery.selectedItems()) if hasattr(self, "gallery") else False
         self.export_button.setEnabled(has_model and not self.exporting)
+        has_classes = bool(self.model and self.model["classes"])
+        self.per_class_check.setEnabled(has_classes and not self.exporting)
+        if not has_classes:
+            self.per_class_check.setChecked(False)
         self.save_button.setEnabled(has_model and selected and not self.exporting)
         self.copy_button.setEnabled(selected)
         self.progress.setVisible(self.exporting)

@@ -20,7 +20,7 @@ from engine.errors import GanStudioError, gui_message
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 CAVEAT = "EffLite0 scores are not comparable with published Inception FID"
-METRICS = ("kid", "fid", "memorization")
+METRICS = ("kid", "fid", "memorization", "classes")
 
 
 @dataclass
@@ -46,6 +46,9 @@ class EvaluationResult:
     """engine.metrics.NearestPair, nearest first."""
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    classes: dict[str, Any] | None = None
+    """engine.metrics.classes.class_frequencies: how often each class is generated vs the data (None
+    without class folders)."""
 
     @classmethod
     def from_evaluation(cls, run_dir: Path, evaluation: Any) -> EvaluationResult:
@@ -70,6 +73,7 @@ class EvaluationResult:
             pairs=list(evaluation.pairs),
             notes=list(r["notes"]),
             seconds=r["seconds"],
+            classes=r.get("classes"),
         )
 
 

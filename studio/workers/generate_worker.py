@@ -14,7 +14,7 @@ from typing import Any
 from PySide6.QtCore import Signal, Slot
 
 from engine.export.open import open_runner
-from engine.inference.export_images import save_images
+from engine.inference.export_images import save_images, save_images_per_class
 from studio.workers.model_host import ModelHost, backend_note
 
 
@@ -82,6 +82,31 @@ class GenerateWorker(ModelHost):
                     progress=self._progress,
                     should_cancel=self._cancel.is_set,
                 )
+            )
+        )
+        if ok:
+            self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())
+
+    @Slot(int, str, int, float)
+    def export_per_class(self, per_class: int, out_dir: str, first_seed: int, truncation: float) -> None:
+        """Write ``per_class`` images of every class into ``out_dir/<class>/`` with a manifest.json."""
+        if self.model is None:
+            self.sig_failed.emit("Load a model before exporting images.", "")
+            return
+        written: list[Path] = []
+        ok = self._guard(
+            lambda: written.extend(
+                path
+                for paths in save_images_per_class(
+                    self.model,
+                    per_class,
+                    Path(out_dir),
+                    first_seed=first_seed,
+                    truncation=truncation,
+                    progress=self._progress,
+                    should_cancel=self._cancel.is_set,
+                ).files.values()
+                for path in paths
             )
         )
         if ok:

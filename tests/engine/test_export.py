@@ -43,9 +43,16 @@ def test_export_writes_metadata_and_card(run_dir, tmp_path):
 def test_fp16_export_within_documented_bound(run_dir, tmp_path):
     result = export_onnx(run_dir, tmp_path / "half.onnx", fp16=True)
     assert result.precision == "fp16" and 0 < result.max_abs_error <= result.bound
-    assert (tmp_path / "half.onnx").stat().st_size < (
-        0.7 * export_onnx(run_dir, tmp_path / "full.onnx").path.stat().st_size
-    )
+    full = export_onnx(run_dir, tmp_path / "full.onnx").path
+    # The weights halve; the graph itself (ops, metadata, card) does not, and in a model this tiny it
+    # is a large part of the file, so compare the stored weights.
+    assert _weight_bytes(tmp_path / "half.onnx") < 0.55 * _weight_bytes(full)
+
+
+def _weight_bytes(path) -> int:
+    """Bytes of the graph's stored weights (initializers), whatever their type."""
+    model = onnx.load(str(path))
+    return sum(onnx.numpy_helper.to_array(t).nbytes for t in model.graph.initializer)
 
 
 def test_failed_parity_fails_the_export_and_writes_nothing(run_dir, tmp_path, monkeypatch):

@@ -34,7 +34,7 @@ class ModelPage(QWidget):
 
     def connect_worker(self, worker: ModelHost) -> None:
         """Connect the page's request signals to the worker's slots and its answers to the page."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta
 
     def _ensure_worker(self) -> ModelHost:
         if self.worker is None:

@@ -84,7 +84,7 @@ class FieldEditor(QWidget):
 
     def value(self) -> Any:
         """The current value."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta
 
     def set_value(self, value: Any) -> None:
         """Show ``value``."""

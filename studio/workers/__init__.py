@@ -87,4 +87,4 @@ class ThreadWorker(QObject):
 
     def run(self) -> None:
         """The job; subclasses catch every exception and report it with signals."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta

@@ -67,7 +67,7 @@ class ModelHost(QObject):
 
     def describe(self, source: str) -> dict[str, Any]:
         """What the page shows about the loaded model."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta
 
     @Slot(str)
     def load(self, source: str) -> None:

@@ -31,7 +31,7 @@ class _JobWorker(ThreadWorker):
 
     def job(self) -> Any:
         """The engine call; subclasses implement it."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta
 
     def run(self) -> None:
         """Run the job and emit exactly one ending signal."""

@@ -226,6 +226,21 @@ class AdversarialFamily(Family):
         self._noise_std = 0.0  # instance noise of the current step (from images_seen, so it resumes exactly)
         self._fakes: list[torch.Tensor] = []
 
+    def _adopt_checkpoint_class_input(self, state: dict[str, Any]) -> bool:
+        """Rebuild G (with its EMA and optimizer) the way a conditional checkpoint's G was built, when that
+        differs from the settings' ``class_input``; record it in the run's settings. True when rebuilt."""
+        legacy = "embed.weight" in state["modules"]["G"]
+        if not self.spec.num_classes or legacy == (self.cfg.class_input == "latent"):
+            return False
+        # Runs from before class_input existed added the class to z; rebuild G that way rather than refuse them.
+        self.cfg.class_input = "latent" if legacy else "norm"
+        self.train.family_options = {**self.train.family_options, "class_input": self.cfg.class_input}
+        G = self._place(self.build_generator())
+        self.modules["G"], self.modules["G_ema"] = G, make_ema(G)
+        betas = (self.train.beta1, self.train.beta2)
+        self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
+        return True
+
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
     def build_generator(self) -> nn.Module:

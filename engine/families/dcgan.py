@@ -20,7 +20,6 @@ from engine.errors import ConfigError
 from engine.families.base import AdversarialFamily
 from engine.families.registry import register_family
 from engine.nn.conditional import CLASS_INPUTS, LabelledSequential, batch_norm
-from engine.nn.ema import make_ema
 from engine.nn.layers import MinibatchStdDev
 
 
@@ -155,17 +154,8 @@ class DCGAN(AdversarialFamily):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; a conditional checkpoint keeps the class input it was trained with."""
-        legacy = "embed.weight" in state["modules"]["G"]
-        if self.spec.num_classes and legacy != (self.cfg.class_input == "latent"):
-            # Runs from before class_input existed added the class to z; rebuild G that way (and record
-            # it in the run's settings) rather than refuse them.
-            self.cfg.class_input = "latent" if legacy else "norm"
-            self.train.family_options = {**self.train.family_options, "class_input": self.cfg.class_input}
-            G = self._place(self.build_generator())
-            self.modules["G"], self.modules["G_ema"] = G, make_ema(G)
-            betas = (self.train.beta1, self.train.beta2)
-            self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
+        if self._adopt_checkpoint_class_input(state):
             D = self.modules["D"]
             assert isinstance(D, DCGANDiscriminator)  # built by build_discriminator
-            D.sum_pool = legacy  # same weights, the pooling they were trained with
+            D.sum_pool = self.cfg.class_input == "latent"  # same weights, the pooling they were trained with
         super().load_state_dict(state)

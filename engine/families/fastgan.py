@@ -28,7 +28,6 @@ from engine.errors import ConfigError
 from engine.families.base import AdversarialFamily, ModelSpec
 from engine.families.registry import register_family
 from engine.nn.conditional import CLASS_INPUTS, LabelledSequential, batch_norm
-from engine.nn.ema import make_ema
 from engine.runs.config import TrainConfig
 
 RECON_LOSSES = ("l1", "mse")
@@ -340,16 +339,7 @@ class FastGAN(AdversarialFamily):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict`; a conditional checkpoint keeps the class input it was trained with."""
-        legacy = "embed.weight" in state["modules"]["G"]
-        if self.spec.num_classes and legacy != (self.cfg.class_input == "latent"):
-            # Runs from before class_input existed added the class to z; rebuild G that way (and record
-            # it in the run's settings) rather than refuse them.
-            self.cfg.class_input = "latent" if legacy else "norm"
-            self.train.family_options = {**self.train.family_options, "class_input": self.cfg.class_input}
-            G = self._place(self.build_generator())
-            self.modules["G"], self.modules["G_ema"] = G, make_ema(G)
-            betas = (self.train.beta1, self.train.beta2)
-            self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
+        self._adopt_checkpoint_class_input(state)
         super().load_state_dict(state)
 
     def discriminate_real(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -88,7 +88,7 @@ class FieldEditor(QWidget):
 
     def set_value(self, value: Any) -> None:
         """Show ``value``."""
-        raise NotImplementedError
+        raise NotImplementedError  # abstract hook: Qt's metaclass cannot mix with ABCMeta
 
 
 class BoolEditor(FieldEditor):

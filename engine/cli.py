@@ -358,13 +358,18 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.checkpoint or args.run,
         args.out,
         fp16=args.fp16,
+        w_graphs=False if args.no_w_graphs else None,
         progress=None if args.json else (lambda m: print(m, file=sys.stderr)),
     )
     text = (
         f"Exported {result.path} ({result.precision}, {result.exporter} exporter): parity max abs error "
         f"{result.max_abs_error:.2e} (bound {result.bound:g}), PSNR {result.psnr_db:.1f} dB; card {result.card_path}"
     )
-    _emit(args, result.to_dict(), "\n".join([text, *result.notes]))
+    graphs = [
+        f"  {g.name} graph {g.path}: parity max abs error {g.max_abs_error:.2e} (bound {g.bound:g})"
+        for g in result.graphs
+    ]
+    _emit(args, result.to_dict(), "\n".join([text, *graphs, *result.notes]))
     return 0
 
 
@@ -661,6 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the newest)")
     p.add_argument("--fp16", action="store_true", help="half-precision weights (smaller, faster on GPUs)")
     p.add_argument("--out", required=True, help="target .onnx file")
+    p.add_argument(
+        "--no-w-graphs",
+        action="store_true",
+        help="stylegan2: skip the OUT-mapping.onnx and OUT-synthesis.onnx W-space graphs written beside OUT",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(

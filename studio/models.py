@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import CheckpointError
+from engine.export.onnx_export import model_exports
 from engine.export.open import find_export
 from engine.runs.checkpoint import list_checkpoints, newest_verified_checkpoint
 from engine.runs.info import run_kind
@@ -40,7 +41,8 @@ def read_card(onnx_path: Path) -> dict[str, Any]:
 def list_exports(run_dir: Path) -> list[ExportInfo]:
     """The run's ONNX exports, newest first; ``current`` marks the one generation would use."""
     current = find_export(run_dir)
-    paths = sorted(Path(run_dir).glob("exports/*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    # whole models only: a StyleGAN export's W-space graphs (X-mapping.onnx, X-synthesis.onnx) ride along with X
+    paths = sorted(model_exports(Path(run_dir) / "exports"), key=lambda p: p.stat().st_mtime, reverse=True)
     infos = []
     for path in paths:
         card = read_card(path)

@@ -1,7 +1,17 @@
 """ONNX export with a parity guarantee, the onnxruntime runners, and opening a model with the right backend."""
 
-from engine.export.onnx_export import ExportResult, export_onnx
+from engine.export.onnx_export import ExportResult, GraphResult, export_onnx, model_exports
 from engine.export.open import find_export, open_runner, open_translator
 from engine.export.ort_runner import OrtRunner, OrtTranslator
 
-__all__ = ["ExportResult", "OrtRunner", "OrtTranslator", "export_onnx", "find_export", "open_runner", "open_translator"]
+__all__ = [
+    "ExportResult",
+    "GraphResult",
+    "OrtRunner",
+    "OrtTranslator",
+    "export_onnx",
+    "find_export",
+    "model_exports",
+    "open_runner",
+    "open_translator",
+]

@@ -7,6 +7,11 @@ measured numbers and no file is left at the target path.
 Two kinds of graph: a *generator* (latents z [+ class labels] -> image, dynamic batch) and a
 *translator* (input image -> image, dynamic batch, height and width; parity is checked at two
 different sizes to prove the spatial axes really are dynamic).
+
+A generator with a style space (its family's ``export_modules()`` has ``mapping`` and ``synthesis``,
+e.g. StyleGAN's W) also gets its two halves as graphs of their own beside the main one,
+``OUT-mapping.onnx`` (z, truncation [, labels] -> ws) and ``OUT-synthesis.onnx`` (ws -> image), for work
+in W (latent editing). Each passes the same checks; if any fails, none of the files is written.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import math
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,10 +45,24 @@ OPSET = 18
 # on [-1, 1] images the measured worst case is a few 1e-3, so 2e-2 (about 2.5 grey levels of 255)
 # flags real breakage without failing on rounding.
 PARITY_BOUND = {"fp32": 1e-4, "fp16": 2e-2}
+W_GRAPHS = ("mapping", "synthesis")
+"""The style-space graphs written beside a generator export, in the order they run."""
 
 
 class ExportError(GanStudioError):
     """The export or its parity check failed; the message carries the numbers."""
+
+
+@dataclass
+class GraphResult:
+    """One extra graph written beside the main export (``mapping`` or ``synthesis``) and its parity."""
+
+    name: str
+    path: Path
+    exporter: str
+    max_abs_error: float
+    psnr_db: float
+    bound: float
 
 
 @dataclass
@@ -58,12 +77,41 @@ class ExportResult:
     psnr_db: float
     bound: float
     notes: list[str]
+    graphs: list[GraphResult] = field(default_factory=list)
+    """The style-space graphs written beside ``path`` (empty for families without them)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (paths as strings)."""
         data = asdict(self)
         data["path"], data["card_path"] = str(self.path), str(self.card_path)
+        for graph in data["graphs"]:
+            graph["path"] = str(graph["path"])
         return data
+
+
+def w_graph_paths(out: Path | str) -> dict[str, Path]:
+    """Where the style-space graphs of the export ``out`` go: ``OUT-mapping.onnx``, ``OUT-synthesis.onnx``."""
+    out = Path(out)
+    return {name: out.with_name(f"{out.stem}-{name}{out.suffix}") for name in W_GRAPHS}
+
+
+def is_w_graph(path: Path | str) -> bool:
+    """True for the mapping or synthesis graph of an export beside it (``X-mapping.onnx`` next to ``X.onnx``).
+
+    Known by name and neighbour rather than by the file's metadata, so that listing a folder of exports
+    never has to parse the models (an ONNX file is read whole to get at its metadata).
+    """
+    path = Path(path)
+    for name in W_GRAPHS:
+        suffix = f"-{name}"
+        if path.stem.endswith(suffix) and path.with_name(path.stem[: -len(suffix)] + path.suffix).is_file():
+            return True
+    return False
+
+
+def model_exports(folder: Path | str) -> list[Path]:
+    """The .onnx files in ``folder`` that are models of their own (not another export's W-space graphs)."""
+    return [p for p in sorted(Path(folder).glob("*.onnx")) if not is_w_graph(p)]
 
 
 class _GeneratorGraph(nn.Module):
@@ -95,6 +143,37 @@ class _TruncatingGeneratorGraph(_GeneratorGraph):
         return image.float().clamp(-1, 1)
 
 
+class _MappingGraph(nn.Module):
+    """z, psi (+ class indices) -> ws float32 (N, num_ws, w_dim): the mapping network with truncation."""
+
+    def __init__(self, mapping: nn.Module, conditional: bool, fp16: bool) -> None:
+        super().__init__()
+        self.mapping = copy.deepcopy(mapping).half() if fp16 else mapping
+        self.conditional = conditional
+        self.fp16 = fp16
+
+    def forward(self, z: torch.Tensor, truncation: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.fp16:
+            z, truncation = z.half(), truncation.half()
+        return self.mapping(z, labels if self.conditional else None, truncation).float()
+
+
+class _SynthesisGraph(nn.Module):
+    """ws (N, num_ws, w_dim) -> image in [-1, 1], float32 NCHW.
+
+    ``synthesis(ws)`` with its default arguments is what the eval-mode generator runs (for StyleGAN the
+    stored 'const' noise buffers), so mapping then synthesis gives the main graph's image exactly.
+    """
+
+    def __init__(self, synthesis: nn.Module, fp16: bool) -> None:
+        super().__init__()
+        self.synthesis = copy.deepcopy(synthesis).half() if fp16 else synthesis
+        self.fp16 = fp16
+
+    def forward(self, ws: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(ws.half() if self.fp16 else ws).float().clamp(-1, 1)
+
+
 class _TranslatorGraph(nn.Module):
     """What a translator graph computes: input image -> output image in [-1, 1], float32 NCHW."""
 
@@ -120,6 +199,9 @@ class _Subject:
     parity_inputs: list[tuple[torch.Tensor, ...]]
     metadata: dict[str, str]
     card: dict[str, Any]
+    output: str = "image"
+    peak: float | None = 2.0
+    """Peak-to-peak range for the PSNR: 2 for images in [-1, 1]; None = the reference output's own range."""
 
 
 def export_onnx(
@@ -128,9 +210,15 @@ def export_onnx(
     *,
     fp16: bool = False,
     opset: int = OPSET,
+    w_graphs: bool | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export the EMA generator of a run folder or checkpoint to ``out`` (.onnx) plus ``out``.json card."""
+    """Export the EMA generator of a run folder or checkpoint to ``out`` (.onnx) plus ``out``.json card.
+
+    ``w_graphs``: also write the style-space halves ``OUT-mapping.onnx`` and ``OUT-synthesis.onnx``
+    (see :func:`w_graph_paths`); None = when the family has them, True = require them, False = never.
+    Every graph is checked and parity-tested before any file is written; one failure writes nothing.
+    """
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ConfigError(f"export target {out} must end in .onnx")
@@ -141,26 +229,160 @@ def export_onnx(
     checkpoint, state = open_checkpoint(source, on_note=fallback.append)
     kind = get_family(state["family"]).kind
     subject = _translator_subject(checkpoint, fp16) if kind == "translate" else _generator_subject(checkpoint, fp16)
-    say("Exporting the graph")
-    model_bytes, exporter, notes = _export(subject, opset)
-    notes = [*fallback, *notes]
-    say("Checking the graph and writing metadata")
-    model_bytes = _add_metadata(model_bytes, {**_common_metadata(subject.model, state, fp16), **subject.metadata})
-    say("Comparing onnxruntime with PyTorch")
+    halves = _w_space(subject.model.family) if kind == "generate" else None
+    if w_graphs and halves is None:
+        raise ConfigError(
+            f"family '{state['family']}' has no mapping and synthesis networks, so there are no W-space "
+            "graphs to export; leave w_graphs unset (or False) for this family"
+        )
     precision = "fp16" if fp16 else "fp32"
-    max_err, psnr = _parity(subject, model_bytes)
     bound = PARITY_BOUND[precision]
+    common = _common_metadata(subject.model, state, fp16)
+    say("Exporting the graph")
+    model_bytes, exporter, notes, max_err, psnr = _build(subject, opset, common, checkpoint, out, precision, bound)
+    notes = [*fallback, *notes]
+    graphs: list[tuple[GraphResult, _Subject, bytes]] = []
+    if halves is not None and w_graphs is not False:
+        paths = w_graph_paths(out)
+        for name, sub in _w_subjects(subject.model, *halves, fp16, out.name):
+            say(f"Exporting the {name} graph")
+            sub_bytes, sub_exporter, sub_notes, sub_err, sub_psnr = _build(
+                sub, opset, common, checkpoint, out, precision, bound, f"the {name} graph of "
+            )
+            notes += [f"{name} graph: {note}" for note in sub_notes]
+            graphs.append((GraphResult(name, paths[name], sub_exporter, sub_err, sub_psnr, bound), sub, sub_bytes))
+    _write_all([(out, model_bytes), *((g.path, b) for g, _, b in graphs)])
+    if not graphs:
+        _remove_stale_w_graphs(out)
+    card = out.with_suffix(".json")
+    result = ExportResult(out, card, precision, exporter, max_err, psnr, bound, notes, [g for g, _, _ in graphs])
+    atomic_write_json(card, _model_card(subject, state, result, {g.name: s for g, s, _ in graphs}))
+    extra = f" with {', '.join(g.path.name for g in result.graphs)}" if result.graphs else ""
+    say(f"Exported {out}{extra} ({precision}, max abs error {max_err:.2e}, PSNR {psnr:.1f} dB)")
+    return result
+
+
+def _build(
+    subject: _Subject,
+    opset: int,
+    common: dict[str, str],
+    checkpoint: Path,
+    target: Path,
+    precision: str,
+    bound: float,
+    what: str = "",
+) -> tuple[bytes, str, list[str], float, float]:
+    """(checked model bytes with metadata, exporter, notes, max abs error, PSNR) of one graph, or ExportError."""
+    model_bytes, exporter, notes = _export(subject, opset)
+    model_bytes = _add_metadata(model_bytes, {**common, **subject.metadata})
+    max_err, psnr = _parity(subject, model_bytes)
     if not max_err <= bound:
         raise ExportError(
-            f"export of {checkpoint} failed the parity check: max abs error {max_err:.3g} "
-            f"> {bound:g} allowed for {precision} (PSNR {psnr:.1f} dB); nothing was written to {out}"
+            f"export of {what}{checkpoint} failed the parity check: max abs error {max_err:.3g} "
+            f"> {bound:g} allowed for {precision} (PSNR {psnr:.1f} dB); nothing was written to {target}"
         )
-    atomic_write_bytes(out, model_bytes)
-    card = out.with_suffix(".json")
-    result = ExportResult(out, card, precision, exporter, max_err, psnr, bound, notes)
-    atomic_write_json(card, _model_card(subject, state, result))
-    say(f"Exported {out} ({precision}, max abs error {max_err:.2e}, PSNR {psnr:.1f} dB)")
-    return result
+    return model_bytes, exporter, notes, max_err, psnr
+
+
+def _write_all(files: list[tuple[Path, bytes]]) -> None:
+    """Write every file atomically; if one write fails, remove the ones already written (no partial export)."""
+    written: list[Path] = []
+    try:
+        for path, data in files:
+            atomic_write_bytes(path, data)
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _remove_stale_w_graphs(out: Path) -> None:
+    """Delete W-space graphs an earlier export to ``out`` left beside it: they belong to the replaced model.
+
+    Only files whose metadata says they are that export's mapping or synthesis graph are touched."""
+    import onnx
+
+    for name, path in w_graph_paths(out).items():
+        if not path.is_file():
+            continue
+        try:
+            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        except Exception:  # not an ONNX file we made: leave it alone
+            continue
+        if meta.get("gan_studio.kind") == name and meta.get("gan_studio.export") == out.name:
+            path.unlink(missing_ok=True)
+
+
+def _w_space(family: Any) -> tuple[nn.Module, nn.Module] | None:
+    """(mapping, synthesis) when the family publishes its generator's two halves, else None.
+
+    The seam is the family's own ``export_modules()`` (the modules that make up its published model),
+    not ``hasattr(generator, "mapping")``: the family states the contract (mapping(z, labels, truncation)
+    -> ws, synthesis(ws) -> image) instead of the export guessing from attribute names of one class.
+    """
+    modules = family.export_modules()
+    if "mapping" in modules and "synthesis" in modules:
+        return modules["mapping"].eval(), modules["synthesis"].eval()
+    return None
+
+
+def _w_subjects(
+    runner: TorchRunner, mapping: nn.Module, synthesis: nn.Module, fp16: bool, export_name: str
+) -> list[tuple[str, _Subject]]:
+    """The mapping and synthesis subjects of a generator with a style space."""
+    conditional = runner.spec.num_classes > 0
+    names = ["z", "truncation", *(["labels"] if conditional else [])]
+    example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed, True)  # noqa: E731
+    reference = _MappingGraph(mapping, conditional, fp16=False).eval()
+    latents = [example(1, 11), example(5, 12)]
+    with torch.no_grad():
+        ws = [reference(*inputs) for inputs in latents]
+    n, num_ws, w_dim = ws[1].shape
+    # Edited ws differ per layer (style mixing, W+ editing): each layer of this batch takes another
+    # sample's w, so parity proves the synthesis graph reads every layer's own w.
+    mixed = torch.stack([ws[1][(torch.arange(n) + i) % n, i] for i in range(num_ws)], dim=1)
+    ws_desc = f"float32 (batch, {num_ws}, {w_dim}): one w per synthesis layer"
+    c, r = runner.spec.channels, runner.resolution
+    metadata = {
+        "gan_studio.latent_dim": str(runner.latent_dim),
+        "gan_studio.classes": json.dumps(runner.classes),
+        "gan_studio.num_ws": str(num_ws),
+        "gan_studio.w_dim": str(w_dim),
+        "gan_studio.export": export_name,  # the main graph these halves belong to
+    }
+    mapping_subject = _Subject(
+        runner,
+        _MappingGraph(mapping, conditional, fp16).eval(),
+        reference,
+        names,
+        {name: {0: "batch"} for name in [*names, "ws"]},
+        example(2, 0),
+        latents,
+        {**metadata, "gan_studio.kind": "mapping"},
+        {
+            "inputs": {
+                "z": f"float32 (batch, {runner.latent_dim}) standard normal",
+                "truncation": "float32 (batch,) psi: 1 = none, 0 = the average w",
+                **({"labels": "int64 (batch,) class index"} if conditional else {}),
+            },
+            "outputs": {"ws": ws_desc},
+        },
+        output="ws",
+        peak=None,  # ws are not images: PSNR over their own range
+    )
+    synthesis_subject = _Subject(
+        runner,
+        _SynthesisGraph(synthesis, fp16).eval(),
+        _SynthesisGraph(synthesis, fp16=False).eval(),
+        ["ws"],
+        {"ws": {0: "batch"}, "image": {0: "batch"}},
+        (ws[1][:2],),
+        [(ws[0],), (mixed,)],
+        {**metadata, "gan_studio.kind": "synthesis"},
+        {"inputs": {"ws": ws_desc}, "outputs": {"image": f"float32 (batch, {c}, {r}, {r})"}},
+    )
+    return [("mapping", mapping_subject), ("synthesis", synthesis_subject)]
 
 
 def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
@@ -259,7 +481,7 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
                 example,
                 dynamo=True,
                 input_names=names,
-                output_names=["image"],
+                output_names=[subject.output],
                 dynamic_axes=axes,
                 opset_version=opset,
                 verbose=False,
@@ -279,7 +501,7 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
             str(legacy),
             dynamo=False,
             input_names=names,
-            output_names=["image"],
+            output_names=[subject.output],
             dynamic_axes=axes,
             opset_version=min(opset, 17),
         )
@@ -318,26 +540,48 @@ def _add_metadata(model_bytes: bytes, metadata: dict[str, str]) -> bytes:
 
 
 def _parity(subject: _Subject, model_bytes: bytes) -> tuple[float, float]:
-    """Max abs error and PSNR (on [-1,1] images) of onnxruntime vs PyTorch on fixed random inputs."""
+    """Max abs error and PSNR of onnxruntime vs PyTorch on fixed random inputs.
+
+    The PSNR's peak is the subject's (2: the peak-to-peak range of [-1, 1] images), or for outputs
+    that are not images (ws) the range the reference output really spans."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     worst, mse_sum, count = 0.0, 0.0, 0
+    low, high = math.inf, -math.inf
     for inputs in subject.parity_inputs:
         with torch.no_grad():
             expected = subject.reference(*inputs).numpy()
         feed = {name: t.numpy() for name, t in zip(subject.names, inputs)}
-        got = session.run(["image"], feed)[0]
+        got = session.run([subject.output], feed)[0]
         diff = got.astype(np.float64) - expected
         worst = max(worst, float(np.abs(diff).max()))
         mse_sum, count = mse_sum + float((diff**2).sum()), count + diff.size
+        low, high = min(low, float(expected.min())), max(high, float(expected.max()))
     mse = mse_sum / count
-    psnr = math.inf if mse == 0 else 10 * math.log10(4.0 / mse)  # peak-to-peak range of [-1, 1] is 2
+    peak = subject.peak if subject.peak is not None else max(high - low, 1e-12)
+    psnr = math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
     return worst, psnr
 
 
-def _model_card(subject: _Subject, state: dict[str, Any], result: ExportResult) -> dict[str, Any]:
+def _model_card(
+    subject: _Subject, state: dict[str, Any], result: ExportResult, graph_subjects: dict[str, _Subject]
+) -> dict[str, Any]:
     model = subject.model
+    graphs = {
+        graph.name: {
+            "file": graph.path.name,
+            **graph_subjects[graph.name].card,
+            "parity": {
+                "precision": result.precision,
+                "max_abs_error": graph.max_abs_error,
+                "psnr_db": graph.psnr_db,
+                "bound": graph.bound,
+            },
+            "exporter": graph.exporter,
+        }
+        for graph in result.graphs
+    }
     return {
         "format_version": ONNX_FORMAT_VERSION,
         "model": result.path.name,
@@ -358,6 +602,7 @@ def _model_card(subject: _Subject, state: dict[str, Any], result: ExportResult) 
             "bound": result.bound,
         },
         "exporter": result.exporter,
+        **({"graphs": graphs} if graphs else {}),
         "notes": result.notes,
         "app_version": engine.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.export.onnx_export import model_exports
 from engine.export.ort_runner import OrtRunner, OrtTranslator
 from engine.inference.runner import GeneratorRunner
 from engine.inference.torch_runner import TorchRunner
@@ -18,8 +19,11 @@ from engine.runs.checkpoint import latest_checkpoint
 
 
 def find_export(run_dir: Path) -> Path | None:
-    """The newest .onnx export of a run folder that is at least as new as its newest checkpoint, or None."""
-    exports = sorted(Path(run_dir).glob("exports/*.onnx"), key=lambda p: p.stat().st_mtime)
+    """The newest .onnx export of a run folder that is at least as new as its newest checkpoint, or None.
+
+    Only whole models count: a StyleGAN export's ``-mapping``/``-synthesis`` graphs are not candidates."""
+    # model_exports leaves out the W-space graphs written beside a StyleGAN export (X-mapping.onnx)
+    exports = sorted(model_exports(Path(run_dir) / "exports"), key=lambda p: p.stat().st_mtime)
     checkpoint = latest_checkpoint(Path(run_dir))
     if not exports or checkpoint is None:
         return None

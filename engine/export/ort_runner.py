@@ -142,6 +142,13 @@ class OrtRunner(GeneratorRunner):
 
     def _read_metadata(self) -> None:
         meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("gan_studio.kind") in ("mapping", "synthesis"):
+            # half of a StyleGAN export (for work in W), not a generator by itself
+            main = meta.get("gan_studio.export", "the export beside it")
+            raise CheckpointError(
+                f"{self.source} is the {meta['gan_studio.kind']} graph of a style-based export, not a whole "
+                f"generator; open {main} instead"
+            )
         if meta.get("gan_studio.kind") != "generator":
             problem = f"{self.source} is an ONNX model but not a GAN Studio generator export (no gan_studio metadata)"
             raise CheckpointError(

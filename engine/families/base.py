@@ -111,7 +111,9 @@ class Family(ABC):
         return {}
 
     def export_modules(self) -> dict[str, nn.Module]:
-        """Modules that make up the published model (the EMA generator)."""
+        """Modules that make up the published model (the EMA generator). A family with a style space adds
+        ``mapping`` (z, labels, truncation -> ws) and ``synthesis`` (ws -> the eval generator's image), and
+        the ONNX export then publishes them as graphs of their own."""
         return {"generator": self.modules["G_ema"]}
 
     def describe(self) -> dict[str, Any]:

@@ -389,7 +389,9 @@ class ModelsPage(QWidget):
         else:
             self.outside_exports.pop(run, None)
         self.refresh(select=run)
-        self.sig_status.emit(f"Exported {result.path.name}")
+        graphs = getattr(result, "graphs", [])  # a StyleGAN export also writes its W-space graphs
+        extra = f" (and {', '.join(g.path.name for g in graphs)})" if graphs else ""
+        self.sig_status.emit(f"Exported {result.path.name}{extra}")
         self.sig_exported.emit(run)
 
     def _on_benchmarked(self, rows: list[BenchRow]) -> None:

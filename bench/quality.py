@@ -116,6 +116,10 @@ BOOKKEEPING = {
     "log_every",
     "format_version",
 }
+# Fields added to TrainConfig after runs were cached, at the value that leaves training as it was (the
+# health detectors only watch; auto remedies off change nothing): left out of the key at that value, so
+# adding them keeps the cached runs; any other value is part of the key.
+NEUTRAL_AT = {"health": True, "auto_remedies": False}
 
 
 # -- the split --------------------------------------------------------------------------------------
@@ -242,7 +246,11 @@ def effective_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
         return reference_settings(settings)
     cfg = TrainConfig(dataset="-", family=name, **settings)
     cfg.validate()
-    learned = {k: v for k, v in cfg.to_dict().items() if k not in BOOKKEEPING}
+    learned = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in BOOKKEEPING and not (k in NEUTRAL_AT and v == NEUTRAL_AT[k])
+    }
     family_cfg = build_family_config(get_family(name).Config, cfg.family_options)
     learned["family_options"] = dataclasses.asdict(family_cfg)
     return learned

@@ -517,6 +517,107 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from engine.families import get_family
+    from engine.runs import TrainConfig
+    from engine.tune import TrialInfo, TuneCallbacks, tune
+
+    settings = _settings(args.set, TrainConfig, "--set", "training setting")
+    family = get_family(args.family)  # an unknown family is answered (with the known ones) before anything runs
+    options = {
+        **settings.pop("family_options", {}),
+        **_settings(args.option, family.Config, "--option", "option", f" of family '{args.family}'"),
+    }
+    _finite_options(options, args.family)
+    if options:
+        settings["family_options"] = options
+    stop = {"flag": False}
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:  # first Ctrl+C: stop the trial cleanly
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print("\nStopping this trial (a checkpoint is written); press Ctrl+C again to abort.", file=sys.stderr)
+
+    bars: list[Any] = []
+
+    def say(message: str) -> None:
+        if not args.json:
+            (bars[0].write if bars else print)(message)
+
+    def on_trial_start(info: TrialInfo) -> None:
+        say(f"Trial {info.trial}/{args.trials} ({info.run_dir.name}): {_tuned(info.settings)}")
+
+    def on_progress(record: dict[str, Any]) -> None:
+        if args.json:
+            return
+        if not bars:
+            bars.append(_tqdm()(total=record["steps"], initial=record["step"] - 1, unit="step", dynamic_ncols=True))
+        bars[0].update(record["step"] - bars[0].n)
+        if record["kd"] is not None:
+            bars[0].set_postfix(KD=f"{record['kd'] * 1e3:.2f}e-3", refresh=False)
+
+    def on_trial_end(info: TrialInfo) -> None:
+        while bars:
+            bars.pop().close()
+        outcome = {
+            "complete": f"KD {info.score * 1e3:.2f} x1e-3" if info.score is not None else "complete",
+            "pruned": "stopped early (worse than the median of the finished trials at the same step)",
+            "failed": f"failed: {info.error}",
+            "interrupted": "interrupted; run the same command again to continue it",
+        }[info.state]
+        say(f"Trial {info.trial}: {outcome} at step {info.step}")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        result = tune(
+            args.dataset,
+            args.family,
+            args.trials,
+            args.minutes,
+            args.runs,
+            steps=args.steps,
+            settings=settings,
+            name=args.name,
+            seed=args.seed,
+            kid_every=args.kid_every,
+            callbacks=TuneCallbacks(
+                on_trial_start=on_trial_start,
+                on_trial_end=on_trial_end,
+                on_progress=on_progress,
+                should_stop=lambda: stop["flag"],
+            ),
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for bar in bars:
+            bar.close()
+    lines = [f"Tune {result.tune_dir}: {len(result.trials)} trial(s), summary {result.summary_path}"]
+    for t in result.trials:
+        score = f"{t.score * 1e3:8.2f}" if t.score is not None else f"{t.state:>8}"
+        lines.append(f"  {t.run_dir.name}  {score}  {_tuned(t.settings)}")
+    if result.best is not None:
+        best = result.best
+        limit = "--steps N" if args.steps else "--minutes M"  # a trial stops at its own kind of limit
+        lines += [
+            f"Best: {best.run_dir.name}, {result.metric} {(best.score or 0.0) * 1e3:.2f} x1e-3 (lower is better): "
+            + _tuned(best.settings),
+            f"Train with them (add --steps or --minutes):\n  {result.train_command}",
+            f"or continue the best trial: gan-studio-cli resume {best.run_dir} {limit} (a new total)",
+        ]
+    else:
+        lines.append("No trial completed yet, so there are no best settings.")
+    if result.stopped:
+        lines.append("Stopped: run the same command again to resume (finished trials are kept).")
+    _emit(args, {**result.to_dict(), "summary": str(result.summary_path)}, "\n".join(lines))
+    return 0
+
+
+def _tuned(settings: dict[str, Any]) -> str:
+    """'lr_g=0.0002, loss='hinge', augment=''' for a trial's settings."""
+    return ", ".join(f"{k}={v!r}" for k, v in settings.items())
+
+
 # -- plumbing ----------------------------------------------------------------------------------------
 def _tqdm() -> Any:  # tqdm ships no type information
     from tqdm import tqdm
@@ -711,6 +812,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--download-inception", action="store_true", help="download the Inception weights first (needs internet)"
     )
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "tune", parents=[common], help="find good settings: short trials scored by KD (optuna's TPE), the best offered"
+    )
+    p.add_argument("dataset")
+    p.add_argument("--family", default="dcgan", help="a noise-to-image family: dcgan, fastgan, stylegan2, vanilla")
+    p.add_argument("--trials", type=int, default=12, help="trials to finish (a resumed tune counts the earlier ones)")
+    p.add_argument("--minutes", type=float, help="training minutes per trial")
+    p.add_argument("--steps", type=int, help="training steps per trial (instead of --minutes)")
+    p.add_argument(
+        "--name", help="the tune folder is RUNS/tune-NAME (default: <dataset>-<family>); the same name resumes"
+    )
+    p.add_argument("--runs", help="folder that holds the tune folder (default: runs beside the dataset)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler (every trial trains with setting seed)")
+    p.add_argument("--kid-every", type=int, help="steps between KD measurements (default: 4 per trial with --steps)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family option, every trial")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="training setting for every trial (not tuned)"
+    )
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

@@ -100,6 +100,28 @@ def test_presets_scale_width_fields_of_any_family_generically():
     assert preset_settings("quality", Fake, "gpu-large", 100)["resolution"] == 64
 
 
+def test_a_family_that_recommends_a_smaller_batch_keeps_it_and_the_preset_keeps_its_images_seen():
+    @dataclasses.dataclass
+    class Options:
+        base_channels: int = 32
+        """Width."""
+
+    class SmallBatch:
+        Config = Options
+        min_resolution, max_resolution = 16, 128
+
+        @classmethod
+        def recommended_settings(cls, resolution: int, device_type: str) -> dict:
+            return {"batch_size": 8} if device_type == "cpu" else {}
+
+    for name, preset in PRESETS.items():
+        cpu = preset_settings(name, SmallBatch, "cpu", 64)
+        assert cpu["batch_size"] == 8
+        assert cpu["steps"] * 8 >= preset.steps["cpu"] * preset.batch_size["cpu"] > (cpu["steps"] - 1) * 8
+        gpu = preset_settings(name, SmallBatch, "gpu-large", 64)  # no recommendation there: the preset's own
+        assert (gpu["batch_size"], gpu["steps"]) == (preset.batch_size["gpu-large"], preset.steps["gpu-large"])
+
+
 def test_thumbnail_grid_stays_lazy_and_fast_with_10000_images(qtbot):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, (10_000, 64, 64, 3), dtype=np.uint8)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the commands import their modules when run, so `--help` sta
     from engine.families.base import Family
     from engine.runs import TrainConfig
     from engine.training import Callbacks, Trainer
+    from engine.training.health import Finding
 
 
 def _parse_value(text: str) -> Any:
@@ -247,7 +248,21 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         if not args.json:
             (bars[0].write if bars else print)(message)
 
-    callbacks = Callbacks(on_step=None if args.json else on_step, on_log=on_log, should_stop=lambda: stop["flag"])
+    findings: list[dict[str, Any]] = []
+
+    def on_health(finding: Finding) -> None:  # the training doctor: "[health] warning: ... Try: ..."
+        from engine.training.health import describe_finding
+
+        findings.append(finding.to_dict())
+        if not args.json:
+            (bars[0].write if bars else print)(describe_finding(finding))
+
+    callbacks = Callbacks(
+        on_step=None if args.json else on_step,
+        on_log=on_log,
+        on_health=on_health,
+        should_stop=lambda: stop["flag"],
+    )
     try:
         result = make(callbacks).run()
     finally:
@@ -261,6 +276,7 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         "checkpoint": str(result.checkpoint),
         "train_seconds": round(result.seconds, 1),
         "log": logs,
+        "health": findings,
     }
     _emit(args, summary, f"Run {result.run_dir}: step {result.step}, checkpoint {result.checkpoint}")
     return 0

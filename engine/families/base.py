@@ -8,6 +8,7 @@ the methods of :class:`Family`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ class Family(ABC):
     truncates_in_w: ClassVar[bool] = False
     """True when ``sample()`` takes ``truncation=psi`` and applies it in the model's own latent space
     (StyleGAN's W); runners then pass psi through instead of scaling z."""
+    live_settings: ClassVar[tuple[str, ...]] = ("grad_clip",)
+    """TrainConfig settings read from ``self.train`` at every step, so retune() only has to record them."""
 
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         if not self.min_resolution <= spec.resolution <= self.max_resolution:
@@ -182,6 +185,27 @@ class Family(ABC):
             if s and k in self.scalers:
                 self.scalers[k].load_state_dict(s)
 
+    def retune(self, settings: dict[str, Any]) -> list[str]:
+        """Apply TrainConfig ``settings`` to the running model mid-run (the training doctor's automatic
+        remedies) and record each in ``self.train``; returns the names applied, leaving out those this family
+        takes only on a resumed run. Learning rates scale the optimizer by new / old setting, so the cut of
+        an earlier NaN roll-back is kept."""
+        applied = []
+        for name, value in settings.items():
+            if self._retune(name, value):
+                setattr(self.train, name, value)
+                applied.append(name)
+        return applied
+
+    def _retune(self, name: str, value: Any) -> bool:
+        key = {"lr_g": "G", "lr_d": "D"}.get(name)
+        if key is not None and key in self.optimizers and getattr(self.train, name) > 0:
+            factor = value / getattr(self.train, name)
+            for group in self.optimizers[key].param_groups:
+                group["lr"] *= factor
+            return True
+        return name in self.live_settings
+
     def scale_lr(self, factor: float) -> None:
         """Multiply every optimizer's learning rate by ``factor`` (used after a NaN roll-back)."""
         for opt in self.optimizers.values():
@@ -203,12 +227,17 @@ class AdversarialFamily(Family):
     ``micro_batches`` and gradient clipping.
     """
 
+    live_settings: ClassVar[tuple[str, ...]] = ("grad_clip", "r1_gamma", "r1_every")
+
     def __init__(self, spec: ModelSpec, train: TrainConfig, device: torch.device) -> None:
         super().__init__(spec, train, device)
         self.policy = parse_policy(train.augment)
         self.loss = adversarial_loss(train.loss)
         self.d_loss_fn, self.g_loss_fn = get_loss(train.loss, train.label_smoothing)
         self.n_critic = train.n_critic or self.loss.default_n_critic
+        # D's loss when it answers the boundary for every image (a D that guesses): its confidence's scale
+        guess = None if self.loss.boundary is None else torch.full((1,), self.loss.boundary)
+        self._guess_loss = None if guess is None else float(self.d_loss_fn(guess, guess))
         self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
         G = self._place(self.build_generator())
         D = self.build_discriminator()
@@ -242,6 +271,16 @@ class AdversarialFamily(Family):
         betas = (self.train.beta1, self.train.beta2)
         self.optimizers["G"] = torch.optim.Adam(G.parameters(), lr=self.train.lr_g, betas=betas)
         return True
+
+    def _retune(self, name: str, value: Any) -> bool:
+        if name == "augment":
+            self.policy = parse_policy(value)
+            return True
+        if name == "ada":
+            # the probability carries on from where it is (1 for a fixed policy) and adapts from there
+            self.ada.adaptive = bool(value)
+            return True
+        return super()._retune(name, value)
 
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
@@ -327,6 +366,8 @@ class AdversarialFamily(Family):
             if last:
                 # Once per step, whatever n_critic is: ADA's speed is set in images, not D updates.
                 self.ada.accumulate(self.loss.ada_signal(real_logits, fake_logits))
+                if self.train.health:
+                    self._judged(real_logits, fake_logits, totals, len(chunks))
             if do_r1:
                 loss = loss + self._r1(x, y)
                 totals["r1"] += self._last_r1 / len(chunks)
@@ -339,6 +380,31 @@ class AdversarialFamily(Family):
             totals["d_real"] += float(real_logits.detach().float().mean()) / share
             totals["d_fake"] += float(fake_logits.detach().float().mean()) / share
         self._optimizer_step("D")
+
+    def _judged(self, real: torch.Tensor, fake: torch.Tensor, totals: dict[str, float], parts: int) -> None:
+        """Add D's accuracy to ``totals`` (the shares of reals judged real and of fakes judged fake, on the
+        loss's boundary; a critic's: the other side's mean score) and, except for a critic, its confidence;
+        the training doctor (engine/training/health.py) reads them."""
+        real, fake = real.detach().float(), fake.detach().float()
+        real_side = self.loss.ada_signal(real, fake)  # > 0: judged real (what ADA takes the sign of)
+        fake_side = fake - (real.mean() if self.loss.boundary is None else self.loss.boundary)
+        parts_of = [(real_side > 0).float().mean(), (fake_side < 0).float().mean()]
+        if self._guess_loss:  # confidence: 1 - D's adversarial loss / a guessing D's
+            parts_of.append(1 - self.d_loss_fn(real, fake) / self._guess_loss)
+        shares = torch.stack(parts_of).tolist()
+        for key, value in zip(("d_acc_real", "d_acc_fake", "d_confidence"), shares):
+            totals[key] = totals.get(key, 0.0) + value / parts
+
+    def _grad_norm(self, key: str) -> float | None:
+        """L2 norm of the gradients the optimizer ``key`` is about to apply (unscaled), None if not finite."""
+        grads = [p.grad for group in self.optimizers[key].param_groups for p in group["params"] if p.grad is not None]
+        if not grads:
+            return None
+        norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))))
+        scaler = self.scalers[key]
+        norm /= scaler.get_scale() if scaler.is_enabled() else 1.0
+        # an fp16 overflow (the scaler skips that step) must not read as a non-finite loss and roll back
+        return norm if math.isfinite(norm) else None
 
     def _gradient_penalty(self, real_in: torch.Tensor, fake_in: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """WGAN-GP's (||grad D|| - 1)^2 on interpolates of what D saw (augmented, noisy), in fp32."""
@@ -365,8 +431,11 @@ class AdversarialFamily(Family):
                 loss = self.g_loss_fn(D(self._d_view(fake), y).float())
             self.scalers["G"].scale(loss / len(chunks)).backward()
             total += float(loss.detach()) / len(chunks)
+        stats = {"loss_g": total}
+        if self.train.health and (norm := self._grad_norm("G")) is not None:
+            stats["g_grad_norm"] = norm
         self._optimizer_step("G")
-        return {"loss_g": total}
+        return stats
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None, ema: bool = True) -> torch.Tensor:

@@ -104,18 +104,21 @@ def memorization(
     *,
     ratio: float = DEFAULT_RATIO,
     train_rows: np.ndarray | None = None,
+    own_distances: np.ndarray | None = None,
 ) -> MemorizationReport:
     """Nearest training image for each generated one and the share of near-copies.
 
     ``threshold`` is an absolute feature distance; None derives it as ``ratio`` x :func:`typical_distance`.
     ``train_rows`` maps feature rows to dataset rows (``RealFeatures.indices``) so that
     ``nearest_index`` indexes the dataset's images directly. Needs at least 2 training images.
+    ``own_distances`` are each training row's distance to its nearest other row, when already known
+    (the training doctor measures them once and checks every few hundred steps).
     """
     gen = np.asarray(gen_features, np.float32)
     train = np.asarray(train_features, np.float32)
     if len(gen) == 0:
         raise MetricsError("the memorization check needs generated images")
-    own = _training_neighbour_distances(train)
+    own = _training_neighbour_distances(train) if own_distances is None else np.asarray(own_distances, np.float32)
     typical = _median_positive(own)
     limit = float(threshold) if threshold is not None else ratio * typical
     dist, idx = nearest_neighbours(gen, train, 1)

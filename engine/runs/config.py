@@ -163,6 +163,13 @@ class TrainConfig:
     """Generated images per KID measurement (more = steadier, slower)."""
     log_every: int = field(default=10, metadata={"label": "Log every N steps"})
     """Append a line to stats.jsonl every N steps."""
+    health: bool = field(default=True, metadata={"label": "Training doctor (health checks)"})
+    """Watch the run for the usual GAN failures (collapse to a few images, a discriminator that wins,
+    divergence, overfitting, copying training images, no more progress) and say in words what to try;
+    findings go to health.jsonl in the run folder (docs/training.md, The training doctor)."""
+    auto_remedies: bool = field(default=False, metadata={"label": "Apply the doctor's fixes automatically"})
+    """When the doctor finds divergence or overfitting, apply its first fix mid-run (lower the learning
+    rates; more augmentation or a stronger gradient penalty) and log it; needs health checks on."""
     format_version: int = field(default=FORMAT_VERSION, metadata={"label": "Format version"})
     """Version of this config layout (for migrations)."""
 
@@ -195,6 +202,11 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"setting '{name}' must be at least 1 (got {getattr(self, name)})")
+        if self.auto_remedies and not self.health:
+            raise ConfigError(
+                "setting 'auto_remedies' needs the health checks that find what to remedy; set health=true "
+                "or auto_remedies=false"
+            )
         if self.steps is None and self.minutes is None:
             raise ConfigError("set 'steps' or 'minutes' so the run knows when to stop")
         if self.steps is not None and self.steps < 1:

@@ -1,7 +1,7 @@
 """Where things live in a run folder, beside the checkpoints (see engine/runs/checkpoint.py).
 
-A run folder holds config.json, run.json, stats.jsonl, log.txt, checkpoints/step-NNNNNN.pt,
-previews/step-NNNNNN.png and exports/.
+A run folder holds config.json, run.json, stats.jsonl, log.txt, health.jsonl (the training doctor's
+findings) with health/ (their images), checkpoints/step-NNNNNN.pt, previews/step-NNNNNN.png and exports/.
 """
 
 from __future__ import annotations
@@ -23,3 +23,13 @@ def preview_steps(run_dir: Path | str) -> list[int]:
     if not folder.is_dir():
         return []
     return sorted(int(m.group(1)) for p in folder.iterdir() if (m := _PREVIEW_RE.match(p.name)))
+
+
+def health_path(run_dir: Path | str) -> Path:
+    """The training doctor's findings, one JSON line each (engine/training/health.py reads and writes it)."""
+    return Path(run_dir) / "health.jsonl"
+
+
+def health_dir(run_dir: Path | str) -> Path:
+    """Folder of the images a finding shows (memorization's generated/training pairs)."""
+    return Path(run_dir) / "health"

@@ -38,6 +38,16 @@ from engine.runs.checkpoint import (
 )
 from engine.runs.config import TrainConfig, read_run_config
 from engine.runs.layout import preview_path
+from engine.training.health import (
+    AUTO_REMEDY_DETECTORS,
+    HEALTH_SAMPLES,
+    Finding,
+    HealthMonitor,
+    ImageSource,
+    append_finding,
+    cut_health,
+    with_remedy,
+)
 from engine.training.previews import make_grid_uint8, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
@@ -57,6 +67,7 @@ class Callbacks:
     on_checkpoint(path) after each checkpoint is written; on_error(exc) before the error propagates;
     on_log(message) for notes the user should see (device, OOM retries, NaN roll-backs);
     on_metric(record) after each quality measurement ({'step', 'kid', 'kid_std', 'kid_name'});
+    on_health(finding) when the training doctor's level for a detector changes (engine/training/health.py);
     should_stop() and should_pause() are polled every step.
     """
 
@@ -66,6 +77,7 @@ class Callbacks:
     on_error: Callable[[BaseException], None] | None = None
     on_log: Callable[[str], None] | None = None
     on_metric: Callable[[dict[str, Any]], None] | None = None
+    on_health: Callable[[Finding], None] | None = None
     should_stop: Callable[[], bool] | None = None
     should_pause: Callable[[], bool] | None = None
 
@@ -180,6 +192,8 @@ class Trainer:
         self.micro_batches = 1
         self.rollbacks = 0
         self.best_kid: float | None = None
+        self.health: HealthMonitor | None = None  # the training doctor, made in _setup with health on
+        self.findings: list[Finding] = []
         self.last_checkpoint_step = 0
         self.last_checkpoint_seconds = 0.0  # training seconds at the last checkpoint (checkpoint_minutes)
 
@@ -245,6 +259,7 @@ class Trainer:
         self.family = self._build_family()
         self._prepare_data()
         self.preview_inputs = self.family.preview_inputs(cfg.preview_count, cfg.seed, self._first_examples)
+        self.health = self._make_health() if cfg.health else None
         if self.resume_requested:
             self._restore(existing)
         self.kid_every = self._kid_interval()
@@ -336,6 +351,10 @@ class Trainer:
             rate.add(cfg.batch_size, elapsed)
             if stats is not None:
                 self._report(stats, rate)
+                if self.health is not None:
+                    self._health_findings(self.health.observe_step(self.step, stats))
+            if self.health is not None and self.health.image_due(self.step):
+                self._health_findings(self.health.observe_images(self.step))
             if cfg.preview_every and (self.step % cfg.preview_every == 0 or self.step == 1):
                 self._preview()
             if self.kid_every and self.step % self.kid_every == 0:
@@ -392,6 +411,8 @@ class Trainer:
     def _rollback(self, stats: dict[str, float]) -> None:
         self.rollbacks += 1
         if self.rollbacks > _MAX_ROLLBACKS:
+            if self.health is not None:  # the doctor's last word before the run gives up
+                self._health_findings(self.health.observe_rollback(self.step, fatal=True))
             raise TrainingDiverged(
                 f"training diverged: losses stayed non-finite after {_MAX_ROLLBACKS} roll-backs "
                 "(try a lower lr_g/lr_d, loss 'hinge' or r1_gamma > 0)"
@@ -403,6 +424,8 @@ class Trainer:
             f"Non-finite loss at step {self.step} ({bad}): rolled back to the last good state and "
             f"multiplied the learning rates by {self.config.nan_lr_factor}"
         )
+        if self.health is not None:  # after the restore, so an automatic remedy acts on the restored model
+            self._health_findings(self.health.observe_rollback(self.step))
 
     # -- reporting --------------------------------------------------------------------------------
     def _report(self, stats: dict[str, float], rate: _RateMeter) -> None:
@@ -483,11 +506,48 @@ class Trainer:
         self.stats_file.flush()
         if self.cb.on_metric:
             self.cb.on_metric(record)
+        if self.health is not None:
+            self._health_findings(self.health.observe_metric(record))
         if self.best_kid is None or value < self.best_kid:
             self.best_kid = value
             path = self.run_dir / "checkpoints" / "best-kid.pt"
             save_checkpoint(path, self._checkpoint_state())
             self._log(f"New best {self.kid_monitor.name} {value:.4f} at step {self.step}: saved {path.name}")
+
+    # -- the training doctor ------------------------------------------------------------------------
+    def _make_health(self) -> HealthMonitor:
+        images = None
+        if self.family.kind == "generate":  # the image detectors need images drawn from noise
+            # the fixed latents of the preview (the same private seed), HEALTH_SAMPLES of them
+            inputs = self.family.preview_inputs(HEALTH_SAMPLES, self.config.seed, self._first_examples)
+            images = ImageSource(self._rows, len(self.dataset), lambda: self.family.render_preview(inputs)[0])
+        return HealthMonitor(self.config, self.run_dir, images)
+
+    def _health_findings(self, findings: list[Finding]) -> None:
+        """Apply any automatic remedy, then write each finding to health.jsonl and pass it on."""
+        for finding in findings:
+            if self.config.auto_remedies and finding.detector in AUTO_REMEDY_DETECTORS:
+                finding = self._auto_remedy(finding)
+            append_finding(self.run_dir, finding)
+            self.findings.append(finding)
+            if self.cb.on_health:
+                self.cb.on_health(finding)
+
+    def _auto_remedy(self, finding: Finding) -> Finding:
+        """Apply the first fix of a warning or problem to the running family (TrainConfig.auto_remedies)."""
+        fix = finding.fixes[0] if finding.fixes and finding.level in ("warning", "problem") else None
+        if fix is None or fix.action != "resume":
+            return finding
+        applied = self.family.retune(fix.settings)  # also records them in self.config (family.train)
+        if not applied:
+            self._log(f"Automatic remedy '{fix.label}' needs a resume with new settings; not applied mid-run")
+            return finding
+        atomic_write_json(self.run_dir / "config.json", self.config.to_dict())  # a resume keeps the remedy
+        # a later roll-back restores this state, not one from before the remedy (which would undo it)
+        self.good_state = _clone_state(self.family.state_dict())
+        values = ", ".join(f"{k}={fix.settings[k]}" for k in applied)
+        self._log(f"Automatic remedy at step {self.step} ({finding.detector}): {fix.label} ({values})")
+        return with_remedy(finding, fix, applied)
 
     def _log(self, message: str) -> None:
         self.log_lines.append(message)
@@ -571,6 +631,7 @@ class Trainer:
             "attestation_id": self.attestation.id,
             "app_version": engine.__version__,
             "best_kid": self.best_kid,
+            "health": None if self.health is None else self.health.state_dict(),
         }
 
     def _restore(self, path: Path | None) -> None:
@@ -590,6 +651,9 @@ class Trainer:
         self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
         self.micro_batches = int(state.get("micro_batches", 1))
         self.best_kid = state.get("best_kid")
+        if self.health is not None and state.get("health"):
+            self.health.load_state_dict(state["health"])
+        cut_health(self.run_dir, self.step)  # findings after the checkpoint are judged again
         self._log(f"Resumed from {path.name} (step {self.step})")
 
 

@@ -6,7 +6,8 @@ and benchmarks it on the Models page, evaluates it on the Models page's Evaluate
 loading.png (the window as it first shows, while the engine loads), dataset.png, consent.png,
 train.png, generate.png, models.png, evaluate.png, duplicates.png (a copy of part of the sample with
 smaller re-encoded copies of a few emoji, imported with duplicates left out), runs-training.png (the
-runs list while a second run trains), train-stopped.png (that run after Stop) and train-light.png.
+runs list while a second run trains), train-stopped.png (that run after Stop), train-health.png (a run
+whose generator cannot learn, so the training doctor flags it), tune-dialog.png and train-light.png.
 Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
@@ -88,6 +89,7 @@ def take_screenshots(
         _evaluate_tab(window, Path(out_dir))
         duplicates_shot(window, Path(out_dir), scratch)
         state_shots(window, Path(out_dir), dataset)
+        health_shots(window, Path(out_dir), dataset)
         window.set_theme("light")
         window.show_page("train")
         grab(window, Path(out_dir) / "train-light.png")
@@ -282,6 +284,36 @@ def state_shots(window: object, out: Path, dataset: Path, first: int = 120, seco
     page.stop()
     wait_until(lambda: not page.is_running(), 300, "the stopped run's checkpoint")
     grab(window, out / "train-stopped.png")  # type: ignore[arg-type]
+
+
+def health_shots(window: object, out: Path, dataset: Path, trials: int = 3, minutes: float = 0.25) -> None:
+    """train-health.png: a quick run whose generator learns nothing (its learning rate 1e-12) until the
+    training doctor flags the discriminator overpowering it, live; then tune-dialog.png: "Find good
+    settings" after a short tune of the quick preset."""
+    page = window.train_page  # type: ignore[attr-defined]
+    window.show_page("train")  # type: ignore[attr-defined]
+    page.select_dataset(dataset)
+    page.set_preset("quick")
+    page.train_form.set_values({"steps": 1000, "lr_g": 1e-12, "preview_every": 10, "checkpoint_every": 100})
+    if not page.start():
+        raise RuntimeError("training did not start (see the error dialog)")
+    flagged = ("warning", "problem")  # a note comes first; the shot waits for the doctor to be sure
+    wait_until(lambda: page.health_strip.levels()["overpowering"] in flagged, 900, "the doctor's finding")
+    grab(window, out / "train-health.png")  # type: ignore[arg-type]
+    page.stop()
+    wait_until(lambda: not page.is_running(), 300, "the flagged run to stop")
+    page.set_preset("quick")
+    dialog = page.open_tune_dialog()
+    if dialog is None:
+        raise RuntimeError("Find good settings did not open (see the error dialog)")
+    dialog.trials_spin.setValue(trials)
+    dialog.minutes_spin.setValue(minutes)
+    dialog.start()
+    wait_until(lambda: not dialog.is_running(), 600 + trials * minutes * 120, "the tune")
+    if dialog.result is None:
+        raise RuntimeError(f"the tune failed: {dialog.progress_label.text()}")
+    grab(dialog, out / "tune-dialog.png")
+    dialog.use_best()
 
 
 def _generate_page(window: object, out: Path) -> None:

@@ -51,6 +51,9 @@ from engine.training.health import (
 from engine.training.previews import make_grid_uint8, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
+_RUN_IDENTITY = ("dataset", "family", "family_options", "resolution", "format_version")
+"""TrainConfig fields Trainer.resume(settings=...) refuses to change: the checkpoint is a model of exactly these."""
+_RATE_SETTINGS = ("lr_g", "lr_d")
 _MAX_ROLLBACKS = 5
 
 
@@ -206,9 +209,23 @@ class Trainer:
         steps: int | None = None,
         minutes: float | None = None,
         device: str | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> Trainer:
-        """A Trainer that continues ``run_dir`` from its newest checkpoint; limits can be raised."""
+        """A Trainer that continues ``run_dir`` from its newest checkpoint; limits can be raised.
+
+        ``settings`` are TrainConfig overrides from the checkpoint on (a training doctor's Fix.settings):
+        checked like any setting, recorded in config.json, and a changed learning rate reaches the restored
+        optimizers (see _carry_changed_rates). What makes the run itself (dataset, family, resolution) stays.
+        """
         config = read_run_config(run_dir)
+        if settings:
+            fixed = sorted(set(settings) & set(_RUN_IDENTITY))
+            if fixed:
+                raise ConfigError(
+                    f"setting(s) {', '.join(fixed)} make the run what it is and cannot change on resume; "
+                    "start a new run with them instead"
+                )
+            config = TrainConfig.from_dict({**config.to_dict(), **settings})
         if steps is not None:
             config.steps = steps
         if minutes is not None:
@@ -646,6 +663,7 @@ class Trainer:
                 "train on different data. Start a new run on the re-imported dataset"
             )
         self.family.load_state_dict(state["family_state"])
+        self._carry_changed_rates(state.get("config", {}))
         self.sampler.load_state_dict(state["sampler"])
         _set_rng_state(state["rng"], self.device)
         self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
@@ -655,6 +673,25 @@ class Trainer:
             self.health.load_state_dict(state["health"])
         cut_health(self.run_dir, self.step)  # findings after the checkpoint are judged again
         self._log(f"Resumed from {path.name} (step {self.step})")
+
+    def _carry_changed_rates(self, saved: dict[str, Any]) -> None:
+        """Learning rates set since the checkpoint (Trainer.resume(settings=...)) reach the optimizers it restored:
+        each rate is scaled by new / saved setting, so the cut of an earlier NaN roll-back is kept."""
+        changed = {
+            n: getattr(self.config, n)
+            for n in _RATE_SETTINGS
+            if saved.get(n, getattr(self.config, n)) != getattr(self.config, n)
+        }
+        if not changed:
+            return
+        for name in changed:
+            setattr(self.family.train, name, float(saved[name]))  # retune scales by new / this (saved) rate
+        applied = self.family.retune(changed)
+        for name, value in changed.items():
+            setattr(self.family.train, name, value)
+        words = ", ".join(f"{n} {saved[n]:g} -> {changed[n]:g}" for n in applied)
+        if words:
+            self._log(f"Learning rates changed on resume: {words}")
 
 
 class _RateMeter:

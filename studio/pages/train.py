@@ -1,5 +1,7 @@
 """Train page: family, preset and advanced settings; start, pause, stop and resume runs; watch the
 fixed-seed preview, loss curves, speed, ETA, augmentation and log live while the window stays responsive.
+The training doctor's health strip and findings (with a button per suggested fix) sit above them, and
+"Find good settings…" opens the tune dialog (studio/pages/tune_dialog.py).
 
 All training happens in a TrainWorker on its own QThread. This page only stores what the worker sends
 and redraws on timers: labels at most every ``ui_ms``, the chart and preview on their own timers.
@@ -39,18 +41,21 @@ from engine.data.importer import FEW_IMAGES
 from engine.errors import ConfigError, GanStudioError, gui_message
 from engine.families import family_names, get_family
 from engine.runs import TrainConfig, read_run_config
-from engine.runs.checkpoint import checkpoint_step
+from engine.runs.checkpoint import checkpoint_step, list_checkpoints
 from engine.runs.info import read_log, read_stats, run_info
 from engine.runs.layout import preview_path, preview_steps
 from engine.tasks import get_task
 from engine.training import RunResult
+from engine.training.health import DETECTOR_LABELS, Finding, Fix, read_health
 from studio.errors import ErrorReporter
+from studio.pages.tune_dialog import TuneDialog
 from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
 from studio.project import Project
 from studio.runs import format_seconds
 from studio.sysinfo import gpu_total_memory
-from studio.widgets.config_form import ConfigForm
+from studio.widgets.config_form import ConfigForm, field_labels
 from studio.widgets.consent_dialog import consent_status
+from studio.widgets.health_strip import FindingsPanel, FixDialog, HealthStrip
 from studio.widgets.loss_chart import LossChart
 from studio.widgets.preview_view import PreviewView
 from studio.workers.train_worker import TrainWorker
@@ -59,6 +64,13 @@ from studio.workers.train_worker import TrainWorker
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 LOG_LINES = 2000
+FINDINGS_HEIGHT = 360
+"""The most room the findings take above the live views at first (they scroll; the split can be dragged)."""
+TUNE_TIP = (
+    "Try short runs with different learning rates, loss, augmentation and R1, score each by KD, and fill "
+    "these settings with the best"
+)
+TUNE_TIP_TRANSLATE = "Finding settings scores models that draw images from noise (by KD); this family translates images"
 
 
 class TrainPage(QWidget):
@@ -95,6 +107,10 @@ class TrainPage(QWidget):
         self._icon_image: QImage | None = None  # the preview frame the running run's list icon shows
         self._stats_dirty = False
         self.consent_ok = False
+        self.tune_dialog: TuneDialog | None = None
+        self.fix_dialog: FixDialog | None = None
+        # a fix that resumes the running run waits here until its thread has ended: (run, until, settings)
+        self._pending_fix: tuple[Path, int | None, dict[str, Any]] | None = None
         self._build()
         self._fill_tasks()
         self.ui_timer = QTimer(self)
@@ -187,6 +203,10 @@ class TrainPage(QWidget):
         form.addRow(self.task_label, self.task_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow(self.preset_label)
+        self.tune_button = QPushButton("Find good settings…")
+        self.tune_button.setToolTip(TUNE_TIP)
+        self.tune_button.clicked.connect(self.open_tune_dialog)
+        form.addRow(self.tune_button)
         return box
 
     def _advanced_box(self) -> QWidget:
@@ -261,6 +281,11 @@ class TrainPage(QWidget):
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
         layout.addWidget(self.progress)
+        self.health_strip = HealthStrip(DETECTOR_LABELS)
+        self.findings_panel = FindingsPanel(DETECTOR_LABELS)
+        self.findings_panel.sig_fix.connect(self._on_fix)
+        self.health_strip.sig_detector_clicked.connect(self.findings_panel.show_detector)
+        layout.addWidget(self.health_strip)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.preview = PreviewView()
         splitter.addWidget(self.preview)
@@ -275,7 +300,15 @@ class TrainPage(QWidget):
         right.setSizes([400, 200])
         splitter.addWidget(right)
         splitter.setSizes([560, 440])
-        layout.addWidget(splitter, 1)
+        # the findings above the live views; the user can drag the split when a finding needs room
+        self.health_split = QSplitter(Qt.Orientation.Vertical)
+        self.health_split.addWidget(self.findings_panel)
+        self.health_split.addWidget(splitter)
+        self.health_split.setStretchFactor(1, 1)
+        self.health_split.setChildrenCollapsible(False)
+        self.findings_panel.setMinimumHeight(28)
+        self._fit_findings()
+        layout.addWidget(self.health_split, 1)
         return column
 
     def _stats_grid(self) -> QGridLayout:
@@ -308,6 +341,7 @@ class TrainPage(QWidget):
         self.chart.clear()
         self.log.clear()
         self.log_run = None
+        self._show_findings([], None)
         self.refresh_datasets()
         self.refresh_runs()
 
@@ -499,6 +533,7 @@ class TrainPage(QWidget):
         last.update(step=step, eta_seconds=None)  # a run that is not training has no time left
         self._show_stats(last, target or None)
         self._show_ended(step, target or None, stopped=bool(target) and step < target)
+        self._show_findings(read_health(run_dir), run_dir)
         if self.log_run != run_dir:  # the run just trained here: keep its session's lines
             self._show_log(run_dir)
         self.until_spin.setValue(max(target, step) + (0 if target > step else max(100, step // 2)))
@@ -545,17 +580,21 @@ class TrainPage(QWidget):
         run_dir = self.selected_run()
         if run_dir is None or self.is_running():
             return False
+        return self.resume_run(run_dir, self.until_spin.value())
+
+    def resume_run(self, run_dir: Path, until: int | None, settings: dict[str, Any] | None = None) -> bool:
+        """Continue ``run_dir`` up to step ``until``; ``settings`` (a fix's TrainConfig overrides) apply from there."""
+        if self.is_running():
+            return False
         try:
             config = read_run_config(run_dir)
         except GanStudioError as exc:
             self.errors.report(gui_message(exc))
             return False
-        self._launch(
-            TrainWorker.resume_run(run_dir, steps=self.until_spin.value()),
-            run_dir,
-            self.until_spin.value(),
-            fresh=False,
-        )
+        self._launch(TrainWorker.resume_run(run_dir, steps=until, settings=settings), run_dir, until, fresh=False)
+        if settings:
+            changed = ", ".join(f"{k}={v}" for k, v in settings.items())
+            self._append_log(f"Applying the doctor's fix: {changed}")
         self.run_names = (config.family, config.dataset)
         return True
 
@@ -567,8 +606,11 @@ class TrainPage(QWidget):
             self.chart.clear()
             self.log.clear()
             self.log_run = run_dir
-        elif self.log_run != run_dir:
-            self._show_log(run_dir)  # resuming appends to the run's own history, never to another run's
+            self._show_findings([], run_dir)
+        else:
+            if self.log_run != run_dir:
+                self._show_log(run_dir)  # resuming appends to the run's own history, never to another run's
+            self._show_findings(_findings_until_checkpoint(run_dir), run_dir)  # the resume judges later ones again
         self.preview.set_path_for(lambda step: preview_path(run_dir, step))
         self.progress.setFormat("%v / %m steps")
         self._icon_image = self.preview.latest  # a frame shown before this run started is not its preview
@@ -579,6 +621,7 @@ class TrainPage(QWidget):
             (worker.sig_checkpoint, self._on_checkpoint),
             (worker.sig_log, self._append_log),
             (worker.sig_metric, self.chart.add),
+            (worker.sig_health, self._on_health),
             (worker.sig_finished, self._on_finished),
             (worker.sig_failed, self._on_failed),
         ):
@@ -614,14 +657,161 @@ class TrainPage(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         stopping = bool(self.worker and self.worker.stopping)
-        self.start_button.setEnabled(not running and self.consent_ok)
         self.pause_button.setEnabled(running and not stopping)
         self.pause_button.setText("Continue" if self.worker and self.worker.paused else "Pause")
         self.stop_button.setEnabled(running and not stopping)
         self.resume_button.setEnabled(not running and self.selected_run() is not None)
+        tuning = self.tune_dialog is not None and self.tune_dialog.is_running()
+        self.start_button.setEnabled(not running and self.consent_ok and not tuning)  # one job at a time
+        generates = get_family(self.family()).kind == "generate"
+        self.tune_button.setEnabled(not running and not tuning and self.consent_ok and generates)
+        self.tune_button.setToolTip(TUNE_TIP if generates else TUNE_TIP_TRANSLATE)
         self.until_spin.setEnabled(not running and self.selected_run() is not None)
         for widget in (self.dataset_combo, self.family_combo, self.preset_combo, self.advanced_box):
             widget.setEnabled(not running)
+
+    # -- the training doctor ------------------------------------------------------------------------
+    def _show_findings(self, findings: list[Finding], run_dir: Path | None) -> None:
+        self.health_strip.set_findings(findings)
+        self.findings_panel.set_findings(findings, run_dir)
+        self._fit_findings()
+
+    def _fit_findings(self) -> None:
+        """One line for "No problems found so far"; room for the cards when there are findings."""
+        sizes = self.health_split.sizes()
+        total = sum(sizes) or 900
+        wanted = min(FINDINGS_HEIGHT, self.findings_panel.content_height())
+        self.health_split.setSizes([wanted, max(200, total - wanted)])
+
+    def _on_fix(self, finding: Finding, fix: Fix) -> None:
+        """A fix button: resume with its settings (after showing them), stop, or prefill another family."""
+        run_dir = self.findings_panel.run_dir
+        if run_dir is None:
+            return
+        if fix.action == "stop":
+            self.apply_stop_fix(run_dir, finding)
+        elif fix.action == "family":
+            self.apply_family_fix(run_dir, finding, fix)
+        else:
+            self.ask_resume_fix(run_dir, finding, fix)
+
+    def ask_resume_fix(self, run_dir: Path, finding: Finding, fix: Fix) -> FixDialog | None:
+        """Show what ``fix`` changes in ``run_dir``'s settings; accepting resumes it with them."""
+        running_here = self.is_running() and self.run_dir == run_dir
+        if self.is_running() and not running_here:
+            self.errors.report("Another run is training; stop it before applying a fix to this one.")
+            return None
+        try:
+            config = read_run_config(run_dir)
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return None
+        labels = field_labels(TrainConfig)
+        current = config.to_dict()
+        changes = [(labels.get(k, k), current.get(k), v) for k, v in fix.settings.items() if current.get(k) != v]
+        until = self._fix_target(run_dir, config)
+        dialog = FixDialog(run_dir.name, fix, changes, until, stops_first=running_here, parent=self)
+        dialog.accepted.connect(lambda: self._start_fix(run_dir, dict(fix.settings), dialog.until()))
+        dialog.finished.connect(dialog.deleteLater)
+        self.fix_dialog = dialog
+        dialog.open()  # window-modal, never a nested event loop: training signals keep arriving
+        return dialog
+
+    def _start_fix(self, run_dir: Path, settings: dict[str, Any], until: int | None) -> None:
+        self.fix_dialog = None
+        if self.is_running() and self.run_dir == run_dir:
+            self._pending_fix = (run_dir, until, settings)
+            self._append_log("Stopping to apply the doctor's fix; the run resumes with it after its checkpoint")
+            self.stop()
+        elif not self.is_running():
+            self.resume_run(run_dir, until, settings)
+
+    def _fix_target(self, run_dir: Path, config: TrainConfig) -> int | None:
+        """The step a fixed run trains to: its own target while it has not reached it, else half as far again."""
+        if self.is_running() and self.run_dir == run_dir:
+            return self.target_steps
+        try:
+            info = run_info(run_dir)
+        except GanStudioError:
+            info = {}
+        step = info.get("checkpoint_step")
+        step = int(step if step is not None else info.get("step", 0))
+        if config.steps is None:
+            return None  # a run limited by minutes keeps its limit
+        return config.steps if step < config.steps else step + max(100, step // 2)
+
+    def apply_stop_fix(self, run_dir: Path, finding: Finding) -> str:
+        """Stop the run (when it trains) and say which checkpoint to keep; returns that sentence."""
+        text = best_checkpoint_words(run_dir, finding)
+        if self.is_running() and self.run_dir == run_dir:
+            self.stop()
+            text = "Stopping (a checkpoint is saved). " + text
+        card = self.findings_panel.card_for(finding.detector)
+        if card is not None:
+            card.show_outcome(text)
+        self._append_log(text)
+        self.sig_status.emit(text)
+        return text
+
+    def apply_family_fix(self, run_dir: Path, finding: Finding, fix: Fix) -> bool:
+        """Prefill a new run with the fix's family on the same dataset; the user presses Start."""
+        family = str(fix.settings.get("family", ""))
+        index = self.family_combo.findData(family)
+        if index < 0:
+            self.errors.report(f"The suggested family '{family}' is not available in this version.")
+            return False
+        try:
+            dataset = read_run_config(run_dir).dataset
+        except GanStudioError:
+            dataset = ""
+        if dataset and dataset != str(self.dataset_dir() or ""):
+            self.select_dataset(dataset)  # re-lists the project's datasets first
+        self.family_combo.setCurrentIndex(index)  # applies the family's preset settings
+        where = Path(dataset).name or "this dataset"
+        text = f"A new {family} run on {where} is set up: check its settings and press Start training."
+        if self.is_running():
+            text += " (Stop the current run first.)"
+        card = self.findings_panel.card_for(finding.detector)
+        if card is not None:
+            card.show_outcome(text)
+        self.sig_status.emit(text)
+        return True
+
+    # -- find good settings ------------------------------------------------------------------------
+    def open_tune_dialog(self) -> TuneDialog | None:
+        """Open "Find good settings" for the page's dataset, family and settings."""
+        if self.tune_dialog is not None:
+            self.tune_dialog.show()
+            self.tune_dialog.raise_()
+            return self.tune_dialog
+        try:
+            config = self.build_config()
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return None
+        dialog = TuneDialog(Path(config.dataset), config, self.project.runs_dir, parent=self)
+        dialog.sig_use_settings.connect(self.use_tuned_settings)
+        dialog.sig_running_changed.connect(lambda _: self._update_buttons())
+        dialog.finished.connect(self._on_tune_dialog_closed)
+        self.tune_dialog = dialog
+        dialog.show()
+        self._update_buttons()
+        return dialog
+
+    def _on_tune_dialog_closed(self, _result: int) -> None:
+        if self.tune_dialog is not None and not self.tune_dialog.is_running():
+            self.tune_dialog.deleteLater()
+            self.tune_dialog = None
+        self._update_buttons()
+
+    def use_tuned_settings(self, settings: dict[str, Any]) -> None:
+        """Fill the forms with a tune's best settings (TrainConfig overrides)."""
+        self.train_form.set_values({k: v for k, v in settings.items() if k != "family_options"})
+        self.family_form.set_values(settings.get("family_options", {}))
+        if not self.advanced_button.isChecked():
+            self.advanced_button.setChecked(True)  # show what changed
+        words = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "family_options")
+        self.sig_status.emit(f"Settings from Find good settings: {words}")
 
     # -- worker signals (GUI thread) --------------------------------------------------------------
     def _on_step(self, stats: dict[str, Any]) -> None:
@@ -653,6 +843,13 @@ class TrainPage(QWidget):
         self._append_log(f"Error: {message}")
         self.errors.report(message, details)
 
+    def _on_health(self, finding: Finding) -> None:
+        self.health_strip.add_finding(finding)
+        self.findings_panel.add_finding(finding)
+        self._fit_findings()
+        if finding.level != "ok":
+            self.sig_status.emit(f"Training doctor ({finding.level}): {finding.message}")
+
     def _on_thread_finished(self) -> None:
         if self.thread is None:
             return  # already handled by shutdown()
@@ -667,6 +864,9 @@ class TrainPage(QWidget):
         self.sig_running_changed.emit(False)
         if ended_with_checkpoint and run_dir is not None:
             self.sig_run_finished.emit(str(run_dir))
+        pending, self._pending_fix = self._pending_fix, None
+        if pending is not None and ended_with_checkpoint:  # a fix stopped the run: resume it with the fix
+            self.resume_run(*pending)
 
     def _show_end_of_run(self) -> None:
         """After the thread ended: the step is the final checkpoint's, the bar says so, no time is left."""
@@ -731,7 +931,10 @@ class TrainPage(QWidget):
         self.progress.setValue(step)
 
     def shutdown(self, timeout_ms: int = 120_000) -> bool:
-        """Stop a run and wait for its checkpoint (window closing); True when the thread ended."""
+        """Stop a run (and a tune) and wait for its checkpoint (window closing); True when the thread ended."""
+        self._pending_fix = None
+        if self.tune_dialog is not None and not self.tune_dialog.shutdown(timeout_ms):
+            return False
         if self.worker is None or self.thread is None:
             return True
         self.worker.stop()
@@ -741,6 +944,35 @@ class TrainPage(QWidget):
             QCoreApplication.processEvents()  # deliver the worker's last signals (result, checkpoint)
             self._on_thread_finished()
         return ended
+
+
+def _findings_until_checkpoint(run_dir: Path) -> list[Finding]:
+    """The run's findings up to the checkpoint a resume starts from (it judges the later steps again)."""
+    try:
+        step = run_info(run_dir).get("checkpoint_step")
+    except GanStudioError:
+        step = None
+    findings = read_health(run_dir)
+    return findings if step is None else [f for f in findings if f.step <= int(step)]
+
+
+def best_checkpoint_words(run_dir: Path, finding: Finding) -> str:
+    """Which checkpoint to keep after a finding says stop: the best-KD one it names, else the newest
+    before the finding's step, in one sentence."""
+    evidence = finding.evidence
+    if evidence.get("best_step") is not None:
+        named = str(evidence.get("checkpoint") or "checkpoints/best-kid.pt")
+        return f"The best checkpoint is step {int(evidence['best_step']):,} ({named} in {run_dir.name})."
+    earlier = [p for p in list_checkpoints(run_dir) if (checkpoint_step(p) or 0) < finding.step]
+    if not earlier:
+        return (
+            f"No checkpoint from before step {finding.step:,} is kept in {run_dir.name}; "
+            "the newest one is the best there is."
+        )
+    best = earlier[-1]
+    return (
+        f"Keep checkpoint {best.name} (step {checkpoint_step(best):,}, before step {finding.step:,}) in {run_dir.name}."
+    )
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:

@@ -1,9 +1,9 @@
 """TrainWorker: the engine's Trainer on a QThread, its callbacks turned into Qt signals.
 
-The worker adapts and never computes: it passes the trainer's stats, preview grids, checkpoints and
-log lines on as signals (steps at most every ``step_interval`` seconds, so a fast model cannot flood
-the GUI thread's queue) and answers the trainer's polls from thread-safe flags that stop(), pause()
-and resume() set from the GUI thread.
+The worker adapts and never computes: it passes the trainer's stats, preview grids, checkpoints, log
+lines and the training doctor's findings on as signals (steps at most every ``step_interval`` seconds,
+so a fast model cannot flood the GUI thread's queue) and answers the trainer's polls from thread-safe
+flags that stop(), pause() and resume() set from the GUI thread.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from PySide6.QtCore import Signal
 from engine.errors import GanStudioError, gui_message
 from engine.runs import TrainConfig
 from engine.training import Callbacks, Trainer
+from engine.training.health import Finding
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority
 
 TrainerFactory = Callable[[Callbacks], Trainer]
@@ -41,6 +42,8 @@ class TrainWorker(ThreadWorker):
     """A line for the user (device, resume, pause, recoveries)."""
     sig_metric = Signal(object)
     """A quality measurement dict (step, kid, kid_std, kid_name) when the run measures KID."""
+    sig_health = Signal(object)
+    """The training doctor's level for a detector changed; carries the engine's Finding."""
     sig_finished = Signal(object)
     """The run ended (limit reached or stopped) with a checkpoint; carries the engine's RunResult."""
     sig_failed = Signal(str, str)
@@ -62,8 +65,13 @@ class TrainWorker(ThreadWorker):
         return cls(lambda callbacks: Trainer(config, callbacks, run_dir=run_dir), run_dir, **kwargs)
 
     @classmethod
-    def resume_run(cls, run_dir: Path, steps: int | None = None, **kwargs: Any) -> TrainWorker:
-        """A worker that continues ``run_dir`` from its newest checkpoint, up to ``steps`` in total."""
+    def resume_run(
+        cls, run_dir: Path, steps: int | None = None, settings: dict[str, Any] | None = None, **kwargs: Any
+    ) -> TrainWorker:
+        """A worker that continues ``run_dir`` from its newest checkpoint, up to ``steps`` in total; with
+        ``settings`` (TrainConfig overrides, a training doctor's fix) the engine applies them from there on."""
+        if settings:
+            return cls(lambda cb: Trainer.resume(run_dir, cb, steps=steps, settings=settings), run_dir, **kwargs)
         return cls(lambda callbacks: Trainer.resume(run_dir, callbacks, steps=steps), run_dir, **kwargs)
 
     # -- control (GUI thread) ---------------------------------------------------------------------
@@ -98,6 +106,7 @@ class TrainWorker(ThreadWorker):
             on_checkpoint=self._on_checkpoint,
             on_log=self.sig_log.emit,
             on_metric=self.sig_metric.emit,
+            on_health=self._on_health,
             should_stop=self._stop.is_set,
             should_pause=self._pause.is_set,
         )
@@ -135,6 +144,10 @@ class TrainWorker(ThreadWorker):
     def _on_preview(self, grid: np.ndarray, step: int) -> None:
         self._flush()
         self.sig_preview.emit(grid, step)
+
+    def _on_health(self, finding: Finding) -> None:
+        self._flush()  # the finding's step is never ahead of the stats the page shows
+        self.sig_health.emit(finding)
 
     def _on_checkpoint(self, path: Path) -> None:
         self.sig_checkpoint.emit(str(path))

@@ -639,7 +639,10 @@ def read_tune(tune_dir: Path | str) -> dict[str, Any]:
     """The tune.json of a tune folder, or ConfigError saying what is missing or damaged."""
     path = Path(tune_dir) / SUMMARY_FILE
     if not path.is_file():
-        raise ConfigError(f"{tune_dir} is not a tune folder (no {SUMMARY_FILE}); run gan-studio-cli tune first")
+        raise ConfigError(
+            f"{tune_dir} is not a tune folder (no {SUMMARY_FILE}); run gan-studio-cli tune first",
+            gui=f"{tune_dir} is not a tune folder (no {SUMMARY_FILE}); use Find good settings on the Train page first",
+        )
     try:
         data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

@@ -247,9 +247,7 @@ def effective_settings(name: str, settings: dict[str, Any]) -> dict[str, Any]:
     cfg = TrainConfig(dataset="-", family=name, **settings)
     cfg.validate()
     learned = {
-        k: v
-        for k, v in cfg.to_dict().items()
-        if k not in BOOKKEEPING and not (k in NEUTRAL_AT and v == NEUTRAL_AT[k])
+        k: v for k, v in cfg.to_dict().items() if k not in BOOKKEEPING and not (k in NEUTRAL_AT and v == NEUTRAL_AT[k])
     }
     family_cfg = build_family_config(get_family(name).Config, cfg.family_options)
     learned["family_options"] = dataclasses.asdict(family_cfg)

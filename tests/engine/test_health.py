@@ -27,6 +27,7 @@ from engine.training.health import (
     DETECTORS,
     LEVELS,
     OVERFIT_WINDOW,
+    OVERPOWER_WARMUP,
     P_MAXED,
     Finding,
     Fix,
@@ -226,7 +227,7 @@ def test_a_discriminator_winning_in_spells_is_one_finding_until_it_stops(tmp_pat
     noise = torch.Generator().manual_seed(0)
     found: list[Finding] = []
     step = 0
-    for winning, n in [(False, 100), (True, 60), (False, 30), (True, 40), (False, 200)]:
+    for winning, n in [(False, OVERPOWER_WARMUP), (True, 60), (False, 30), (True, 40), (False, 200)]:
         for _ in range(n):
             step += 1
             e = float(torch.randn((), generator=noise)) * 0.02

@@ -117,15 +117,16 @@ def test_generate_page_class_truncation_and_cancelled_export(window, qtbot, proj
     out.mkdir()
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(out)))
     gen.count_spin.setValue(5_000)
-    seen = []
-    gen.worker.sig_exported.connect(
-        lambda paths, cancelled: seen.append((len(paths), cancelled)), Qt.ConnectionType.DirectConnection
-    )
+    failures: list[str] = []
+    gen.worker.sig_failed.connect(lambda message, details: failures.append(message), Qt.ConnectionType.DirectConnection)
     assert gen.export_batch()
     gen.cancel_export()
     qtbot.waitUntil(lambda: not gen.exporting, timeout=30_000)
-    count, cancelled = seen[0]
-    assert cancelled and count < 5_000 and len(list(out.iterdir())) == count
+    assert not failures, failures  # the export failed instead of being cancelled: say why
+    # what the page reported (from whichever worker wrote it): "Wrote N images, ... (cancelled)."
+    message = window.statusBar().currentMessage()
+    count = int(message.split("Wrote ", 1)[1].split(" ", 1)[0])
+    assert count < 5_000 and len(list(out.iterdir())) == count
     assert "cancelled" in window.statusBar().currentMessage()
     assert Path(gen.export_dir) == out
 

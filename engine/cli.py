@@ -418,6 +418,38 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return 1 if result.skipped and not result.written else 0
 
 
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from engine.export.open import open_upscaler
+    from engine.inference.upscale_files import upscale_files
+
+    if args.tile is not None and args.tile < 32:
+        raise ConfigError(f"--tile must be at least 32 px, got {args.tile}")
+    if args.overlap < 0 or (args.tile is not None and 3 * args.overlap >= args.tile):
+        raise ConfigError(f"--overlap must be 0 or more and under a third of --tile, got {args.overlap}")
+    upscaler = open_upscaler(args.source, device=args.device, prefer_onnx=not args.pytorch)
+    if not args.json:
+        print(f"Model: {upscaler.name} on {upscaler.backend}", *upscaler.notes, sep="\n", file=sys.stderr)
+    bar = _progress_bar(args, "Upscaling", "img")
+    result = upscale_files(
+        upscaler,
+        [Path(p) for p in args.inputs],
+        Path(args.out),
+        tile=args.tile,
+        overlap=args.overlap,
+        progress=bar.update_to if bar is not None else None,
+    )
+    if bar is not None:
+        bar.close()
+    lines = [f"Upscaled x{upscaler.scale} with {upscaler.name} ({upscaler.backend}):"]
+    lines += [f"wrote {path}" for path in result.written]
+    lines += [f"skipped {path}: {reason}" for path, reason in result.skipped]
+    lines += [f"note: {note}" for note in [*upscaler.notes, *result.notes]]
+    summary = {**result.to_dict(), **{k: v for k, v in upscaler.info().items() if k != "notes"}}
+    summary["notes"] = [*upscaler.notes, *result.notes]
+    _emit(args, summary, "\n".join(lines))
+    return 1 if result.skipped and not result.written else 0
+
+
 def _parse_hint(text: str) -> tuple[float, float, tuple[int, int, int]]:
     """'X,Y,#RRGGBB' -> (x, y, (r, g, b))."""
     try:
@@ -777,7 +809,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser(
-        "export", parents=[common], help="export a run's generator or translator to ONNX with a parity check"
+        "upscale", parents=[common], help="enlarge images with an upscale run, an .onnx upscaler or a model file"
+    )
+    p.add_argument(
+        "source",
+        help="upscale run folder, .onnx file, or a model file (.pth/.pt/.ckpt/.safetensors: Real-ESRGAN, SwinIR, ...)",
+    )
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--out", required=True, help="folder for <name>-x<scale>.png results (never overwritten)")
+    p.add_argument("--tile", type=int, help="tile side in input pixels (default: chosen from free memory)")
+    p.add_argument("--overlap", type=int, default=16, help="pixels neighbouring tiles share and blend (default 16)")
+    p.add_argument("--pytorch", action="store_true", help="a run folder: use PyTorch even when a current export exists")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser(
+        "export", parents=[common], help="export a run's generator, translator or upscaler to ONNX with a parity check"
     )
     p.add_argument("run", help="run folder")
     p.add_argument("--checkpoint", help="a specific checkpoint file (default: the newest)")

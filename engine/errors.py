@@ -63,3 +63,7 @@ class CheckpointDamaged(CheckpointError):
 
 class DeviceError(GanStudioError):
     """The requested compute device is not available."""
+
+
+class UpscaleCancelled(GanStudioError):
+    """The user cancelled an upscale; the image being processed is not written (earlier ones are kept)."""

@@ -4,9 +4,11 @@ Success is reported only after ``onnx.checker`` passes and onnxruntime reproduce
 on fixed random inputs within the bound of the chosen precision; otherwise the export fails with the
 measured numbers and no file is left at the target path.
 
-Two kinds of graph: a *generator* (latents z [+ class labels] -> image, dynamic batch) and a
+Three kinds of graph: a *generator* (latents z [+ class labels] -> image, dynamic batch), a
 *translator* (input image -> image, dynamic batch, height and width; parity is checked at two
-different sizes to prove the spatial axes really are dynamic).
+different sizes to prove the spatial axes really are dynamic) and an *upscaler* (an ``upscale``
+run's network: [0, 1] image -> [0, 1] image ``scale`` times larger, dynamic batch, height and width,
+parity at two sizes, one of them odd).
 
 A generator with a style space (its family's ``export_modules()`` has ``mapping`` and ``synthesis``,
 e.g. StyleGAN's W) also gets its two halves as graphs of their own beside the main one,
@@ -37,6 +39,7 @@ from engine.families import get_family
 from engine.fsutil import atomic_write_bytes, atomic_write_json
 from engine.inference.torch_runner import TorchRunner
 from engine.inference.translate import TorchTranslator
+from engine.inference.upscale import TorchUpscaler
 from engine.runs.checkpoint import open_checkpoint
 
 ONNX_FORMAT_VERSION = 1
@@ -186,6 +189,18 @@ class _TranslatorGraph(nn.Module):
         return self.generator(x.half() if self.fp16 else x).float().clamp(-1, 1)
 
 
+class _UpscalerGraph(nn.Module):
+    """What an upscaler graph computes: image in [0, 1] -> image ``scale`` times larger in [0, 1], float32 NCHW."""
+
+    def __init__(self, upscaler: nn.Module, fp16: bool) -> None:
+        super().__init__()
+        self.upscaler = copy.deepcopy(upscaler).half() if fp16 else upscaler
+        self.fp16 = fp16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upscaler(x.half() if self.fp16 else x).float().clamp(0, 1)
+
+
 @dataclass
 class _Subject:
     """One model to export: its graph, fp32 reference, IO names, dynamic axes and parity inputs."""
@@ -202,6 +217,8 @@ class _Subject:
     output: str = "image"
     peak: float | None = 2.0
     """Peak-to-peak range for the PSNR: 2 for images in [-1, 1]; None = the reference output's own range."""
+    value_range: tuple[float, float] = (-1, 1)
+    """The range of the graph's images (the card's value_range): upscalers work in [0, 1]."""
 
 
 def export_onnx(
@@ -228,7 +245,7 @@ def export_onnx(
     fallback: list[str] = []
     checkpoint, state = open_checkpoint(source, on_note=fallback.append)
     kind = get_family(state["family"]).kind
-    subject = _translator_subject(checkpoint, fp16) if kind == "translate" else _generator_subject(checkpoint, fp16)
+    subject = _SUBJECTS.get(kind, _generator_subject)(checkpoint, fp16)
     halves = _w_space(subject.model.family) if kind == "generate" else None
     if w_graphs and halves is None:
         raise ConfigError(
@@ -456,6 +473,49 @@ def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     )
 
 
+def _upscaler_subject(checkpoint: Path, fp16: bool) -> _Subject:
+    model = TorchUpscaler(checkpoint, device="cpu")
+    c, s = model.channels, model.scale
+    gen = torch.Generator().manual_seed(0)
+    image = lambda n, h, w: torch.rand(n, c, h, w, generator=gen)  # noqa: E731
+    card = {
+        "kind": "upscaler",
+        "scale": s,
+        "channels": c,
+        "arch": model.family.describe().get("arch"),
+        "inputs": {"input": f"float32 (batch, {c}, height, width) in [0, 1], any height and width"},
+        "outputs": {"image": f"float32 (batch, {c}, height*{s}, width*{s}) in [0, 1]"},
+    }
+    return _Subject(
+        model,
+        _UpscalerGraph(model.module, fp16).eval(),
+        _UpscalerGraph(model.module, fp16=False).eval(),
+        ["input"],
+        {"input": {0: "batch", 2: "height", 3: "width"}, "image": {0: "batch", 2: "height", 3: "width"}},
+        (image(2, 32, 32),),
+        # a square size and an odd, non-square one with another batch: every axis is dynamic
+        [(image(1, 24, 24),), (image(2, 17, 23),)],
+        {
+            "gan_studio.kind": "upscaler",
+            "gan_studio.scale": str(s),
+            "gan_studio.channels": str(c),
+            "gan_studio.arch": str(card["arch"] or ""),
+            "gan_studio.value_range": "[0, 1]",
+        },
+        card,
+        peak=1.0,
+        value_range=(0, 1),
+    )
+
+
+_SUBJECTS: dict[str, Callable[[Path, bool], _Subject]] = {
+    "generate": _generator_subject,
+    "translate": _translator_subject,
+    "upscale": _upscaler_subject,
+}
+"""The graph each kind of family exports (Family.kind -> subject builder)."""
+
+
 def _example_inputs(
     latent_dim: int, num_classes: int, batch: int, seed: int = 0, truncation: bool = False
 ) -> tuple[torch.Tensor, ...]:
@@ -589,7 +649,7 @@ def _model_card(
         "resolution": model.resolution,
         "channels": model.family.spec.channels,
         **subject.card,
-        "value_range": [-1, 1],
+        "value_range": list(subject.value_range),
         "layout": "NCHW",
         "source_checkpoint": str(model.checkpoint),
         "step": model.step,

@@ -15,6 +15,7 @@ import numpy as np
 from engine.errors import CheckpointError, DeviceError
 from engine.inference.runner import GeneratorRunner
 from engine.inference.translate import Translator
+from engine.inference.upscale import Upscaler
 from engine.tasks import task_names
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -242,3 +243,92 @@ class OrtTranslator(Translator):
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         return _run(self.session, self.provider, {"input": x})
+
+
+class OrtUpscaler(Upscaler):
+    """An ONNX upscaler run with onnxruntime: a GAN Studio export (card kind "upscaler") or a foreign graph.
+
+    A foreign graph (a community model converted to ONNX) is accepted when it has one float input
+    (batch, 1 or 3, height, width) with dynamic height and width and one output; its scale is found
+    by running it once on a small probe, and its values are taken to be [0, 1] (the convention of
+    such models), both said in ``notes``. ``backend`` is the onnxruntime provider that really runs it.
+    """
+
+    def __init__(self, path: Path | str, providers: tuple[str, ...] | list[str] | None = None) -> None:
+        self.source = self.path = Path(path)
+        self.session, self.provider, self.notes = _open(self.source, providers)
+        self.notes = list(self.notes)
+        self.run_notes: list[str] = []
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise CheckpointError(
+                f"{self.source} has {len(inputs)} inputs and {len(outputs)} outputs; an upscaler has one of each"
+            )
+        self.input_name, self.output_name = inputs[0].name, outputs[0].name
+        kind = self.metadata.get("gan_studio.kind")
+        if kind is not None and kind != "upscaler":
+            raise CheckpointError(
+                f"{self.source} is a GAN Studio {kind} export, not an upscaler; open it on the "
+                f"{'Translate' if kind == 'translator' else 'Generate'} page"
+            )
+        if kind == "upscaler":
+            self._read_metadata()
+        else:
+            self._probe_foreign(inputs[0].shape)
+        self.backend = f"onnxruntime {self.provider}"
+
+    def _read_metadata(self) -> None:
+        try:
+            self.scale = int(self.metadata["gan_studio.scale"])
+            self.channels = int(self.metadata["gan_studio.channels"])
+            family = self.metadata.get("gan_studio.family", "upscaler")
+            arch = self.metadata.get("gan_studio.arch")
+            step = self.metadata.get("gan_studio.step")
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self.source} has incomplete GAN Studio metadata ({exc}); export it again"
+            ) from None
+        label = f"{family}-{arch}" if arch else family
+        self.name = f"{label} x{self.scale} (ONNX {self.source.name}{f', step {step}' if step else ''})"
+
+    def _probe_foreign(self, shape: list[Any]) -> None:
+        if len(shape) != 4 or shape[1] not in (1, 3) or isinstance(shape[2], int) or isinstance(shape[3], int):
+            raise CheckpointError(
+                f"{self.source} takes input {shape}; an upscaler graph takes (batch, 1 or 3, height, width) "
+                "with dynamic height and width"
+            )
+        self.channels = int(shape[1])
+        probe = np.full((1, self.channels, 16, 16), 0.5, dtype=np.float32)
+        try:
+            out = self._forward(probe)
+        except Exception as exc:
+            raise CheckpointError(f"{self.source} failed on a 16x16 probe ({str(exc).splitlines()[0][:160]})") from None
+        scale = out.shape[-1] // 16
+        if out.ndim != 4 or out.shape[1] != self.channels or scale < 1 or out.shape[-2:] != (16 * scale, 16 * scale):
+            raise CheckpointError(f"{self.source} turned a 16x16 probe into {out.shape}; that is not an upscaler")
+        self.scale = scale
+        self.name = f"ONNX {self.source.name} x{scale}"
+        self.notes.append("not a GAN Studio export: scale found by a probe run, values taken as [0, 1]")
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.provider == "CPUExecutionProvider":
+            out = self.session.run([self.output_name], {self.input_name: x})[0]
+        else:
+            binding = self.session.io_binding()
+            binding.bind_cpu_input(self.input_name, x)
+            binding.bind_output(self.output_name)
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
+
+    def free_memory(self) -> tuple[int, str]:
+        """The GPU's free memory for a CUDA or TensorRT provider (via torch when it sees the GPU), else host RAM."""
+        if self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+            import torch
+
+            if torch.cuda.is_available():
+                free, total = torch.cuda.mem_get_info()
+                budget = int(free * 0.5)  # onnxruntime's arena grows in steps; leave it room
+                return budget, f"half of {free / 2**30:.1f} GiB free of {total / 2**30:.0f} GiB on the GPU"
+        return super().free_memory()

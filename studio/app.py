@@ -53,8 +53,17 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "--screenshot-colorize-image", type=Path, metavar="IMAGE", help="the image to colorize in that screenshot"
     )
     parser.add_argument(
+        "--screenshot-upscale-model",
+        type=Path,
+        metavar="RUN_OR_FILE",
+        help="an upscaler (upscale run, .onnx or model file) for the Upscale page screenshot",
+    )
+    parser.add_argument(
+        "--screenshot-upscale-image", type=Path, metavar="IMAGE", help="the image to upscale in that screenshot"
+    )
+    parser.add_argument(
         "--screenshot-only",
-        choices=["translate"],
+        choices=["translate", "upscale"],
         help="take only these screenshots (skips the sample import and training)",
     )
     return parser.parse_known_args(argv)
@@ -108,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             theme=args.theme or DEFAULT_THEME,
             steps=args.screenshot_steps,
             translate=translate,
+            upscale={"model": args.screenshot_upscale_model, "image": args.screenshot_upscale_image},
             only=args.screenshot_only,
         )
     from studio.errors import install_excepthook

@@ -49,15 +49,19 @@ if TYPE_CHECKING:
     from studio.pages.models import ModelsPage
     from studio.pages.train import TrainPage
     from studio.pages.translate import TranslatePage
+    from studio.pages.upscale import UpscalePage
 
 PAGES = (
     ("dataset", "Dataset"),
     ("train", "Train"),
     ("generate", "Generate"),
     ("translate", "Translate"),
+    ("upscale", "Upscale"),
     ("models", "Models"),
 )
-LATER_PAGES = (("upscale", "Upscale"), ("edit", "Edit"))
+LATER_PAGES = (("edit", "Edit"),)
+KIND_PAGES = {"generate": "generate", "translate": "translate", "upscale": "upscale"}
+"""The page that uses each kind of run (engine.runs.info.run_kind)."""
 LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
 
@@ -189,6 +193,7 @@ class MainWindow(QMainWindow):
         from studio.pages.models import ModelsPage
         from studio.pages.train import TrainPage
         from studio.pages.translate import TranslatePage
+        from studio.pages.upscale import UpscalePage
 
         if self.pages or self._shut_down:
             return
@@ -197,6 +202,7 @@ class MainWindow(QMainWindow):
             "train": TrainPage(self.project, self.errors),
             "generate": GeneratePage(self.project, self.errors),
             "translate": TranslatePage(self.project, self.errors),
+            "upscale": UpscalePage(self.project, self.errors),
             "models": ModelsPage(self.project, self.errors),
         }
         for index, (key, _) in enumerate(PAGES):
@@ -239,6 +245,11 @@ class MainWindow(QMainWindow):
     def translate_page(self) -> TranslatePage:
         """The Translate page (once the engine is loaded)."""
         return cast("TranslatePage", self._page("translate"))
+
+    @property
+    def upscale_page(self) -> UpscalePage:
+        """The Upscale page (once the engine is loaded)."""
+        return cast("UpscalePage", self._page("upscale"))
 
     @property
     def models_page(self) -> ModelsPage:
@@ -353,6 +364,7 @@ class MainWindow(QMainWindow):
         self.train_page.sig_run_finished.connect(self._on_run_finished)
         self.train_page.sig_checkpoint_saved.connect(self._on_checkpoint_saved)
         self.models_page.sig_exported.connect(self._on_exported)
+        self.models_page.sig_open_run.connect(self.open_run)
         self.train_page.sig_running_changed.connect(self._on_training_changed)
         for key, page in self.pages.items():
             page.sig_status.connect(self.show_status)
@@ -423,18 +435,25 @@ class MainWindow(QMainWindow):
         self._on_exported(run)
         self.models_page.refresh(select=run)
 
+    def page_for_run(self, run: Path | str) -> str:
+        """Key of the page that uses ``run``'s kind of model (generate, translate or upscale)."""
+        return KIND_PAGES.get(run_kind(run), "generate")
+
     def _on_exported(self, run: str) -> None:
         """A run gained a checkpoint or an export: the page that uses its kind of model reloads it."""
-        if run_kind(run) == "translate":
-            self.translate_page.refresh_runs(select=run)
-        else:
-            self.generate_page.refresh_runs(select=run)
+        self._page(self.page_for_run(run)).refresh_runs(select=run)  # type: ignore[attr-defined]
+
+    def open_run(self, run: str) -> None:
+        """Show ``run`` on the page that uses its kind of model (the Models page's "Open in …")."""
+        key = self.page_for_run(run)
+        self._page(key).refresh_runs(select=run)  # type: ignore[attr-defined]
+        self.show_page(key)
 
     def _on_checkpoint_saved(self, run: str) -> None:
         """A training run wrote a checkpoint: once it has one, the page for its kind of model lists it."""
-        page = self.translate_page if run_kind(run) == "translate" else self.generate_page
-        if page.run_combo.findData(run) < 0:  # listed already: leave the page (and its model) alone
-            page.refresh_runs()
+        page = self._page(self.page_for_run(run))
+        if page.run_combo.findData(run) < 0:  # type: ignore[attr-defined]  # listed already: leave it alone
+            page.refresh_runs()  # type: ignore[attr-defined]
 
     def _on_training_changed(self, running: bool) -> None:
         if running:
@@ -581,6 +600,7 @@ class MainWindow(QMainWindow):
         self.train_page.shutdown()
         self.generate_page.shutdown()
         self.translate_page.shutdown()
+        self.upscale_page.shutdown()
         self.models_page.shutdown()
 
     def _save_state(self) -> None:

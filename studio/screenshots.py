@@ -11,6 +11,9 @@ whose generator cannot learn, so the training doctor flags it), tune-dialog.png 
 Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-model`` with
 ``--screenshot-colorize-image``), it also draws a sketch on the Translate page's canvas with scripted
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
+Given an upscaler and an image (``--screenshot-upscale-model``, ``--screenshot-upscale-image``), it
+upscales the image on the Upscale page and grabs the before/after view zoomed in on its most detailed
+part: upscale.png.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def take_screenshots(
     theme: str = "dark",
     steps: int | None = None,
     translate: dict[str, Path | None] | None = None,
+    upscale: dict[str, Path | None] | None = None,
     only: str | None = None,
 ) -> int:
     """Produce the screenshots into ``out_dir``; returns 0 (an exit status)."""
@@ -98,6 +102,9 @@ def take_screenshots(
         _sketch_shot(window, Path(out_dir), Path(translate["sketch"]))
     if translate.get("colorize") and translate.get("image"):
         _colorize_shot(window, Path(out_dir), Path(translate["colorize"]), Path(translate["image"]))
+    upscale = upscale or {}
+    if upscale.get("model") and upscale.get("image"):
+        upscale_shot(window, Path(out_dir), Path(upscale["model"]), Path(upscale["image"]))
     window.close()
     return 0
 
@@ -184,6 +191,47 @@ def _colorize_shot(window: object, out: Path, model: Path, image_path: Path) -> 
     )
     page.compare.set_split(0.4)
     grab(window, out / "translate-colorize.png")  # type: ignore[arg-type]
+
+
+def _detailed_point(image: object) -> tuple[float, float]:
+    """The centre (x, y), as fractions of the image, of its most detailed region (largest local gradient)."""
+    import numpy as np
+
+    grey = np.asarray(image, dtype=np.float32)
+    grey = grey.mean(2) if grey.ndim == 3 else grey
+    detail = np.abs(np.diff(grey, axis=0))[:, :-1] + np.abs(np.diff(grey, axis=1))[:-1]
+    h, w = detail.shape
+    cells = 6
+    best = max(
+        ((detail[r * h // cells : (r + 1) * h // cells, c * w // cells : (c + 1) * w // cells].mean(), r, c))
+        for r in range(1, cells - 1)  # not at the border: the zoomed view should show around it
+        for c in range(1, cells - 1)
+    )
+    return (best[2] + 0.5) / cells, (best[1] + 0.5) / cells
+
+
+def upscale_shot(window: object, out: Path, model: Path, image: Path, zoom: float = 2.0) -> None:
+    """upscale.png: ``image`` upscaled by ``model`` on the Upscale page, the split in the middle of the view
+    zoomed ``zoom`` times the fitted size around the image's most detailed part."""
+    from PySide6.QtCore import QPointF
+
+    page = window.upscale_page  # type: ignore[attr-defined]
+    window.show_page("upscale")  # type: ignore[attr-defined]
+    page.use_model_file(model)
+    wait_until(lambda: page.model is not None, 120, "the upscaler")
+    page.open_image(image)
+    wait_until(lambda: page.input_image is not None, 60, "the image to upscale")
+    if not page.start_upscale():
+        raise RuntimeError("the upscale did not start")
+    wait_until(lambda: page.result is not None and not page.busy(), 900, "the upscaled image")
+    view = page.compare
+    fx, fy = _detailed_point(page.input_shown)
+    size = view.image_size()
+    point = view.image_to_widget(QPointF(fx * size.width(), fy * size.height()))
+    view.set_zoom(view.fit_zoom() * zoom, point)
+    view.pan_by(view.width() / 2 - point.x(), view.height() / 2 - point.y())  # that part in the middle
+    view.set_split(0.5)
+    grab(window, out / "upscale.png")  # type: ignore[arg-type]
 
 
 def write_look_alikes(source: Path, target: Path, per_class: int = 16, copied: int = 6) -> Path:

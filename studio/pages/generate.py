@@ -49,6 +49,8 @@ GALLERY_ICON = 128
 SEED_ROLE = Qt.ItemDataRole.UserRole + 1
 ALL_CLASSES = -1  # combo data for "cycle through the classes"
 MAX_SEED = 2**31 - 1
+CHOOSE_UPSCALER_FILE = "<model file>"  # combo data of the "Model file…" entry of "Upscale on export"
+UPSCALER_FILTER = "Upscaling models (*.pth *.pt *.ckpt *.safetensors *.onnx)"
 
 
 def _gallery_pixmap(image: np.ndarray) -> QPixmap:
@@ -151,6 +153,8 @@ class GeneratePage(ModelPage):
     """To the worker: seeds, output folder, class index or None, truncation."""
     sig_request_export_per_class = Signal(int, str, int, float)
     """To the worker: images per class, output folder, first seed, truncation."""
+    sig_request_export_upscaler = Signal(str)
+    """To the worker: the upscaler exports go through ('' for none); sent before each export."""
 
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -161,6 +165,8 @@ class GeneratePage(ModelPage):
         self.export_dir: Path | None = None
         self.enlarged: EnlargedImage | None = None
         self.images: dict[int, np.ndarray] = {}  # the gallery's images at their own size, by seed
+        self.upscaler_files: list[str] = []  # model files chosen for "Upscale on export" this session
+        self.exported_size: tuple[int, int] | None = None  # (width, height) of the last export's files
         self._regenerate_timer = QTimer(self)
         self._regenerate_timer.setSingleShot(True)
         self._regenerate_timer.setInterval(150)
@@ -273,6 +279,13 @@ class GeneratePage(ModelPage):
             "listing every file's class and seed: a synthetic training set (class-conditional models only)"
         )
         self.per_class_check.toggled.connect(lambda _: self._update_buttons())
+        self.upscale_combo = QComboBox()
+        self.upscale_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.upscale_combo.setToolTip(
+            "Upscale on export: exported and saved images go through an upscaler first (an upscale run of this "
+            "project or a model file), so they are written larger than the model draws them"
+        )
+        self.upscale_combo.activated.connect(self._on_upscaler_chosen)
         self.export_button = QPushButton("Export…")
         self.export_button.setProperty("primary", True)
         self.export_button.setToolTip("Write this many images to a folder (Ctrl+E)")
@@ -290,6 +303,8 @@ class GeneratePage(ModelPage):
             QLabel("Images"),
             self.count_spin,
             self.per_class_check,
+            QLabel("Upscale"),
+            self.upscale_combo,
             self.size_label,
             self.export_button,
             self.progress,
@@ -307,6 +322,7 @@ class GeneratePage(ModelPage):
         self.sig_request_page.connect(worker.generate)
         self.sig_request_export.connect(worker.export)
         self.sig_request_export_per_class.connect(worker.export_per_class)
+        self.sig_request_export_upscaler.connect(worker.set_export_upscaler)
         worker.sig_loaded.connect(self._on_loaded)
         worker.sig_images.connect(self._on_images)
         worker.sig_progress.connect(self._on_progress)
@@ -336,9 +352,53 @@ class GeneratePage(ModelPage):
         self.run_combo.setCurrentIndex(index if index >= 0 else (0 if runs else -1))
         self.run_combo.blockSignals(False)
         self.body.setCurrentIndex(1 if runs else 0)
+        self.refresh_upscalers()
         if select is None and before is not None and self.run_combo.currentData() == before:
             return
         self._on_run_changed()
+
+    # -- upscale on export ------------------------------------------------------------------------
+    def refresh_upscalers(self, select: str | None = None) -> None:
+        """List "none", the project's upscale runs and chosen model files for "Upscale on export"."""
+        current = select if select is not None else self.upscale_combo.currentData()
+        self.upscale_combo.blockSignals(True)
+        self.upscale_combo.clear()
+        self.upscale_combo.addItem("None (model size)", "")
+        runs = [str(r) for r in self.project.runs("upscale") if list_checkpoints(r)]
+        for source in runs + [f for f in self.upscaler_files if f not in runs]:
+            self.upscale_combo.addItem(Path(source).name, source)
+            self.upscale_combo.setItemData(self.upscale_combo.count() - 1, source, Qt.ItemDataRole.ToolTipRole)
+        self.upscale_combo.addItem("Model file…", CHOOSE_UPSCALER_FILE)
+        index = self.upscale_combo.findData(current) if current else 0
+        self.upscale_combo.setCurrentIndex(max(0, index))
+        self.upscale_combo.blockSignals(False)
+        self._show_export_size()
+
+    def _on_upscaler_chosen(self, *_: object) -> None:
+        if self.upscale_combo.currentData() == CHOOSE_UPSCALER_FILE:
+            path, _ = QFileDialog.getOpenFileName(self, "Upscale exports with", str(self.project.root), UPSCALER_FILTER)
+            self.set_export_upscaler(path or "")
+        else:
+            self._show_export_size()
+
+    def set_export_upscaler(self, source: Path | str) -> None:
+        """Exports go through the upscaler ``source`` (run folder or model file); '' writes them at model size."""
+        source = str(Path(source).resolve()) if source else ""
+        if source and source not in self.upscaler_files and self.upscale_combo.findData(source) < 0:
+            self.upscaler_files.append(source)
+        self.refresh_upscalers(select=source)
+
+    def export_upscaler(self) -> str:
+        """The chosen "Upscale on export" source ('' for none)."""
+        data = self.upscale_combo.currentData()
+        return "" if not data or data == CHOOSE_UPSCALER_FILE else str(data)
+
+    def _show_export_size(self) -> None:
+        if not self.model:
+            return
+        upscaler = self.export_upscaler()
+        then = f", then upscaled by {Path(upscaler).name}" if upscaler else ""
+        self.size_label.setText(f"at {self.model_size_text()}{then}")
 
     def _on_run_changed(self, *_: object) -> None:
         run = self.run_combo.currentData()
@@ -370,7 +430,7 @@ class GeneratePage(ModelPage):
         self.class_combo.setEnabled(bool(classes))
         self.truncation.setEnabled(info["supports_truncation"])
         self.model_label.setText(model_line(info))
-        self.size_label.setText(f"at {self.model_size_text()}")
+        self._show_export_size()
         self.export_button.setToolTip(f"Write this many images, {self.model_size_text()} each, to a folder (Ctrl+E)")
         self.save_button.setToolTip(
             f"Write the selected images, {self.model_size_text()} each, as PNG files to a folder"
@@ -484,6 +544,7 @@ class GeneratePage(ModelPage):
         self.progress.setValue(0)
         self._update_buttons()
         self.sig_job.emit(f"Exporting to {folder.name}", 0, len(seeds))
+        self.sig_request_export_upscaler.emit(self.export_upscaler())
         self.sig_request_export.emit(seeds, str(folder), self.class_index(), self.truncation_value())
         return True
 
@@ -502,6 +563,7 @@ class GeneratePage(ModelPage):
         self.progress.setValue(0)
         self._update_buttons()
         self.sig_job.emit(f"Exporting to {folder.name}", 0, total)
+        self.sig_request_export_upscaler.emit(self.export_upscaler())
         self.sig_request_export_per_class.emit(
             self.count_spin.value(), str(folder), self.seed_spin.value(), self.truncation_value()
         )
@@ -522,7 +584,11 @@ class GeneratePage(ModelPage):
         self._update_buttons()
         self.sig_job.emit("", 0, 0)
         note = " (cancelled)" if cancelled else ""
-        size = f", {self.model_size_text()} each," if self.model else ""
+        self.exported_size = _image_size(paths[0]) if paths else None
+        if self.exported_size is not None:  # what was really written (an upscaler makes it larger)
+            size = f", {self.exported_size[0]}×{self.exported_size[1]} px each,"
+        else:
+            size = f", {self.model_size_text()} each," if self.model else ""
         self.sig_status.emit(f"Wrote {len(paths)} images{size} to {self.export_dir}{note}.")
 
     def model_size_text(self) -> str:
@@ -553,3 +619,14 @@ class GeneratePage(ModelPage):
         self.cancel_button.setVisible(self.exporting)
         for widget in (self.prev_button, self.next_button, self.seed_spin):
             widget.setEnabled(has_model)
+
+
+def _image_size(path: str) -> tuple[int, int] | None:
+    """(width, height) of an image file, from its header; None when it cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None

@@ -48,6 +48,13 @@ TREE_COLUMNS = ("Run / file", "Kind", "Step", "Precision", "Max abs error", "PSN
 BENCH_COLUMNS = ("Batch", "PyTorch ms", "onnxruntime ms", "Speed-up", "Backends")
 BENCH_BATCHES = (1, 8)
 BENCH_RUNS = 15
+KIND_PAGE_TITLES = {"generate": "Generate", "translate": "Translate", "upscale": "Upscale"}
+"""The page that uses each kind of run (its exports, and the "Open in …" button)."""
+
+
+def page_title(run_dir: Path | str) -> str:
+    """``Generate``, ``Translate`` or ``Upscale``: the page that uses this run's kind of model."""
+    return KIND_PAGE_TITLES.get(run_kind(run_dir), "Generate")
 
 
 def _saved(path: Path) -> str:
@@ -77,6 +84,8 @@ class ModelsPage(QWidget):
     """A one-line message for the status bar."""
     sig_exported = Signal(str)
     """An export succeeded; carries the run folder (the Generate page reloads it)."""
+    sig_open_run = Signal(str)
+    """"Open in …": show this run on the page that uses its kind of model (the window routes it)."""
 
     def __init__(self, project: Project, errors: ErrorReporter, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -155,6 +164,9 @@ class ModelsPage(QWidget):
         self.show_folder_button.clicked.connect(self.show_in_folder)
         self.bench_button = QPushButton("Benchmark")
         self.bench_button.clicked.connect(self.start_benchmark)
+        self.open_button = QPushButton("Open in Generate")
+        self.open_button.setToolTip("Use the selected run on the page for its kind of model")
+        self.open_button.clicked.connect(self.open_selected)
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda: self.refresh())
         self.progress_label = QLabel("")
@@ -165,6 +177,7 @@ class ModelsPage(QWidget):
             self.export_as_button,
             self.show_folder_button,
             self.bench_button,
+            self.open_button,
             self.refresh_button,
         ):
             row.addWidget(widget)
@@ -193,7 +206,8 @@ class ModelsPage(QWidget):
 
     def _run_item(self, run_dir: Path) -> QTreeWidgetItem:
         checkpoints, exports = list_checkpoints(run_dir), list_exports(run_dir)
-        item = QTreeWidgetItem([run_dir.name, f"run: {len(checkpoints)} checkpoint(s), {len(exports)} export(s)"])
+        kind = {"translate": "image-to-image run", "upscale": "upscaler run"}.get(run_kind(run_dir), "run")
+        item = QTreeWidgetItem([run_dir.name, f"{kind}: {len(checkpoints)} checkpoint(s), {len(exports)} export(s)"])
         item.setData(0, RUN_ROLE, str(run_dir))
         for info in exports:
             item.addChild(self._export_item(info, run_dir))
@@ -217,7 +231,7 @@ class ModelsPage(QWidget):
     def _export_item(self, info: Any, run_dir: Path) -> QTreeWidgetItem:
         err = "" if info.max_abs_error is None else f"{info.max_abs_error:.2e}"
         psnr = "" if info.psnr_db is None else ("inf" if info.psnr_db == float("inf") else f"{info.psnr_db:.1f} dB")
-        page = "Translate" if run_kind(run_dir) == "translate" else "Generate"
+        page = page_title(run_dir)
         kind = f"ONNX (used by {page})" if info.current else "ONNX (older than the newest checkpoint)"
         child = QTreeWidgetItem(
             [
@@ -250,6 +264,14 @@ class ModelsPage(QWidget):
         """Select the row of ``run_dir``."""
         self.refresh(select=run_dir)
 
+    def open_selected(self) -> bool:
+        """Show the selected run on the page for its kind (Generate, Translate, Upscale); False when none."""
+        run = self.selected_run()
+        if not run or not list_checkpoints(Path(run)):
+            return False
+        self.sig_open_run.emit(run)
+        return True
+
     def is_busy(self) -> bool:
         """True while an export, a benchmark or an evaluation runs."""
         return self.thread is not None or self.evaluate_panel.is_busy()
@@ -270,6 +292,8 @@ class ModelsPage(QWidget):
         self.export_button.setEnabled(has_checkpoint and not busy)
         self.export_as_button.setEnabled(has_checkpoint and not busy)
         self.fp16_check.setEnabled(not busy)
+        self.open_button.setEnabled(has_checkpoint)
+        self.open_button.setText(f"Open in {page_title(run)}" if run else "Open in Generate")
         self.bench_button.setEnabled(current is not None and not busy)
         self.bench_button.setToolTip(
             f"Time PyTorch against onnxruntime on {current.path.name}"
@@ -379,7 +403,7 @@ class ModelsPage(QWidget):
         self._clear_failures(run)
         exports = (Path(run) / "exports").resolve()
         if Path(result.path).resolve().parent != exports:
-            page = "Translate" if run_kind(Path(run)) == "translate" else "Generate"
+            page = page_title(run)
             line = (
                 f"Exported to {result.path}: parity check {parity_verdict(result.max_abs_error, result.bound)}; "
                 f"{parity_details(result.precision, result.psnr_db, result.exporter)}. It is outside the run's "

@@ -62,6 +62,9 @@ from studio.workers.train_worker import TrainWorker
 
 # TrainConfig fields the page sets itself rather than through the advanced form.
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
+NOISE_ONLY_FIELDS = ("conditional", "class_balance", "kid_every")
+"""TrainConfig settings that only mean something for noise-to-image families: hidden for an upscaler
+(it learns no classes and is not scored by KID)."""
 RUN_ROLE = Qt.ItemDataRole.UserRole + 1
 LOG_LINES = 2000
 FINDINGS_HEIGHT = 360
@@ -113,6 +116,8 @@ class TrainPage(QWidget):
         self._pending_fix: tuple[Path, int | None, dict[str, Any]] | None = None
         self._build()
         self._fill_tasks()
+        self._fill_scales()
+        self._show_kind_fields()
         self.ui_timer = QTimer(self)
         self.ui_timer.setInterval(ui_ms)
         self.ui_timer.timeout.connect(self._refresh_stats)
@@ -198,9 +203,14 @@ class TrainPage(QWidget):
         self.task_combo.setToolTip("What an image-to-image family learns from your images")
         self.task_combo.currentIndexChanged.connect(self._on_task_changed)
         self.task_label = QLabel("Task")
+        self.scale_combo = QComboBox()
+        self.scale_combo.setToolTip("How many times larger the upscaler makes an image, on each side")
+        self.scale_combo.currentIndexChanged.connect(self._on_scale_changed)
+        self.scale_label = QLabel("Upscaling")
         form.addRow("Family", self.family_combo)
         form.addRow(self.family_label)
         form.addRow(self.task_label, self.task_combo)
+        form.addRow(self.scale_label, self.scale_combo)
         form.addRow("Preset", self.preset_combo)
         form.addRow(self.preset_label)
         self.tune_button = QPushButton("Find good settings…")
@@ -417,6 +427,8 @@ class TrainPage(QWidget):
         self.family_form.deleteLater()
         self.family_form = form
         self._fill_tasks()
+        self._fill_scales()
+        self._show_kind_fields()
         self.apply_preset()
 
     def _fill_tasks(self) -> None:
@@ -432,6 +444,45 @@ class TrainPage(QWidget):
         self.task_combo.setEnabled(len(tasks) > 1)
         for widget in (self.task_combo, self.task_label):
             widget.setVisible(bool(tasks))
+
+    def _fill_scales(self) -> None:
+        """An upscaling family's factor (its option ``scale``) gets a row of its own; hidden for the others."""
+        family_cls = get_family(self.family())
+        choices: tuple[Any, ...] = ()
+        if family_cls.kind == "upscale" and "scale" in self.family_form.editors:
+            combo = getattr(self.family_form.editors["scale"], "combo", None)  # a Literal field's drop-down
+            choices = tuple(combo.itemData(i) for i in range(combo.count())) if combo is not None else ()
+        self.scale_combo.blockSignals(True)
+        self.scale_combo.clear()
+        for value in choices:
+            self.scale_combo.addItem(f"×{value}", value)
+        editor = self.family_form.editors.get("scale")
+        if choices and editor is not None:
+            self.scale_combo.setCurrentIndex(max(0, self.scale_combo.findData(editor.value())))
+        self.scale_combo.blockSignals(False)
+        for widget in (self.scale_combo, self.scale_label):
+            widget.setVisible(bool(choices))
+
+    def _on_scale_changed(self, *_: object) -> None:
+        editor = self.family_form.editors.get("scale")
+        if editor is not None and self.scale_combo.count() and self.scale_combo.currentData() is not None:
+            editor.set_value(self.scale_combo.currentData())
+
+    def set_scale(self, scale: int) -> None:
+        """Choose the upscaling factor of an upscaling family."""
+        index = self.scale_combo.findData(scale)
+        if index < 0:
+            raise ValueError(f"family {self.family()} has no upscaling factor {scale}")
+        self.scale_combo.setCurrentIndex(index)
+        self._on_scale_changed()
+
+    def _show_kind_fields(self) -> None:
+        """Hide the class and KID settings for an upscaling family (they would do nothing there)."""
+        shown = get_family(self.family()).kind != "upscale"
+        for name in NOISE_ONLY_FIELDS:
+            for widget in (self.train_form.editors.get(name), self.train_form.labels.get(name)):
+                if widget is not None:
+                    widget.setVisible(shown)
 
     def set_task(self, task: str) -> None:
         """Choose ``task`` (sketch, colorize, paired...) for the selected image-to-image family."""
@@ -460,6 +511,7 @@ class TrainPage(QWidget):
         self.family_form.reset()
         self.family_form.set_values(settings["family_options"])
         self._on_task_changed()  # a preset never chooses the task
+        self._on_scale_changed()  # nor the upscaling factor
         self.preset_label.setText(
             f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
             f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings, family_cls.Config)}."

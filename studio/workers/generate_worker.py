@@ -16,6 +16,7 @@ from PySide6.QtCore import Signal, Slot
 from engine.export.open import open_runner
 from engine.inference.export_images import save_images, save_images_per_class
 from studio.workers.model_host import ModelHost, backend_note
+from studio.workers.upscale_worker import UpscaledRunner, open_upscaler_for
 
 
 def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
@@ -46,6 +47,24 @@ class GenerateWorker(ModelHost):
 
     what = "Generating"
 
+    def __init__(self, progress_interval: float = 0.05) -> None:
+        super().__init__(progress_interval)
+        self.export_upscaler: str = ""  # "Upscale on export": a run folder / model file, '' for none
+        self._upscaler: tuple[str, Any] | None = None  # the opened one, kept for the next export
+
+    @Slot(str)
+    def set_export_upscaler(self, source: str) -> None:
+        """Exports from now on go through the upscaler ``source`` ('' : written at the model's size)."""
+        self.export_upscaler = source
+
+    def _export_runner(self) -> Any:
+        """The runner exports use: the model's, or wrapped so its images come out upscaled."""
+        if not self.export_upscaler:
+            return self.model
+        if self._upscaler is None or self._upscaler[0] != self.export_upscaler:
+            self._upscaler = (self.export_upscaler, open_upscaler_for(self.export_upscaler))
+        return UpscaledRunner(self.model, self._upscaler[1])
+
     def open_model(self, source: str) -> Any:
         # A run folder gets onnxruntime when its export is current; a chosen checkpoint file runs in PyTorch.
         return open_runner(source)
@@ -74,7 +93,7 @@ class GenerateWorker(ModelHost):
         ok = self._guard(
             lambda: written.extend(
                 save_images(
-                    self.model,
+                    self._export_runner(),
                     list(seeds),
                     Path(out_dir),
                     class_index=class_index,
@@ -98,7 +117,7 @@ class GenerateWorker(ModelHost):
             lambda: written.extend(
                 path
                 for paths in save_images_per_class(
-                    self.model,
+                    self._export_runner(),
                     per_class,
                     Path(out_dir),
                     first_seed=first_seed,

@@ -161,9 +161,12 @@ class ModelFileUpscaler(TorchUpscaler):
             ) from None
         arch = descriptor.architecture.name
         if not isinstance(descriptor, ImageModelDescriptor) or descriptor.purpose not in SUPPORTED_PURPOSES:
+            purpose = {"FaceSR": "face restoration", "Inpainting": "inpainting (it needs a mask)"}.get(
+                descriptor.purpose, descriptor.purpose
+            )
             raise ConfigError(
-                f"{self.path} is a {arch} model for {descriptor.purpose.lower()}, not an upscaler; "
-                "only super-resolution and restoration models (image in, image out) can be used here"
+                f"{self.path} is a {arch} model for {purpose}, not an upscaler; only super-resolution and "
+                "restoration models (a whole image in, a whole image out) can be used here"
             )
         if descriptor.input_channels != descriptor.output_channels or descriptor.input_channels not in (1, 3):
             raise ConfigError(

@@ -64,6 +64,8 @@ CPU_MEMORY_FRACTION = 0.25
 CPU_MEMORY_CAP = 2 * 2**30
 GPU_MEMORY_FRACTION = 0.6
 """Share of the free GPU memory a tile may use: the rest covers cuDNN workspaces and fragmentation."""
+BAND_MEMORY_CAP = 512 * 2**20
+"""Most host memory the float32 band of blended tile rows may take (automatic tile sizes only)."""
 UNKNOWN_FREE_MEMORY = 2 * 2**30
 """Assumed available memory where the system does not say (no /proc/meminfo, no sysconf)."""
 PROBE_SIDE = 64
@@ -305,6 +307,7 @@ class Upscaler(ABC):
             self._auto_tile = self._auto_tile or self.choose_tile()
             tile, why = self._auto_tile
             self.run_notes.append(why)
+            tile = self._fit_band(tile, size[1] + 2 * overlap, out.shape[2])
         while True:
             overlap = self._fit_overlap(tile, overlap)
             try:
@@ -316,6 +319,23 @@ class Upscaler(ABC):
                 if not _out_of_memory(exc):
                     raise
                 tile = self._after_oom(tile, automatic, exc)
+
+    def _fit_band(self, tile: int, padded_width: int, channels: int) -> int:
+        """The tile, lowered if need be so the float32 band (tile rows at output size) fits the host budget.
+
+        A wide image at x4 makes the band the biggest buffer after the output itself; bounding it
+        keeps the peak for a 4K input at the output plus a few hundred MiB.
+        """
+        available, _ = available_host_memory()
+        budget = min(available * CPU_MEMORY_FRACTION, BAND_MEMORY_CAP)
+        row_bytes = padded_width * self.scale**2 * channels * 4  # one input row of tiles, blended at output size
+        limit = max(MIN_TILE, int(budget // max(row_bytes, 1)) // 8 * 8)
+        if limit >= tile:
+            return tile
+        self.run_notes.append(
+            f"tiles lowered to {limit} px so one band of tiles takes at most {budget / 2**20:.0f} MiB"
+        )
+        return limit
 
     def _fit_overlap(self, tile: int, overlap: int) -> int:
         if 3 * overlap < tile:
@@ -427,9 +447,9 @@ class _Tiler:
                     raise UpscaleCancelled("upscale cancelled")
                 result = self._run_tile(y0, y1, x0, x1)
                 top = y0 * s - self.band_top
-                self.band[:, top : top + result.shape[1], x0 * s : x1 * s] += result * (
-                    row_weights * self.col_weights[i][None, :]
-                )
+                result *= row_weights  # in place: a tile-sized temporary less at every step
+                result *= self.col_weights[i][None, :]
+                self.band[:, top : top + result.shape[1], x0 * s : x1 * s] += result
                 tick()
             done_until = self.rows[j + 1][0] * s if j + 1 < len(self.rows) else y1 * s
             self._flush(done_until, y1 * s)
@@ -449,15 +469,19 @@ class _Tiler:
         """Write rows [band_top, done_until) to the target (cropping the padding) and slide the rest up.
 
         Rows from ``done_until`` to ``filled_until`` (the overlap with the next tile row) stay in the band.
+        The finished rows are converted in place in the band (they are cleared next), so flushing
+        allocates nothing the size of the band.
         """
         pad = self.overlap * self.scale
         height, width = self.target.shape[:2]
         first, last = max(self.band_top, pad), min(done_until, pad + height)
         if last > first:
             block = self.band[:, first - self.band_top : last - self.band_top, pad : pad + width]
-            self.target[first - pad : last - pad] = _from_unit(
-                block.transpose(1, 2, 0), self.full_scale, self.target.dtype
-            )
+            np.clip(block, 0.0, 1.0, out=block)
+            if self.full_scale != 1.0:
+                block *= self.full_scale
+                np.rint(block, out=block)
+            self.target[first - pad : last - pad] = block.transpose(1, 2, 0)  # cast to the target's dtype
         shift, keep = done_until - self.band_top, filled_until - done_until
         if keep > 0:
             self.band[:, :keep] = self.band[:, shift : shift + keep]

@@ -86,7 +86,8 @@ def _read_pickle(path: Path) -> Any:
                 "state dict as .pth or .safetensors"
             ) from None
         raise ConfigError(f"{path} is not a readable PyTorch file ({text.splitlines()[0][:160]})") from None
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, IndexError, KeyError, TypeError) as exc:
+        # bytes that are not a pickle at all make the unpickler fail in odd ways ("pop from empty list")
         raise ConfigError(f"{path} is not a readable PyTorch file ({str(exc)[:160]}); it may be damaged") from None
 
 

@@ -583,6 +583,8 @@ class GeneratePage(ModelPage):
         self.exporting = False
         self._update_buttons()
         self.sig_job.emit("", 0, 0)
+        if not paths and not cancelled:
+            return  # the export failed before writing anything: the error dialog and status line said why
         note = " (cancelled)" if cancelled else ""
         self.exported_size = _image_size(paths[0]) if paths else None
         if self.exported_size is not None:  # what was really written (an upscaler makes it larger)
@@ -597,9 +599,8 @@ class GeneratePage(ModelPage):
         return f"{resolution}×{resolution} px"
 
     def _on_failed(self, message: str, details: str) -> None:
-        if self.exporting:
-            self.exporting = False
-            self.sig_job.emit("", 0, 0)
+        # An export stays "running" until its own sig_exported (the worker sends one after a failed export
+        # too): a failed gallery or load request answered meanwhile must not end an export still running.
         if self.model is None:
             self.model_label.setText("Could not load this model.")
         self._update_buttons()

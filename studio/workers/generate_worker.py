@@ -43,7 +43,8 @@ class GenerateWorker(ModelHost):
     sig_images = Signal(object, object, int)
     """Generated images (uint8 NHWC numpy), their seeds, and the id of the request they answer."""
     sig_exported = Signal(object, bool)
-    """An export ended: the files written, and whether it was cancelled."""
+    """An export ended (after each export request, also a failed one): the files written, and whether it
+    was cancelled."""
 
     what = "Generating"
 
@@ -88,6 +89,7 @@ class GenerateWorker(ModelHost):
         """Write ``seeds`` as PNG files into ``out_dir`` with progress; cancel() ends it early."""
         if self.model is None:
             self.sig_failed.emit("Load a model before exporting images.", "")
+            self.sig_exported.emit([], False)
             return
         written: list[Path] = []
         ok = self._guard(
@@ -103,14 +105,16 @@ class GenerateWorker(ModelHost):
                 )
             )
         )
-        if ok:
-            self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())
+        # Every export request ends with exactly one sig_exported, failed or not (a failure also sends
+        # sig_failed first): the page ends its export on this signal only, never on another request's failure.
+        self.sig_exported.emit([str(p) for p in written], self._cancel.is_set() and ok)
 
     @Slot(int, str, int, float)
     def export_per_class(self, per_class: int, out_dir: str, first_seed: int, truncation: float) -> None:
         """Write ``per_class`` images of every class into ``out_dir/<class>/`` with a manifest.json."""
         if self.model is None:
             self.sig_failed.emit("Load a model before exporting images.", "")
+            self.sig_exported.emit([], False)
             return
         written: list[Path] = []
         ok = self._guard(
@@ -128,5 +132,6 @@ class GenerateWorker(ModelHost):
                 for path in paths
             )
         )
-        if ok:
-            self.sig_exported.emit([str(p) for p in written], self._cancel.is_set())
+        # Every export request ends with exactly one sig_exported, failed or not (a failure also sends
+        # sig_failed first): the page ends its export on this signal only, never on another request's failure.
+        self.sig_exported.emit([str(p) for p in written], self._cancel.is_set() and ok)

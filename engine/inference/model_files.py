@@ -74,6 +74,11 @@ def _read_pickle(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):  # no reference to code or a class: bytes that are no valid pickle at all
+            detail = next((line for line in str(exc).splitlines() if line.startswith("Unsupported")), "")
+            raise ConfigError(
+                f"{path} is not a readable PyTorch file{f' ({detail})' if detail else ''}; it may be damaged"
+            ) from None
         raise ConfigError(
             f"{path} was refused: it holds more than weights ({_refused_global(exc)}), which loading could run "
             "as code. Only plain tensors are read, for safety; get a .safetensors version of the model"

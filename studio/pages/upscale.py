@@ -289,7 +289,8 @@ class UpscalePage(ModelPage):
         index = self.run_combo.findData(current) if current else -1
         self.run_combo.setCurrentIndex(index if index >= 0 else (0 if self.run_combo.count() else -1))
         self.run_combo.blockSignals(False)
-        if self.run_combo.currentData() != before or self.model is None:
+        # a run given again (it gained a checkpoint or an export) reloads: the worker reopens it only if changed
+        if select is not None or self.run_combo.currentData() != before or self.model is None:
             self._on_source_changed()
 
     def open_model_file(self) -> None:
@@ -419,6 +420,9 @@ class UpscalePage(ModelPage):
 
     def open_paths(self, paths: list[Path]) -> None:
         """What a drop does: one model file loads, one image opens, anything else becomes a batch."""
+        if self.busy():
+            self.sig_status.emit("Upscaling is running: wait for it to finish, or Cancel it, then drop again.")
+            return
         if len(paths) == 1 and paths[0].is_file() and paths[0].suffix.lower() in MODEL_SUFFIXES:
             self.use_model_file(paths[0])
         elif len(paths) == 1 and paths[0].is_file():
@@ -539,9 +543,7 @@ class UpscalePage(ModelPage):
         """Ask for the output folder of the current folder/files, then upscale them there."""
         if not self.batch_inputs or self.model is None:
             return False
-        first = self.batch_inputs[0]
-        default = free_name(self.project.exports_dir / f"{first.stem}-x{self.model['scale']}")
-        out = QFileDialog.getExistingDirectory(self, "Write the upscaled images to", str(default.parent))
+        out = QFileDialog.getExistingDirectory(self, "Write the upscaled images to", str(self.project.exports_dir))
         return bool(out) and self.start_batch(self.batch_inputs, Path(out))
 
     def start_batch(self, inputs: list[Path], out_dir: Path) -> bool:
@@ -601,7 +603,14 @@ class UpscalePage(ModelPage):
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
         self.cancel_button.setEnabled(busy)
-        for widget in (self.run_combo, self.open_model_button, self.device_combo, self.tile_combo):
+        for widget in (
+            self.run_combo,
+            self.open_model_button,
+            self.device_combo,
+            self.tile_combo,
+            self.open_image_button,
+            self.open_folder_button,
+        ):
             widget.setEnabled(not busy)
         self.fit_button.setEnabled(self.compare.image_size().isValid() and not self.compare.image_size().isEmpty())
 

@@ -343,6 +343,9 @@ def test_unknown_architecture_is_refused_naming_the_file_and_what_is_supported(t
     (tmp_path / "damaged.safetensors").write_bytes(b"\x00" * 20)
     with pytest.raises(ConfigError, match="damaged.safetensors"):
         load_model_file(tmp_path / "damaged.safetensors")
+    (tmp_path / "noise.pth").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="noise.pth is not a readable PyTorch file"):
+        load_model_file(tmp_path / "noise.pth")
 
 
 class _RunsCode:
@@ -483,6 +486,62 @@ def test_a_foreign_onnx_upscaler_is_probed_and_tiled(tmp_path):
     image = (smooth_image(50, 44) * 255).astype(np.uint8)
     torch_out = TorchUpscaler(module, scale=2).upscale_array(image, tile=40, overlap=8)
     assert np.abs(ort_up.upscale_array(image, tile=40, overlap=8).astype(int) - torch_out).max() <= 1
+
+
+@pytest.fixture(scope="module")
+def esrgan_run(tmp_path_factory):
+    """A tiny esrgan run (x4, compact) trained for two steps, with its ONNX export."""
+    from engine.families import family_names
+
+    if "esrgan" not in family_names():  # built at the same time (issue 13); said out loud until it is in
+        pytest.skip("the esrgan family is not registered in this tree yet")
+    from engine.export import export_onnx
+    from engine.training import Callbacks, Trainer
+
+    from .helpers import make_dataset, tiny_config
+
+    tmp = tmp_path_factory.mktemp("esrgan")
+    config = tiny_config(
+        make_dataset(tmp, size=32),
+        family="esrgan",
+        resolution=16,
+        steps=2,
+        preview_every=2,
+        checkpoint_every=2,
+        conditional=False,
+    )
+    run = Trainer(config, Callbacks(), run_dir=tmp / "run").run().run_dir
+    result = export_onnx(run, run / "exports" / "upscaler.onnx")
+    return run, result
+
+
+def test_an_esrgan_run_exports_an_upscaler_that_onnxruntime_runs_like_pytorch(esrgan_run):
+    run, result = esrgan_run
+    assert result.max_abs_error <= 1e-4  # parity at 24x24 and an odd 17x23, batch 1 and 2
+    card = json.loads(result.card_path.read_text())
+    assert card["kind"] == "upscaler" and card["scale"] == 4 and card["channels"] == 3
+    assert card["value_range"] == [0, 1] and "height*4" in card["outputs"]["image"]
+
+    torch_up = open_upscaler(run, device="cpu", prefer_onnx=False)
+    assert isinstance(torch_up, TorchUpscaler) and torch_up.scale == 4 and torch_up.channels == 3
+    assert torch_up.name.startswith("esrgan-compact x4 (run run, step 2") and torch_up.backend == "PyTorch (cpu)"
+    ort_up = open_upscaler(run, device="cpu")  # the current export is preferred
+    assert isinstance(ort_up, OrtUpscaler) and ort_up.backend == "onnxruntime CPUExecutionProvider"
+    assert ort_up.scale == 4 and "upscaler.onnx" in ort_up.name
+
+    image = (smooth_image(37, 29) * 255).astype(np.uint8)  # odd sizes, several tiles
+    ours = torch_up.upscale_array(image, tile=32, overlap=8)
+    theirs = ort_up.upscale_array(image, tile=32, overlap=8)
+    assert ours.shape == (148, 116, 3) and np.abs(ours.astype(int) - theirs).max() <= 1
+
+
+def test_cli_upscale_with_a_run_folder(esrgan_run, tmp_path, capsys):
+    run, _ = esrgan_run
+    Image.fromarray((smooth_image(20, 22) * 255).astype(np.uint8)).save(tmp_path / "small.png")
+    code = main(["upscale", str(run), str(tmp_path / "small.png"), "--out", str(tmp_path / "out"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["backend"] == "onnxruntime CPUExecutionProvider" and summary["scale"] == 4
+    assert Image.open(tmp_path / "out" / "small-x4.png").size == (88, 80)
 
 
 def test_open_upscaler_refuses_what_does_not_upscale(tmp_path):

@@ -149,7 +149,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         **recommended,
         "dataset": str(args.dataset),
         "family": family_name,
-        "resolution": args.size,
+        # a family may recommend a size of its own (esrgan: its training crop); --size overrides it
+        "resolution": args.size if args.size is not None else recommended.get("resolution"),
         "steps": args.steps,
         "minutes": args.minutes,
         "device": args.device,
@@ -174,6 +175,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     fields.update(settings)
     if args.task:
         _apply_task(fields, args.task)
+    if args.scale is not None:
+        _apply_scale(fields, args.scale)
     config = TrainConfig(**fields)
     config.validate()
     build_family_config(family.Config, config.family_options)  # names an unknown option the same way training would
@@ -204,6 +207,15 @@ def _apply_task(fields: dict[str, Any], task: str) -> None:
     elif task not in getattr(family, "tasks", ()):
         known = ", ".join(getattr(family, "tasks", ())) or "none (it draws images from noise)"
         raise ConfigError(f"family '{fields['family']}' has no task {task!r}; its tasks: {known}")
+
+
+def _apply_scale(fields: dict[str, Any], scale: int) -> None:
+    """--scale becomes the family's 'scale' option (upscaling families); other families refuse it."""
+    from engine.families import get_family
+
+    if "scale" not in {f.name for f in dataclasses.fields(get_family(fields["family"]).Config)}:
+        raise ConfigError(f"--scale is for upscaling families such as esrgan; family '{fields['family']}' has no scale")
+    fields["family_options"]["scale"] = scale
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -740,7 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--family",
         default="dcgan",
-        help="dcgan, fastgan, stylegan2, vanilla (noise -> image); pix2pix, cyclegan (image -> image)",
+        help="dcgan, fastgan, stylegan2, vanilla (noise -> image); pix2pix, cyclegan (image -> image); "
+        "esrgan (image -> the image enlarged x2/x4)",
     )
     p.add_argument(
         "--task",
@@ -748,7 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="image-to-image families: what to learn. "
         + "; ".join(f"{name}: {get_task(name).description}" for name in task_names()),
     )
-    p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
+    p.add_argument("--size", type=int, help="training resolution (default: the dataset's; esrgan: the crop size)")
+    p.add_argument("--scale", type=int, help="esrgan: upscaling factor, 2 or 4 (the option scale; default 4)")
     p.add_argument("--steps", type=int)
     p.add_argument("--minutes", type=float, help="time limit in minutes (> 0)")
     p.add_argument("--out", help="run folder (default: runs/<family>-<time> beside the dataset)")

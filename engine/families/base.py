@@ -55,7 +55,8 @@ class Family(ABC):
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "generate"
-    """'generate' (latent noise -> image) or 'translate' (image -> image); front ends list runs by kind."""
+    """'generate' (latent noise -> image), 'translate' (image -> image) or 'upscale' (image -> the image
+    enlarged); front ends list runs by kind."""
     description: ClassVar[str] = ""
     """One line in plain words for the family picker: what the family is for and when to choose it."""
     Config: ClassVar[type]
@@ -106,6 +107,13 @@ class Family(ABC):
         """Length of the latent vector the generator takes."""
 
     # -- shared ------------------------------------------------------------------------------
+    @classmethod
+    def data_resolution(cls, train: TrainConfig) -> int | None:
+        """The size the Trainer prepares the dataset at for ``train`` (None: the dataset's last import size).
+        The training resolution itself; a family that cuts crops from larger images (esrgan) says its
+        source size."""
+        return train.resolution
+
     @classmethod
     def recommended_settings(cls, resolution: int, device_type: str) -> dict[str, Any]:
         """TrainConfig values (``family_options`` included) this family is tuned for at ``resolution`` px

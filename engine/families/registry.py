@@ -15,6 +15,7 @@ def _load_builtin() -> None:
     # Importing the modules runs their @register_family decorators.
     import engine.families.cyclegan  # noqa: F401
     import engine.families.dcgan  # noqa: F401
+    import engine.families.esrgan  # noqa: F401
     import engine.families.fastgan  # noqa: F401
     import engine.families.pix2pix  # noqa: F401
     import engine.families.stylegan2  # noqa: F401

@@ -65,7 +65,7 @@ def read_log(run_dir: Path | str, limit: int = 2000) -> list[str]:
 
 
 def run_kind(run_dir: Path | str) -> str:
-    """'generate' or 'translate' (from run.json; runs written before kinds existed are 'generate')."""
+    """'generate', 'translate' or 'upscale' (from run.json; runs written before kinds existed are 'generate')."""
     try:
         meta = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

@@ -268,7 +268,8 @@ class Trainer:
                 gui=f"{cfg.dataset} is not a prepared dataset; click Import folder… on the Dataset page to make one",
             )
         self.attestation = require_attestation(cfg.dataset)
-        self.dataset: PreparedDataset = load_dataset(cfg.dataset, cfg.resolution)
+        # the family says the size (an upscaler cuts its crops from images prepared larger than them)
+        self.dataset: PreparedDataset = load_dataset(cfg.dataset, get_family(cfg.family).data_resolution(cfg))
         if len(self.dataset) == 0:
             raise DataError(f"dataset {cfg.dataset} has no usable images; import a folder with images first")
         self.device = select_device(cfg.device)

@@ -476,7 +476,9 @@ def _model_channels(cfg: ESRGANConfig, data_channels: int) -> int:
     if data_channels == 1 and cfg.color == "rgb":
         raise ConfigError(
             "this dataset has one channel (greyscale) but option 'color' is 'rgb'; set color='grey' "
-            "(gan-studio-cli train ... --option color=grey)"
+            "(gan-studio-cli train ... --option color=grey)",
+            gui="this dataset is greyscale but the model's Colour option is 'rgb': on the Train page open "
+            "Advanced settings > Model options and set Colour to grey",
         )
     return 1 if cfg.color == "grey" else 3
 

@@ -340,6 +340,20 @@ def test_rrdb_run_exports_an_upscaler_that_onnxruntime_runs_like_pytorch(sr_data
     assert result.max_abs_error <= 1e-4
 
 
+def test_cli_train_takes_scale_and_the_recommended_crop(sr_dataset, tmp_path, capsys):
+    from engine.cli import main
+
+    common = ["train", str(sr_dataset), "--steps", "1", "--device", "cpu", "--json"]
+    code = main([*common, "--family", "esrgan", "--scale", "2", "--out", str(tmp_path / "run")])
+    assert code == 0, capsys.readouterr().err
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["family_options"]["scale"] == 2 and config["resolution"] == ESRGAN.CPU_CROP
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["scale"] == 2
+    capsys.readouterr()
+    assert main([*common, "--family", "dcgan", "--scale", "2", "--out", str(tmp_path / "dc")]) == 2
+    assert "--scale is for upscaling families" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_a_photo_folder_imports_and_trains(tmp_path):
     if not PHOTOS.is_dir():

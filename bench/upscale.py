@@ -217,9 +217,16 @@ def throughput(run: Path, lr: np.ndarray, repeats: int) -> dict[str, Any]:
 
 
 def peak_memory(run: Path, width: int, height: int) -> dict[str, Any]:
-    """Max RSS of a fresh process that upscales a width x height noise-and-gradient image with tiling."""
+    """Peak resident memory (VmHWM) of a fresh process that upscales a width x height image with tiling.
+
+    VmHWM, not ru_maxrss: Linux keeps ru_maxrss across exec, so a child of this (large) process would
+    report the parent's high-water mark."""
     code = f"""
-import resource, sys, time, numpy as np
+import sys, time, numpy as np
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 sys.path.insert(0, {str(ROOT)!r})
 from engine.export import open_upscaler
 up = open_upscaler({str(run)!r}, device="cpu")
@@ -227,10 +234,10 @@ rng = np.random.default_rng(0)
 yy, xx = np.mgrid[0:{height}, 0:{width}]
 image = np.stack([(xx * 255 // {width}), (yy * 255 // {height}), rng.integers(0, 256, ({height}, {width}))], -1)
 image = image.astype(np.uint8)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm()
 start = time.perf_counter()
 out = up.upscale_array(image)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(base, peak, out.shape[0], out.shape[1], out.nbytes, time.perf_counter() - start)
 """
     line = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()

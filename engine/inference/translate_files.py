@@ -63,12 +63,12 @@ def read_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return np.asarray(decoded.image)
 
 
-def free_path(path: Path) -> Path:
-    """``path``, or ``name-1.png``, ``name-2.png``... when it is taken: a batch never overwrites a file."""
-    candidate, n = path, 0
+def free_path(path: Path, first: int = 1) -> Path:
+    """``path``, or ``name-<first>.png``, ``name-<first+1>.png``... when it is taken: a batch never
+    overwrites a file."""
+    candidate, n = path, first
     while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        candidate, n = path.with_name(f"{path.stem}-{n}{path.suffix}"), n + 1
     return candidate
 
 

@@ -33,6 +33,7 @@ from engine.data.scan import IMAGE_EXTENSIONS
 from engine.device import is_oom
 from engine.errors import DeviceError, UpscaleCancelled
 from engine.fsutil import atomic_open
+from engine.inference.translate_files import free_path
 from engine.inference.upscale import DEFAULT_OVERLAP, Upscaler, available_host_memory
 
 ORIENTATION_TAG = 0x0112
@@ -103,12 +104,7 @@ def _is_listed_image(path: Path, root: Path, skip_root: Path | None) -> bool:
 
 def result_path(out_dir: Path, source: Path, scale: int) -> Path:
     """``out_dir/<stem>-x<scale>.png``, or ``-2``, ``-3``... when taken: never an existing file."""
-    first = out_dir / f"{source.stem}-x{scale}.png"
-    candidate, n = first, 1
-    while candidate.exists():
-        n += 1
-        candidate = first.with_name(f"{first.stem}-{n}.png")
-    return candidate
+    return free_path(out_dir / f"{source.stem}-x{scale}.png", first=2)
 
 
 def upscale_files(

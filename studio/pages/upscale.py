@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.inference.translate_files import free_path
 from engine.inference.upscale_files import write_png
 from engine.runs.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
@@ -71,10 +72,7 @@ def pixels(width: int, height: int) -> str:
 
 def free_name(path: Path) -> Path:
     """``path`` or ``stem-2.png``, ``stem-3.png``… whichever does not exist yet."""
-    candidate, index = path, 2
-    while candidate.exists():
-        candidate, index = path.with_name(f"{path.stem}-{index}{path.suffix}"), index + 1
-    return candidate
+    return free_path(path, first=2)
 
 
 class UpscalePage(ModelPage):

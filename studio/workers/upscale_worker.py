@@ -22,8 +22,7 @@ from engine.data.decode import BadImage
 from engine.errors import DataError, UpscaleCancelled
 from engine.export.open import open_upscaler
 from engine.inference.upscale_files import SourceImage, read_source, upscale_files
-from studio.workers import limit_torch_threads, lower_thread_priority
-from studio.workers.model_host import ModelHost, backend_note, source_key
+from studio.workers.model_host import ModelHost, backend_note
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -114,18 +113,9 @@ class UpscaleWorker(ModelHost):
     @Slot(str, str)
     def load_on(self, source: str, device: str) -> None:
         """Load ``source`` on ``device`` ('auto', 'cpu', 'cuda'); reloads when either changed."""
-        limit_torch_threads()
-        lower_thread_priority()
         if device != self.device:
             self.model, self.source, self.device = None, None, device
-        key: list[tuple[str, str]] = []
-        if not self._guard(lambda: key.append(source_key(source))):
-            return
-        if key[0] != self.source or self.model is None:
-            self.model, self.source = None, None
-            if not self._guard(self._open, source, key[0]):
-                return
-        self.sig_loaded.emit(self.describe(source))
+        self.load(source)
 
     @Slot(str)
     def read(self, path: str) -> None:

@@ -1,0 +1,1 @@
+"""Provenance: the invisible watermark, output metadata, content credentials and the image check."""

@@ -248,13 +248,8 @@ class AdversarialFamily(Family):
         self._guess_loss = None if guess is None else float(self.d_loss_fn(guess, guess))
         self.ada = AdaptiveAugment(p=0.0 if train.ada else 1.0, adaptive=train.ada, target=train.ada_target)
         G = self._place(self.build_generator())
-        D = self.build_discriminator()
-        if self.loss.critic:
-            # Automatic rather than refused: a family's batch-norm D becomes a layer-norm critic, which
-            # is what the WGAN-GP paper does (engine/nn/layers.py: per_sample_norms).
-            per_sample_norms(D)
-        D = self._place(D)
-        self.modules = {"G": G, "G_ema": make_ema(G), "D": D}
+        self.modules = {"G": G, "G_ema": make_ema(G), "D": self._new_discriminator()}
+        D = self.modules["D"]
         betas = (train.beta1, train.beta2)
         self.optimizers = {
             "G": torch.optim.Adam(G.parameters(), lr=train.lr_g, betas=betas),
@@ -264,6 +259,22 @@ class AdversarialFamily(Family):
         self.images_seen = 0
         self._noise_std = 0.0  # instance noise of the current step (from images_seen, so it resumes exactly)
         self._fakes: list[torch.Tensor] = []
+
+    def _new_discriminator(self) -> nn.Module:
+        D = self.build_discriminator()
+        if self.loss.critic:
+            # Automatic rather than refused: a family's batch-norm D becomes a layer-norm critic, which
+            # is what the WGAN-GP paper does (engine/nn/layers.py: per_sample_norms).
+            per_sample_norms(D)
+        return self._place(D)
+
+    def _rebuild_discriminator(self) -> None:
+        """Build D (and its optimizer) again from the current options, for a checkpoint whose D was built
+        another way (the family's load_state_dict decides)."""
+        D = self._new_discriminator()
+        self.modules["D"] = D
+        betas = (self.train.beta1, self.train.beta2)
+        self.optimizers["D"] = torch.optim.Adam(D.parameters(), lr=self.train.lr_d, betas=betas)
 
     def _adopt_checkpoint_class_input(self, state: dict[str, Any]) -> bool:
         """Rebuild G (with its EMA and optimizer) the way a conditional checkpoint's G was built, when that

@@ -55,6 +55,10 @@ Truncation = float | torch.Tensor
 """psi: a number for the whole batch, or a (N,) tensor with one value per sample (the ONNX input)."""
 
 
+CLASS_HEADS = ("both", "projection")
+"""Option ``class_head``: how a conditional discriminator's output meets the class."""
+
+
 @dataclass
 class StyleGAN2Config:
     """Options of the StyleGAN2 family."""
@@ -88,6 +92,13 @@ class StyleGAN2Config:
     """Decay of the running mean of w (the centre that truncation pulls toward), per training step."""
     mbstd_group: int = field(default=4, metadata={"label": "Minibatch std group size"})
     """The discriminator compares each image with the other images of its group of this many."""
+    class_head: str = field(default="both", metadata={"label": "Discriminator's class head"})
+    """Class-conditional runs only: 'both' (a realness output plus the projection onto the class, as in
+    Miyato & Koyama 2018) or 'projection' (StyleGAN2-ADA's projection alone, the head of older runs: on small
+    data it let each class collapse to a few images, see docs/training.md)."""
+    class_weight: float = field(default=0.5, metadata={"label": "Class weight in the mapping input"})
+    """Class-conditional runs only: the normalised class embedding is scaled by this before it joins z in the
+    mapping network (1 = StyleGAN2-ADA and older runs; less leaves z more say over w, so each class varies)."""
 
     def __post_init__(self) -> None:
         for name in (
@@ -109,6 +120,10 @@ class StyleGAN2Config:
             raise ConfigError(f"option 'pl_weight' must be 0 or more (got {self.pl_weight})")
         if not self.mapping_lr_mul > 0:
             raise ConfigError(f"option 'mapping_lr_mul' must be more than 0 (got {self.mapping_lr_mul})")
+        if self.class_head not in CLASS_HEADS:
+            raise ConfigError(f"option 'class_head' must be one of {', '.join(CLASS_HEADS)} (got {self.class_head!r})")
+        if not 0 < self.class_weight <= 4:
+            raise ConfigError(f"option 'class_weight' must be more than 0 and at most 4 (got {self.class_weight})")
 
 
 def _widths(cfg: StyleGAN2Config, resolution: int) -> dict[int, int]:
@@ -139,6 +154,7 @@ class MappingNetwork(nn.Module):
     def __init__(self, cfg: StyleGAN2Config, num_classes: int, num_ws: int) -> None:
         super().__init__()
         self.num_ws = num_ws
+        self.class_weight = cfg.class_weight
         self.embed = nn.Embedding(num_classes, cfg.w_dim) if num_classes else None
         dims = [cfg.latent_dim + (cfg.w_dim if num_classes else 0)] + [cfg.w_dim] * cfg.mapping_layers
         self.net = nn.Sequential(
@@ -153,7 +169,7 @@ class MappingNetwork(nn.Module):
         if self.embed is not None:
             # No labels on a conditional model: a zero class vector (the mean of no class).
             y = self.embed(labels) if labels is not None else x.new_zeros(x.shape[0], self.embed.embedding_dim)
-            x = torch.cat([x, normalize_2nd_moment(y)], dim=1)
+            x = torch.cat([x, normalize_2nd_moment(y) * self.class_weight], dim=1)
         w = self.net(x)
         if isinstance(truncation, torch.Tensor):
             w = self.w_avg.to(w.dtype) + (w - self.w_avg.to(w.dtype)) * truncation.reshape(-1, 1).to(w.dtype)
@@ -247,6 +263,9 @@ class ResidualDiscriminator(nn.Module):
         # cmap, after Miyato & Koyama 2018): the class enters as an inner product, not as input channels.
         self.cmap = nn.Embedding(num_classes, w[4]) if num_classes else None
         self.out = EqualLinear(w[4], w[4] if num_classes else 1)
+        # 'both': also psi, a realness output of its own, so D still judges "is it real" apart from "is it
+        # class y"; with the projection alone G could satisfy D with one convincing image per class.
+        self.psi = EqualLinear(w[4], 1) if num_classes and cfg.class_head == "both" else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         h = self.blocks(self.from_rgb(x))
@@ -256,7 +275,8 @@ class ResidualDiscriminator(nn.Module):
             return out.squeeze(1)
         if labels is None:
             raise ValueError("this discriminator is class-conditional: pass the class indices")
-        return (out * self.cmap(labels).to(out.dtype)).sum(dim=1) / math.sqrt(out.shape[1])
+        projected = (out * self.cmap(labels).to(out.dtype)).sum(dim=1) / math.sqrt(out.shape[1])
+        return projected if self.psi is None else projected + self.psi(h).squeeze(1)
 
 
 # -- the family --------------------------------------------------------------------------------
@@ -321,6 +341,20 @@ class StyleGAN2(AdversarialFamily):
     @property
     def latent_dim(self) -> int:
         return self.cfg.latent_dim
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`; a conditional checkpoint from before ``class_head`` (a D without
+        ``psi``) keeps the projection head and the full class weight it was trained with."""
+        if self.spec.num_classes and "psi.weight" not in state["modules"]["D"] and self.cfg.class_head == "both":
+            self.cfg.class_head, self.cfg.class_weight = "projection", 1.0
+            options = {"class_head": "projection", "class_weight": 1.0}
+            self.train.family_options = {**self.train.family_options, **options}
+            for key in ("G", "G_ema"):
+                G = self.modules[key]
+                assert isinstance(G, StyleGenerator)  # built by build_generator
+                G.mapping.class_weight = 1.0
+            self._rebuild_discriminator()
+        super().load_state_dict(state)
 
     def _generator(self, ema: bool) -> StyleGenerator:
         G = self.modules["G_ema" if ema else "G"]

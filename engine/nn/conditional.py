@@ -43,7 +43,8 @@ class ClassBatchNorm2d(nn.Module):
 
 
 class LabelledSequential(nn.Sequential):
-    """``nn.Sequential`` that hands the class labels to the layers that take them (:class:`ClassBatchNorm2d`).
+    """``nn.Sequential`` that hands the class labels to the layers that take them (:class:`ClassBatchNorm2d`,
+    :class:`ClassAffine1d`).
 
     Its children and their names are those of a plain ``nn.Sequential``, so an unconditional model built
     with it has the same state-dict keys as before.
@@ -51,8 +52,28 @@ class LabelledSequential(nn.Sequential):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self:
-            x = layer(x, labels) if isinstance(layer, ClassBatchNorm2d) else layer(x)
+            x = layer(x, labels) if isinstance(layer, (ClassBatchNorm2d, ClassAffine1d)) else layer(x)
         return x
+
+
+class ClassAffine1d(nn.Module):
+    """For fully connected layers (N, features): an optional batch norm without its own affine part, then a
+    gain and a bias looked up per class (the vanilla family's generator; ``normalize=False`` for a G
+    without batch norm). Initialised like :class:`ClassBatchNorm2d`."""
+
+    def __init__(self, features: int, num_classes: int, normalize: bool = True) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(features, affine=False) if normalize else None
+        self.gain = nn.Embedding(num_classes, features)
+        self.bias = nn.Embedding(num_classes, features)
+        nn.init.normal_(self.gain.weight, 1.0, 0.02)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        if labels is None:
+            raise ValueError("this class-conditional generator needs class labels")
+        h = x if self.norm is None else self.norm(x)
+        return h * self.gain(labels).to(h.dtype) + self.bias(labels).to(h.dtype)
 
 
 def batch_norm(channels: int, num_classes: int, class_input: str) -> nn.Module:

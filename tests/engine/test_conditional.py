@@ -73,11 +73,20 @@ def within_class_std(family, z: torch.Tensor, label: int | None) -> float:
     return float(family.sample(z, labels).std(0).mean())
 
 
+def _stylegan2_cpu(resolution: int) -> dict:
+    """StyleGAN2's CPU preset at ``resolution`` (its widths, learning rates, betas and R1)."""
+    settings = get_family("stylegan2").recommended_settings(resolution, "cpu")
+    return {**settings, "family_options": settings["family_options"]}
+
+
 DIVERSITY_RUNS = {
-    # (family options, steps at batch 16): small widths but the families' own latent sizes (the collapse
-    # came from how the class meets z); narrower DCGANs collapse even unconditionally this early
-    "dcgan": ({"latent_dim": 100, "base_channels": 32, "max_channels": 256}, 300),
-    "fastgan": ({"latent_dim": 128, "base_channels": 4, "max_channels": 16}, 400),
+    # family -> (family options, steps at batch 16, other TrainConfig settings): small widths but the
+    # families' own latent sizes (the collapse came from how the class meets z); narrower DCGANs collapse
+    # even unconditionally this early. StyleGAN2 trains at 16 px with its CPU preset (32 px is too slow here).
+    "dcgan": ({"latent_dim": 100, "base_channels": 32, "max_channels": 256}, 300, {}),
+    "fastgan": ({"latent_dim": 128, "base_channels": 4, "max_channels": 16}, 400, {}),
+    "vanilla": ({"latent_dim": 64, "base_channels": 64, "depth": 2}, 1000, {}),
+    "stylegan2": ({}, 700, {"resolution": 16, **_stylegan2_cpu(16)}),
 }
 DIVERSITY_SEED = 1
 
@@ -91,21 +100,23 @@ def class_separation(means: list[torch.Tensor]) -> float:
 def diversity(dataset, run_root, family: str, **options) -> tuple[float, list[float], float]:
     """(unconditional std, per-class std of the conditional model, the conditional model's class separation
     as a share of the real images' one), both runs trained alike for the family's DIVERSITY_RUNS steps."""
-    family_options, steps = DIVERSITY_RUNS[family]
+    family_options, steps, settings = DIVERSITY_RUNS[family]
+    settings = {"r1_gamma": 0.0, **settings}
+    family_options = {**settings.pop("family_options", {}), **family_options, **options}
 
     def train(conditional: bool):
         cfg = tiny_config(
             dataset,
             family=family,
-            family_options={**family_options, **options},
+            family_options=family_options,
             conditional=conditional,
             steps=steps,
             batch_size=16,
             seed=DIVERSITY_SEED,
-            r1_gamma=0.0,
             preview_every=0,
             checkpoint_every=10_000,
             log_every=50,
+            **settings,
         )
         trainer = Trainer(cfg, run_dir=run_root / ("cond" if conditional else "uncond"))
         trainer.run()
@@ -114,7 +125,7 @@ def diversity(dataset, run_root, family: str, **options) -> tuple[float, list[fl
     cond, uncond = train(True), train(False)
     z = torch.randn(64, cond.latent_dim, generator=torch.Generator().manual_seed(123))
     classes = range(len(EMOJI_CLASSES))
-    data = load_dataset(dataset)
+    data = load_dataset(dataset, settings.get("resolution"))
     real = torch.from_numpy(np.asarray(data.images, np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
     labels = torch.from_numpy(np.asarray(data.labels))
     real_separation = class_separation([real[labels == c].mean(0) for c in classes])
@@ -128,8 +139,9 @@ def diversity(dataset, run_root, family: str, **options) -> tuple[float, list[fl
 def test_conditional_run_keeps_within_class_diversity(emoji_subset, tmp_path, family):
     """Per class, the conditional model varies at least 70% as much as the unconditional one at the same step.
 
-    With the old class input (option class_input='latent', the code before the fix) the same runs gave
-    0.12 (dcgan) and 0.21 (fastgan) of the unconditional diversity (docs/training.md, Conditional training).
+    With the old class inputs (dcgan/fastgan/vanilla class_input='latent', stylegan2 class_head='projection'
+    with class_weight 1, the code before the fix) the same runs gave 0.12 (dcgan), 0.21 (fastgan), 0.50
+    (vanilla) and 0.61 (stylegan2) of the unconditional diversity (docs/training.md, Conditional training).
     """
     reference, per_class, separation = diversity(emoji_subset, tmp_path, family)
     assert reference > 0.1, f"the unconditional {family} itself collapsed (std {reference:.3f}); the test says nothing"
@@ -142,7 +154,7 @@ def test_conditional_run_keeps_within_class_diversity(emoji_subset, tmp_path, fa
         )
 
 
-@pytest.mark.parametrize("family", ["dcgan", "fastgan"])
+@pytest.mark.parametrize("family", ["dcgan", "fastgan", "vanilla"])
 def test_runs_with_the_old_class_input_still_load_and_resume(tmp_path, family):
     """A conditional run trained before the fix (class embedding added to z) keeps that generator."""
     dataset = make_dataset(tmp_path)
@@ -168,6 +180,31 @@ def test_runs_with_the_old_class_input_still_load_and_resume(tmp_path, family):
     new = Trainer(tiny_config(dataset, family=family, steps=1), run_dir=tmp_path / "new").run()
     modules = load_checkpoint(new.checkpoint)["family_state"]["modules"]["G"]
     assert "embed.weight" not in modules and any(k.endswith("gain.weight") for k in modules)
+
+
+def test_stylegan2_runs_with_the_old_class_head_still_load_and_resume(tmp_path):
+    """A conditional stylegan2 run from before class_head (projection-only D, class weight 1) keeps that D."""
+    dataset = make_dataset(tmp_path)
+    legacy = {**get_family("stylegan2").tiny_options, "class_head": "projection", "class_weight": 1.0}
+    cfg = tiny_config(dataset, family="stylegan2", family_options=legacy, steps=3, resolution=16)
+    old = Trainer(cfg, run_dir=tmp_path / "old").run()
+    state = load_checkpoint(old.checkpoint)
+    assert not any(k.startswith("psi.") for k in state["family_state"]["modules"]["D"])
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("class_head", "class_weight"):  # what such a run looks like to this version
+        config["family_options"].pop(key)
+        state["config"]["family_options"].pop(key)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    save_checkpoint(old.checkpoint, state)
+    runner = open_runner(latest_checkpoint(tmp_path / "old"), device="cpu", prefer_onnx=False)
+    assert (runner.family.cfg.class_head, runner.family.cfg.class_weight) == ("projection", 1.0)
+    assert runner.generate([1, 2], class_index=1).shape == (2, 16, 16, 3)
+    resumed = Trainer.resume(tmp_path / "old", steps=5).run()
+    assert resumed.step == 5
+    assert read_run_config(tmp_path / "old").family_options["class_head"] == "projection"
+    assert not any(k.startswith("psi.") for k in load_checkpoint(resumed.checkpoint)["family_state"]["modules"]["D"])
+    new = Trainer(tiny_config(dataset, family="stylegan2", steps=1, resolution=16), run_dir=tmp_path / "new").run()
+    assert "psi.weight" in load_checkpoint(new.checkpoint)["family_state"]["modules"]["D"]
 
 
 # -- the import report ---------------------------------------------------------------------------------

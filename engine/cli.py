@@ -323,6 +323,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         class_index=class_index,
         truncation=args.truncation,
         progress=bar.update_to if bar is not None else None,
+        provenance=_provenance(args, runner.identity, "generate"),
     )
     if bar is not None:
         bar.close()
@@ -354,6 +355,7 @@ def _generate_per_class(args: argparse.Namespace, runner: Any) -> int:
         first_seed=args.seed,
         truncation=args.truncation,
         progress=bar.update_to if bar is not None else None,
+        provenance=_provenance(args, runner.identity, "generate", training="allowed"),
     )
     if bar is not None:
         bar.close()
@@ -377,6 +379,21 @@ def _generate_per_class(args: argparse.Namespace, runner: Any) -> int:
         ),
     )
     return 0
+
+
+def _provenance(args: argparse.Namespace, model: Any, action: str, training: str | None = None) -> Any:
+    """None (the writer's default: marked as the model's settings say), or with --no-watermark the same
+    provenance with the watermark off, which the files' metadata and credentials record."""
+    if not getattr(args, "no_watermark", False) and training is None:
+        return None
+    from dataclasses import replace
+
+    from engine.provenance.stamp import provenance_for
+
+    provenance = provenance_for(model, action, watermark=False if args.no_watermark else None)
+    if args.no_watermark and not args.json:
+        print("note: watermark off for these images (their metadata and content credentials say so)", file=sys.stderr)
+    return replace(provenance, training=training) if training else provenance
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -419,6 +436,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
         work_size=args.size,
         overwrite=args.overwrite,
         progress=bar.update_to if bar is not None else None,
+        provenance=_provenance(args, translator.identity, "translate"),
     )
     if bar is not None:
         bar.close()
@@ -449,6 +467,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
         tile=args.tile,
         overlap=args.overlap,
         progress=bar.update_to if bar is not None else None,
+        provenance=_provenance(args, upscaler.identity, "upscale"),
     )
     if bar is not None:
         bar.close()
@@ -460,6 +479,29 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     summary["notes"] = [*upscaler.notes, *result.notes]
     _emit(args, summary, "\n".join(lines))
     return 1 if result.skipped and not result.written else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from engine.provenance.verify import verify_image
+
+    results: list[dict[str, Any]] = []
+    unreadable = 0
+    for index, name in enumerate(args.images):
+        try:
+            report = verify_image(Path(name))
+        except GanStudioError as exc:  # this file only: the others are still checked
+            unreadable += 1
+            results.append({"path": name, "error": str(exc)})
+            if not args.json:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+            continue
+        results.append(report.to_dict())
+        if not args.json:  # one block per image as it is checked (a long list shows progress)
+            print(("\n" if index else "") + "\n".join([f"{name}:", *(f"  {line}" for line in report.lines())]))
+            sys.stdout.flush()
+    if args.json:
+        _emit(args, {"images": results, "checked": len(results) - unreadable, "unreadable": unreadable}, "")
+    return 2 if unreadable else 0
 
 
 def _parse_hint(text: str) -> tuple[float, float, tuple[int, int, int]]:
@@ -803,6 +845,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--truncation", type=float, default=1.0)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="leave the invisible watermark out of these images (recorded in their metadata and credentials)",
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("translate", parents=[common], help="translate images with a pix2pix/cyclegan run or export")
@@ -820,6 +867,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace results of the same name")
     p.add_argument("--pytorch", action="store_true", help="use PyTorch even when a current ONNX export exists")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="leave the invisible watermark out of these images (recorded in their metadata and credentials)",
+    )
     p.set_defaults(func=cmd_translate)
 
     p = sub.add_parser(
@@ -835,6 +887,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=int, default=16, help="pixels neighbouring tiles share and blend (default 16)")
     p.add_argument("--pytorch", action="store_true", help="a run folder: use PyTorch even when a current export exists")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="leave the invisible watermark out of these images (recorded in their metadata and credentials)",
+    )
     p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser(
@@ -862,6 +919,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per backend first")
     p.add_argument("--device", default="auto", help="device of the PyTorch side")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="check images for GAN Studio's watermark, metadata and content credentials (and tampering)",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files to check")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("info", parents=[common], help="describe a run folder")
     p.add_argument("run")

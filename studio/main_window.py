@@ -11,10 +11,10 @@ a page are disabled; then the pages are built, on the GUI thread, and ``sig_engi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence, QShowEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -64,6 +64,17 @@ KIND_PAGES = {"generate": "generate", "translate": "translate", "upscale": "upsc
 """The page that uses each kind of run (engine.runs.info.run_kind)."""
 LATER_TOOLTIP = "{title}: coming in a later release"
 MEMORY_MS = 2000
+CHECK_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+"""What a drop on the window opens in the Check image tool."""
+
+
+def _dropped_images(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+    """The local image files (by extension) a drag carries."""
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+    return [p for p in paths if p.suffix.lower() in CHECK_IMAGE_SUFFIXES and p.is_file()]
 
 
 class LoadingPanel(QWidget):
@@ -157,6 +168,8 @@ class MainWindow(QMainWindow):
         self.pages: dict[str, QWidget] = {}  # filled by _build_pages once the engine is loaded
         self._shut_down = False  # set by shutdown(): a window closed while loading never builds pages
         self.engine_actions: list[QAction] = []  # the actions that need a page: enabled with the pages
+        self.check_dialog: Any = None  # studio.widgets.check_image.CheckImageDialog, made when first opened
+        self.setAcceptDrops(True)  # an image dropped where no page takes it opens the Check image tool
         self.engine_loader = loader or engine_loader()
         self._build_central()
         self._build_status_bar()
@@ -336,6 +349,7 @@ class MainWindow(QMainWindow):
         page_action = self._page_action
         page_action("&File", "Import Images Folder…", self._import_folder, "Ctrl+O")
         page_action("&File", "Try the Sample Dataset", lambda: self.dataset_page.try_sample())
+        page_action("&File", "Check Image…", lambda: self.check_image(), "Ctrl+Shift+K")
         self.menus["&File"].addSeparator()
         self._action("&File", "Quit", self.close, QKeySequence.StandardKey.Quit)
         for index, (key, title) in enumerate(PAGES):
@@ -406,6 +420,36 @@ class MainWindow(QMainWindow):
     def _update_memory(self) -> None:
         # GPU memory needs torch: asking for it before the engine is loaded would import torch here.
         self.memory_label.setText(memory_summary(gpu=self.engine_ready()))
+
+    # -- the Check image tool ---------------------------------------------------------------------
+    def check_image(self, path: Path | str | None = None) -> Any:
+        """Show the Check image tool (one per window), checking ``path`` when given; returns the dialog."""
+        from studio.widgets.check_image import CheckImageDialog  # imported when first used (start-up)
+
+        if self.check_dialog is None:
+            self.check_dialog = CheckImageDialog(self.errors, self)
+        self.check_dialog.show()
+        self.check_dialog.raise_()
+        self.check_dialog.activateWindow()
+        if path is not None:
+            self.check_dialog.check(path)
+        return self.check_dialog
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt name)
+        """Accept one image file dropped where no page takes it (once the engine is loaded)."""
+        if self.engine_ready() and len(_dropped_images(event)) == 1:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt name)
+        """Check the dropped image in the Check image tool."""
+        images = _dropped_images(event)
+        if not self.engine_ready() or len(images) != 1:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.check_image(images[0])
 
     # -- page wiring ------------------------------------------------------------------------------
     def _import_folder(self) -> None:
@@ -594,6 +638,8 @@ class MainWindow(QMainWindow):
         """End every worker thread (a running run is stopped with a checkpoint)."""
         self.memory_timer.stop()
         self._shut_down = True
+        if self.check_dialog is not None:
+            self.check_dialog.shutdown()
         if not self.engine_ready():  # closed while the engine loads: there is nothing else to end
             return
         self.dataset_page.shutdown()

@@ -8,6 +8,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before any test imports
 # Tiny test models gain nothing from several threads, and subprocesses (CLI tests) running beside the
 # test process would otherwise oversubscribe a 2-core CI machine, where OpenMP spinning costs 10x.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The install id, the models seen and the content-credential certificates live in the user's data folder;
+# the tests (and the CLI subprocesses they start) use a private one instead (engine/provenance/identity.py).
+if "GAN_STUDIO_HOME" not in os.environ:
+    import tempfile
+
+    os.environ["GAN_STUDIO_HOME"] = tempfile.mkdtemp(prefix="gan-studio-home-")
 
 from pathlib import Path  # noqa: E402
 

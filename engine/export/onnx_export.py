@@ -40,6 +40,7 @@ from engine.fsutil import atomic_write_bytes, atomic_write_json
 from engine.inference.torch_runner import TorchRunner
 from engine.inference.translate import TorchTranslator
 from engine.inference.upscale import TorchUpscaler
+from engine.provenance.model_info import PAYLOAD_KEY
 from engine.runs.checkpoint import open_checkpoint
 
 ONNX_FORMAT_VERSION = 1
@@ -144,6 +145,37 @@ class _TruncatingGeneratorGraph(_GeneratorGraph):
             z, truncation = z.half(), truncation.half()
         image = self.generator(z, labels if self.conditional else None, truncation)
         return image.float().clamp(-1, 1)
+
+
+class _WatermarkedGraph(nn.Module):
+    """A generator graph whose images leave it watermarked (engine/provenance/watermark.py), so images made
+    with the export outside the studio are marked too."""
+
+    def __init__(self, graph: nn.Module, mark: nn.Module) -> None:
+        super().__init__()
+        self.graph, self.mark = graph, mark
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.mark(self.graph(*inputs))
+
+
+def _graph_watermark(model: Any, height: int, width: int, channels: int) -> tuple[nn.Module | None, dict, dict]:
+    """(the watermark layer or None, metadata, the card's ``watermark`` entry) for a fixed-size generator."""
+    if not model.identity.watermark:
+        return None, {}, {"in_graph": False, "why": "the run's watermark setting is off"}
+    from engine.provenance import identity
+    from engine.provenance.watermark import WatermarkLayer
+
+    payload = identity.pack(identity.install_id(), identity.model_id(model.identity.card_id))
+    layer = WatermarkLayer(payload, height, width, channels).eval()
+    card = {"in_graph": True, "payload": f"{payload:012x}", "what": "every image the graph draws is marked"}
+    return layer, {PAYLOAD_KEY: str(payload)}, card
+
+
+_NOT_IN_GRAPH = {
+    "in_graph": False,
+    "why": "its images have any size, and the mark is laid out per size: GAN Studio marks the files it writes",
+}
 
 
 class _MappingGraph(nn.Module):
@@ -411,8 +443,14 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     names = ["z", *(["truncation"] if in_w else []), *(["labels"] if conditional else [])]
     example = lambda batch, seed: _example_inputs(runner.latent_dim, runner.spec.num_classes, batch, seed, in_w)  # noqa: E731
     c, r = runner.spec.channels, runner.resolution
+    mark, mark_metadata, watermark = _graph_watermark(runner, r, r, c)
+    graph: nn.Module = graph_cls(generator, conditional, fp16).eval()
+    reference: nn.Module = graph_cls(generator, conditional, False).eval()
+    if mark is not None:
+        graph, reference = _WatermarkedGraph(graph, mark).eval(), _WatermarkedGraph(reference, mark).eval()
     card = {
         "kind": "generator",
+        "watermark": watermark,
         "latent_dim": runner.latent_dim,
         "classes": runner.classes,
         "inputs": {
@@ -424,8 +462,8 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     }
     return _Subject(
         runner,
-        graph_cls(generator, conditional, fp16).eval(),
-        graph_cls(generator, conditional, fp16=False).eval(),  # parity is always against fp32
+        graph,
+        reference,  # parity is always against fp32
         names,
         {name: {0: "batch"} for name in [*names, "image"]},
         example(2, 0),
@@ -435,6 +473,7 @@ def _generator_subject(checkpoint: Path, fp16: bool) -> _Subject:
             "gan_studio.kind": "generator",
             "gan_studio.latent_dim": str(runner.latent_dim),
             "gan_studio.classes": json.dumps(runner.classes),
+            **mark_metadata,
         },
         card,
     )
@@ -450,6 +489,7 @@ def _translator_subject(checkpoint: Path, fp16: bool) -> _Subject:
     small_h, small_w = max(m, (r // 2) // m * m), max(m, (3 * r // 4) // m * m)
     card = {
         "kind": "translator",
+        "watermark": _NOT_IN_GRAPH,
         "task": model.task,
         "multiple": m,
         "inputs": {"input": f"float32 (batch, {c_in}, H, W) in [-1, 1]; H and W multiples of {m}"},
@@ -480,6 +520,7 @@ def _upscaler_subject(checkpoint: Path, fp16: bool) -> _Subject:
     image = lambda n, h, w: torch.rand(n, c, h, w, generator=gen)  # noqa: E731
     card = {
         "kind": "upscaler",
+        "watermark": _NOT_IN_GRAPH,
         "scale": s,
         "channels": c,
         "arch": model.family.describe().get("arch"),
@@ -581,6 +622,7 @@ def _common_metadata(model: Any, state: dict[str, Any], fp16: bool) -> dict[str,
         "gan_studio.step": str(model.step),
         "gan_studio.dataset_fingerprint": str(state.get("dataset_fingerprint", "")),
         "gan_studio.attestation_id": str(state.get("attestation_id", "")),
+        **model.identity.onnx_metadata(),
     }
 
 

@@ -16,6 +16,7 @@ from engine.errors import CheckpointError, DeviceError
 from engine.inference.runner import GeneratorRunner
 from engine.inference.translate import Translator
 from engine.inference.upscale import Upscaler
+from engine.provenance.model_info import identity_from_file, identity_from_metadata
 from engine.tasks import task_names
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
@@ -170,6 +171,7 @@ class OrtRunner(GeneratorRunner):
             ) from None
         self.num_classes = len(self.classes)
         self.metadata = dict(meta)
+        self.identity = identity_from_metadata(self.source, self.metadata)
 
     def _check_signature(self) -> None:
         inputs = {i.name: i for i in self.session.get_inputs()}
@@ -239,6 +241,7 @@ class OrtTranslator(Translator):
         if names != ["input"] or [o.name for o in self.session.get_outputs()] != ["image"]:
             raise CheckpointError(f"{self.source} must have one input 'input' and one output 'image' (has {names})")
         self.metadata = dict(meta)
+        self.identity = identity_from_metadata(self.source, self.metadata)
         self.description = f"onnxruntime {self.provider}"
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
@@ -274,8 +277,10 @@ class OrtUpscaler(Upscaler):
             )
         if kind == "upscaler":
             self._read_metadata()
+            self.identity = identity_from_metadata(self.source, self.metadata)
         else:
             self._probe_foreign(inputs[0].shape)
+            self.identity = identity_from_file(self.source, "onnx")
         self.backend = f"onnxruntime {self.provider}"
 
     def _read_metadata(self) -> None:

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.errors import ConfigError
-from engine.fsutil import atomic_write_json, save_png
+from engine.fsutil import atomic_write_json
 from engine.inference.runner import GeneratorRunner
+from engine.provenance.stamp import Provenance, provenance_for, save_png
 
 
 def save_images(
@@ -25,8 +26,13 @@ def save_images(
     batch_size: int = 16,
     progress: Callable[[int, int, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    provenance: Provenance | None = None,
 ) -> list[Path]:
-    """Generate ``seeds`` with ``runner`` into ``out_dir/seed-NNNNNN.png``; returns the written paths."""
+    """Generate ``seeds`` with ``runner`` into ``out_dir/seed-NNNNNN.png``; returns the written paths.
+
+    Each file is watermarked, described and signed per ``provenance`` (default: the runner's model, action
+    "generate", engine/provenance/stamp.py)."""
+    provenance = provenance or provenance_for(runner.identity, "generate")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for start in range(0, len(seeds), batch_size):
@@ -35,7 +41,7 @@ def save_images(
         chunk = seeds[start : start + batch_size]
         for seed, image in zip(chunk, runner.generate(chunk, class_index=class_index, truncation=truncation)):
             path = out_dir / f"seed-{seed:06d}.png"
-            save_png(image, path)
+            save_png(image, path, provenance)
             written.append(path)
         if progress:
             progress(len(written), len(seeds), str(written[-1]))
@@ -73,6 +79,7 @@ def save_images_per_class(
     batch_size: int = 16,
     progress: Callable[[int, int, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    provenance: Provenance | None = None,
 ) -> PerClassExport:
     """``per_class`` images of every class of a class-conditional ``runner`` into ``out_dir/<class>/``.
 
@@ -82,6 +89,8 @@ def save_images_per_class(
     image-folder training set expects (one subfolder per class). Raises ConfigError for a model without
     classes or a count below 1. ``progress(done, total, path)`` follows every batch; ``should_cancel()``
     stops between batches and the manifest then lists only what was written (``complete`` false).
+    A synthetic training set is made to be trained on, so its files' credentials allow AI training
+    (default ``provenance``: the runner's model, action "generate", training "allowed").
     """
     if per_class < 1:
         raise ConfigError(f"images per class must be at least 1 (got {per_class})")
@@ -91,6 +100,7 @@ def save_images_per_class(
             "conditional off), so it has no classes to export; train with class folders and conditional on",
         )
     names = [_folder_name(name) for name in runner.classes[: runner.num_classes]]
+    provenance = provenance or replace(provenance_for(runner.identity, "generate"), training="allowed")
     seeds = list(range(first_seed, first_seed + per_class))
     result = PerClassExport(out_dir, out_dir / MANIFEST_NAME)
     total, done = per_class * len(names), 0
@@ -109,6 +119,7 @@ def save_images_per_class(
             batch_size=batch_size,
             progress=step,
             should_cancel=should_cancel,
+            provenance=provenance,
         )
         result.files[name] = written
         done += len(written)

@@ -21,6 +21,7 @@ import torch
 from engine.device import select_device
 from engine.errors import ConfigError
 from engine.inference.upscale import TorchUpscaler
+from engine.provenance.model_info import identity_from_file
 
 STATE_DICT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 MODEL_FILE_SUFFIXES = (*STATE_DICT_SUFFIXES, ".safetensors")
@@ -197,6 +198,7 @@ class ModelFileUpscaler(TorchUpscaler):
         self.tags = list(descriptor.tags)
         self.scale, self.channels = int(descriptor.scale), int(descriptor.input_channels)
         self.name = f"{self.architecture} x{self.scale} from {self.path.name}"
+        self.identity = identity_from_file(self.path, self.architecture)
         self.backend = f"PyTorch ({self.device})"
         if descriptor.tiling != ModelTiling.SUPPORTED:
             self.notes.append(f"{self.architecture} does not work well in tiles; give a larger --tile if edges show")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from engine.errors import ConfigError
+from engine.provenance.model_info import ModelIdentity
 
 
 def latents_for_seeds(seeds: list[int], latent_dim: int) -> np.ndarray:
@@ -27,7 +28,7 @@ class GeneratorRunner(ABC):
     """``runner(z, labels) -> uint8 NHWC`` and ``runner.generate(seeds, ...)`` over some backend.
 
     Subclasses set ``family_name, resolution, channels, num_classes, classes, latent_dim, source,
-    backend, description`` and implement :meth:`_forward`.
+    backend, description, identity`` and implement :meth:`_forward`.
     """
 
     backend = ""
@@ -39,6 +40,8 @@ class GeneratorRunner(ABC):
     latent_dim: int
     source: Path
     description: str
+    identity: ModelIdentity
+    """Which model this is (engine/provenance/model_info.py): what its images' watermark and metadata say."""
     supports_truncation = True
     truncates_in_w = False
     """True when the model applies truncation itself (StyleGAN: toward its tracked mean w); otherwise

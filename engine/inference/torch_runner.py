@@ -14,6 +14,7 @@ from engine.errors import CheckpointError
 from engine.families import get_family
 from engine.families.base import ModelSpec
 from engine.inference.runner import GeneratorRunner
+from engine.provenance.model_info import identity_from_checkpoint
 from engine.runs.checkpoint import newest_verified_checkpoint, open_checkpoint
 from engine.runs.config import TrainConfig
 
@@ -60,6 +61,7 @@ class TorchRunner(GeneratorRunner):
         )
         self.classes: list[str] = list(state.get("classes") or [])[: self.num_classes]
         self.step = int(state["step"])
+        self.identity = identity_from_checkpoint(self.checkpoint, state)
         config = TrainConfig.from_dict(state["config"])
         self.family = get_family(self.family_name)(self.spec, config, self.device)
         self.family.load_state_dict(state["family_state"])

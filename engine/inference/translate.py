@@ -23,6 +23,7 @@ from engine.families import get_family
 from engine.families.base import ModelSpec
 from engine.families.translation import TranslationFamily
 from engine.inference.runner import to_uint8_nhwc_np
+from engine.provenance.model_info import ModelIdentity, identity_from_checkpoint
 from engine.runs.checkpoint import open_checkpoint
 from engine.runs.config import TrainConfig
 from engine.tasks import ImageTask, get_task, task_names
@@ -38,7 +39,7 @@ class Translator(ABC):
     """``translator.translate(image, hints)`` over some backend; subclasses implement :meth:`_forward`.
 
     Attributes: family_name, task, in_channels, out_channels, resolution (training size), multiple,
-    step, source, checkpoint, backend, description, notes.
+    step, source, checkpoint, backend, description, notes, identity (engine/provenance/model_info.py).
     """
 
     backend = ""
@@ -53,6 +54,7 @@ class Translator(ABC):
     checkpoint: Path
     description: str
     notes: list[str]
+    identity: ModelIdentity
 
     @abstractmethod
     def _forward(self, x: np.ndarray) -> np.ndarray:
@@ -135,6 +137,7 @@ class TorchTranslator(Translator):
         self.family_name, self.task = state["family"], self.family.task
         self.in_channels, self.out_channels = self.family.in_channels, self.family.out_channels
         self.resolution, self.multiple, self.step = spec.resolution, self.family.multiple, int(state["step"])
+        self.identity = identity_from_checkpoint(self.checkpoint, state)
         self.description = f"PyTorch on {describe_device(self.device)}"
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ from engine.data.decode import BadImage, decode_image
 from engine.data.options import DEFAULT_MAX_PIXELS
 from engine.data.scan import IMAGE_EXTENSIONS
 from engine.errors import ConfigError
-from engine.fsutil import save_png
 from engine.inference.translate import Hint, Translator
+from engine.provenance.stamp import Provenance, provenance_for, save_png
 
 
 @dataclass
@@ -82,8 +82,13 @@ def translate_files(
     overwrite: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    provenance: Provenance | None = None,
 ) -> BatchResult:
-    """Translate each input into ``out_dir/<stem>.png`` (atomically); unreadable inputs are skipped with a reason."""
+    """Translate each input into ``out_dir/<stem>.png`` (atomically); unreadable inputs are skipped with a reason.
+
+    Each result is watermarked, described and signed per ``provenance`` (default: the translator's model,
+    action "translate")."""
+    provenance = provenance or provenance_for(translator.identity, "translate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
@@ -98,7 +103,7 @@ def translate_files(
         else:
             target = out / f"{Path(path).stem}.png"
             target = target if overwrite else free_path(target)
-            save_png(image if image.ndim == 3 else image[:, :, None], target)
+            save_png(image, target, provenance)
             result.written.append(target)
         if progress:
             progress(done, len(inputs), str(path))

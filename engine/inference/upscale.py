@@ -51,6 +51,7 @@ from engine.device import free_accelerator_memory, is_oom, select_device
 from engine.errors import CheckpointError, ConfigError, DeviceError, UpscaleCancelled
 from engine.families import get_family
 from engine.families.base import ModelSpec
+from engine.provenance.model_info import ModelIdentity, identity_from_checkpoint
 from engine.runs.checkpoint import open_checkpoint
 from engine.runs.config import TrainConfig
 
@@ -173,7 +174,7 @@ class Upscaler(ABC):
     Attributes: ``scale``, ``channels`` (1 or 3), ``name`` (shown to the user), ``backend`` (what
     really runs it, e.g. "PyTorch (cpu)" or an onnxruntime provider), ``notes`` (about the model:
     a damaged checkpoint set aside...), ``run_notes`` (what the last call chose: tile size, retries,
-    how alpha was upscaled).
+    how alpha was upscaled), ``identity`` (which model: what its images' watermark and metadata say).
     """
 
     scale: int
@@ -182,6 +183,7 @@ class Upscaler(ABC):
     backend: str
     notes: list[str]
     run_notes: list[str]
+    identity: ModelIdentity
     _auto_tile: tuple[int, str] | None = None  # (tile, why): chosen once, lowered after an out-of-memory error
 
     @abstractmethod
@@ -521,6 +523,7 @@ class TorchUpscaler(Upscaler):
         self.channels = int(getattr(module, "channels", 3))
         self.module = module.to(self.device).eval()
         self.name = name or f"{type(module).__name__} x{self.scale}"
+        self.identity = ModelIdentity(card_id=f"module/{self.name}", name=self.name, family=type(module).__name__)
         self._run = self.module
 
     def _open_run(self, source: Path, scale: int | None) -> None:
@@ -541,6 +544,7 @@ class TorchUpscaler(Upscaler):
             raise ConfigError(f"{self.checkpoint} upscales x{self.scale}, not x{scale}")
         self.module = self.family.export_modules()["upscaler"].eval()
         self.family_name, self.step, self.resolution = state["family"], int(state["step"]), spec.resolution
+        self.identity = identity_from_checkpoint(self.checkpoint, state)
         arch = described.get("arch")
         run = self.checkpoint.parent.parent.name if self.checkpoint.parent.name == "checkpoints" else source.name
         label = f"{self.family_name}-{arch}" if arch else self.family_name

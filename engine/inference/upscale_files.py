@@ -32,9 +32,10 @@ from engine.data.options import DEFAULT_MAX_PIXELS
 from engine.data.scan import IMAGE_EXTENSIONS
 from engine.device import is_oom
 from engine.errors import DeviceError, UpscaleCancelled
-from engine.fsutil import atomic_open
+from engine.fsutil import atomic_write_bytes
 from engine.inference.translate_files import free_path
 from engine.inference.upscale import DEFAULT_OVERLAP, Upscaler, available_host_memory
+from engine.provenance.stamp import Provenance, provenance_for
 
 ORIENTATION_TAG = 0x0112
 XMP_KEY = "XML:com.adobe.xmp"
@@ -117,14 +118,19 @@ def upscale_files(
     progress: ImagesProgress | None = None,
     should_cancel: Callable[[], bool] | None = None,
     tile_progress: Callable[[int, int], None] | None = None,
+    provenance: Provenance | None = None,
 ) -> UpscaleFilesResult:
     """Upscale every image among ``inputs`` (files or folders) into ``out_dir`` as PNG.
+
+    Each result is watermarked, described and signed per ``provenance`` (default: the upscaler's model,
+    action "upscale"); personal EXIF fields of the source (GPS, serial numbers, owner) are left out.
 
     ``progress(done_images, total_images, current)`` after each image; ``tile_progress(done, total)``
     within one; ``should_cancel()`` is polled between tiles: the image in progress is then not
     written, those before it are kept, and the result says ``cancelled``.
     """
     out = Path(out_dir)
+    provenance = provenance or provenance_for(upscaler.identity, "upscale")
     files, skipped = collect_images(inputs, exclude=out)
     result = UpscaleFilesResult(skipped=list(skipped))
     out.mkdir(parents=True, exist_ok=True)
@@ -133,7 +139,7 @@ def upscale_files(
             result.cancelled = True
             break
         try:
-            _upscale_one(upscaler, path, out, result, tile, overlap, should_cancel, tile_progress)
+            _upscale_one(upscaler, path, out, result, tile, overlap, should_cancel, tile_progress, provenance)
         except UpscaleCancelled:
             result.cancelled = True
             break
@@ -153,6 +159,7 @@ def _upscale_one(
     overlap: int,
     should_cancel: Callable[[], bool] | None,
     tile_progress: Callable[[int, int], None] | None,
+    provenance: Provenance,
 ) -> None:
     source = read_source(path)
     _check_fits(source.pixels, upscaler.scale)
@@ -171,7 +178,7 @@ def _upscale_one(
     if pixels.dtype == np.float32:  # float sources keep their precision as 16 bits
         pixels = np.rint(pixels * 65535.0).astype(np.uint16)
     target = result_path(out, path, upscaler.scale)
-    write_png(target, pixels, icc=source.icc, exif=source.exif, text=source.text)
+    write_png(target, pixels, icc=source.icc, exif=source.exif, text=source.text, provenance=provenance)
     result.written.append(target)
     for note in [*source.notes, *upscaler.run_notes]:
         line = f"{path.name}: {note}" if note in source.notes else note
@@ -414,20 +421,32 @@ def write_png(
     icc: bytes | None = None,
     exif: bytes | None = None,
     text: dict[str, str] | None = None,
+    provenance: Provenance | None = None,
 ) -> None:
-    """Write (H, W, C) uint8 or uint16 pixels (C in 1-4) as an 8- or 16-bit PNG atomically, with metadata."""
+    """Write (H, W, C) uint8 or uint16 pixels (C in 1-4) as an 8- or 16-bit PNG atomically, with metadata.
+
+    With ``provenance`` the pixels are watermarked, its metadata replaces a source's earlier provenance
+    (the source's other text, ICC profile and EXIF minus personal fields stay) and the file is signed."""
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
-    with atomic_open(path, "wb") as handle:
-        if pixels.dtype == np.uint16:
-            _write_png16(handle, pixels, icc, exif, text or {})
-        else:
-            info = PngImagePlugin.PngInfo()
-            for key, value in (text or {}).items():
-                info.add_itxt(key, value)
-            image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-            options = {"icc_profile": icc} if icc else {}
-            image.save(handle, format="PNG", pnginfo=info, exif=exif or b"", **options)
+    text = dict(text or {})
+    if provenance is not None:
+        provenance = provenance.fresh()
+        pixels = provenance.mark(pixels)
+        text.update(provenance.text())
+        exif = provenance.exif(exif)
+    buffer = io.BytesIO()
+    if pixels.dtype == np.uint16:
+        _write_png16(buffer, pixels, icc, exif, text)
+    else:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)
+        image = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        options = {"icc_profile": icc} if icc else {}
+        image.save(buffer, format="PNG", pnginfo=info, exif=exif or b"", **options)
+    data = buffer.getvalue()
+    atomic_write_bytes(path, data if provenance is None else provenance.sign(data, str(path)))
 
 
 def _chunk(handle: IO[bytes], kind: bytes, body: bytes) -> None:

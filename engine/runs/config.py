@@ -170,6 +170,10 @@ class TrainConfig:
     auto_remedies: bool = field(default=False, metadata={"label": "Apply the doctor's fixes automatically"})
     """When the doctor finds divergence or overfitting, apply its first fix mid-run (lower the learning
     rates; more augmentation or a stronger gradient penalty) and log it; needs health checks on."""
+    watermark: bool = field(default=True, metadata={"label": "Watermark the images this model makes"})
+    """Every image made with this model (generate, translate, upscale, its ONNX export) carries an invisible
+    watermark naming the model and this installation, so anyone can check it is AI-generated (gan-studio-cli
+    verify, the studio's Check image). Turning it off is recorded in the run and the model card."""
     format_version: int = field(default=FORMAT_VERSION, metadata={"label": "Format version"})
     """Version of this config layout (for migrations)."""
 

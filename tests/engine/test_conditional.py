@@ -27,6 +27,7 @@ from engine.export import open_runner
 from engine.families import get_family
 from engine.inference.export_images import MANIFEST_NAME, save_images_per_class
 from engine.metrics.classes import class_frequencies, vote
+from engine.provenance.stamp import provenance_for
 from engine.runs import TrainConfig, read_run_config
 from engine.runs.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from engine.training import Callbacks, Trainer
@@ -337,8 +338,9 @@ def test_per_class_export_writes_class_folders_and_a_manifest(conditional_run, t
         files = sorted((tmp_path / "synthetic" / name).iterdir())
         assert [f.name for f in files] == ["seed-000010.png", "seed-000011.png", "seed-000012.png"]
         expected = runner.generate([10, 11, 12], class_index=index)
+        marked = provenance_for(runner.identity, "generate")  # every output carries the watermark
         for path, image in zip(files, expected):
-            assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), image)
+            assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), marked.mark(image))
     manifest = json.loads((tmp_path / "synthetic" / MANIFEST_NAME).read_text())
     assert manifest["classes"] == {"circles": 3, "squares": 3} and manifest["complete"] is True
     assert manifest["per_class"] == 3 and manifest["seeds"] == [10, 12] and manifest["family"] == "dcgan"

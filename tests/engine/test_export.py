@@ -8,11 +8,13 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from PIL import Image
 
 from engine.errors import CheckpointError, ConfigError, DeviceError
 from engine.export import OrtRunner, export_onnx, open_runner
 from engine.export.onnx_export import ExportError
 from engine.inference import TorchRunner
+from engine.provenance.stamp import provenance_for
 from engine.training import Trainer
 
 from .helpers import make_dataset, tiny_config
@@ -78,9 +80,31 @@ def test_runners_share_interface_and_open_runner_prefers_current_export(run_dir,
     assert isinstance(ort_runner, OrtRunner) and ort_runner.provider == "CPUExecutionProvider"
     for attr in ("family_name", "resolution", "channels", "classes", "latent_dim"):
         assert getattr(ort_runner, attr) == getattr(torch_runner, attr), attr
+    assert ort_runner.identity.card_id == torch_runner.identity.card_id  # the export names the checkpoint
     z = np.random.default_rng(0).standard_normal((4, torch_runner.latent_dim)).astype(np.float32)
     labels = np.array([0, 1, 1, 0])
-    assert np.abs(ort_runner(z, labels).astype(int) - torch_runner(z, labels)).max() <= 1
+    # the export's graph marks its images; PyTorch's images are marked when they are written: the same mark
+    stamp = provenance_for(torch_runner.identity, "generate")
+    marked = np.stack([stamp.mark(image) for image in torch_runner(z, labels)])
+    assert np.abs(ort_runner(z, labels).astype(int) - marked).max() <= 2
+
+
+def test_export_marks_in_its_graph_and_writers_do_not_mark_twice(run_dir, tmp_path):
+    from engine.inference.export_images import save_images
+    from engine.provenance.watermark import detect
+
+    result = export_onnx(run_dir, tmp_path / "g.onnx")
+    card = json.loads(result.card_path.read_text())
+    assert card["watermark"]["in_graph"] is True
+    ort_runner = OrtRunner(tmp_path / "g.onnx")
+    stamp = provenance_for(ort_runner.identity, "generate")
+    assert stamp.premarked and stamp.payload == int(card["watermark"]["payload"], 16)
+    raw = ort_runner.generate([3])[0]
+    (path,) = save_images(ort_runner, [3], tmp_path / "out")
+    written = np.asarray(Image.open(path).convert("RGB"))
+    assert np.array_equal(written, raw)  # not marked a second time
+    found = detect(written)
+    assert found.found and found.payload == stamp.payload
 
 
 def test_corrupt_and_foreign_onnx_files_are_named(tmp_path):

@@ -112,6 +112,7 @@ class Translator(ABC):
             "backend": self.backend,
             "description": self.description,
             "notes": list(self.notes),
+            "identity": self.identity.to_dict(),
         }
 
 

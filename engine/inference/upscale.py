@@ -393,6 +393,7 @@ class Upscaler(ABC):
             "scale": self.scale,
             "channels": self.channels,
             "notes": list(self.notes),
+            "identity": self.identity.to_dict(),
         }
 
 

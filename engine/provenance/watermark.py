@@ -71,6 +71,9 @@ RMS_LEVELS = 3.0
 SYNC_Z_MIN = 4.0
 """A candidate shift is decoded only when its sync correlation stands this many standard deviations out."""
 
+SYNC_Z_ORIGIN = 2.0
+"""The same at shift (0, 0), which is always tried: an image that was not cropped needs no search."""
+
 _KEY = b"GAN Studio watermark v1"
 _R_MIN, _R_MAX = 4.0, 15.0  # the band, in cycles per tile (periods 4.3 to 16 px)
 _N_SYNC = 56  # Fourier coefficients (of the half plane) that carry the sync spectrum
@@ -82,7 +85,8 @@ _GENERATORS = (0o133, 0o171, 0o165)  # rate 1/3, the classic K=7 set
 _CODED_BITS = len(_GENERATORS) * (_INFO_BITS + _K - 1)
 _MASK_RADIUS = 3  # the embedding mask's local contrast window: 7 x 7
 _MASK_LO, _MASK_HI = 4.0, 8.0  # the local standard deviation is clipped to this range (8-bit levels)
-_HIGHPASS_RADIUS = 4  # detection: luminance minus its 9 x 9 box mean
+_BILATERAL = (9, 12.0, 4.0)  # detection: the host estimate's diameter (px), range (8-bit levels) and space sigmas
+_HIGHPASS_RADIUS = 8  # detection: minus the residual's 17 x 17 box mean
 _POWER_RADIUS = 4  # detection: the local residual power over 9 x 9
 _POWER_FLOOR = 4.0  # detection: added to the local power (JPEG and rounding noise, levels^2)
 _NOISE_EXP = 0.75  # detection: Fourier coefficients weighted by power^-0.75 (not -1: attacks attenuate the mark)
@@ -389,8 +393,18 @@ def embed(image: np.ndarray, payload: int, *, strength: float = 1.0) -> np.ndarr
 
 
 def _residual(luma: np.ndarray) -> np.ndarray:
-    """Luminance minus its local mean, divided by the local residual RMS (textured areas are noisier)."""
-    high = luma - _box_mean(luma, _HIGHPASS_RADIUS)
+    """What is left of the luminance once an edge-preserving estimate of the picture is taken away.
+
+    A bilateral filter smooths away the faint mark but keeps the edges, so flat and cartoon-like images
+    (emoji, generated art) leave almost nothing but the mark; a box high-pass then drops what the
+    filter left at low frequencies, and dividing by the local RMS evens out textured (noisy) areas.
+    """
+    import cv2
+
+    diameter, levels, pixels = _BILATERAL
+    host = cv2.bilateralFilter(np.ascontiguousarray(luma, dtype=np.float32), diameter, levels, pixels)
+    high = luma - host
+    high = high - _box_mean(high, _HIGHPASS_RADIUS)
     power = _box_mean(high * high, _POWER_RADIUS)
     return high / np.sqrt(np.maximum(power, np.float32(0.0)) + np.float32(_POWER_FLOOR))
 
@@ -442,18 +456,23 @@ def _candidates(luma: np.ndarray) -> list[_Candidate]:
     found: list[_Candidate] = []
     u = layout.pay_u.astype(np.float64)
     v = layout.pay_v.astype(np.float64)
-    for index in flat[: _CANDIDATES * 8]:
-        py, px = divmod(int(index), TILE)
-        if any(_cyclic_near((py, px), c.shift) for c in found):
-            continue
+
+    def soft_at(py: int, px: int) -> np.ndarray:
         # the folded tile is the pattern shifted by -p: undo it on the payload coefficients
         phase = np.exp(2j * np.pi * (u * py + v * px) / TILE)
         values = weighted[layout.pay_u, layout.pay_v] * phase
         dof = np.concatenate([values.real, values.imag]) * layout.dof_sign
-        soft = np.bincount(layout.dof_bit, weights=dof, minlength=_CODED_BITS)
-        found.append(_Candidate((py, px), float(z[py, px]), soft))
+        return np.bincount(layout.dof_bit, weights=dof, minlength=_CODED_BITS)
+
+    for index in flat[: _CANDIDATES * 8]:
+        py, px = divmod(int(index), TILE)
+        if any(_cyclic_near((py, px), c.shift) for c in found):
+            continue
+        found.append(_Candidate((py, px), float(z[py, px]), soft_at(py, px)))
         if len(found) == _CANDIDATES:
             break
+    if all(c.shift != (0, 0) for c in found):  # an uncropped image: the origin is always worth a try
+        found.append(_Candidate((0, 0), float(z[0, 0]), soft_at(0, 0)))
     return found
 
 
@@ -490,7 +509,8 @@ def decode(image: np.ndarray) -> tuple[Detection, int | None]:
         payload, crc_ok = _check_info(info)
         if guess is None:
             guess = payload
-        if candidate.z < SYNC_Z_MIN or not crc_ok:
+        sync_ok = candidate.z >= (SYNC_Z_ORIGIN if candidate.shift == (0, 0) else SYNC_Z_MIN)
+        if not sync_ok or not crc_ok:
             continue
         recoded = _conv_encode(info)
         hard = (candidate.soft < 0).astype(np.uint8)

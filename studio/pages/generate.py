@@ -35,11 +35,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.fsutil import save_png
+from engine.provenance.stamp import save_png
 from engine.runs.checkpoint import list_checkpoints
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
 from studio.project import Project
+from studio.provenance import page_provenance
 from studio.widgets.images import array_to_qimage
 from studio.widgets.preview_view import ImageCanvas
 from studio.workers.generate_worker import GenerateWorker
@@ -93,8 +94,11 @@ class EnlargedImage(QDialog):
     sig_status = Signal(str)
     """A one-line message for the status bar (what Save wrote)."""
 
-    def __init__(self, image: np.ndarray, seed: int, save_dir: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, image: np.ndarray, seed: int, save_dir: Path, parent: QWidget | None = None, provenance: Any = None
+    ) -> None:
         super().__init__(parent)
+        self.provenance = provenance  # engine.provenance.stamp.Provenance of what Save writes
         self.image, self.seed, self.save_dir = image, seed, save_dir
         self.saved: Path | None = None
         self.setWindowTitle(f"Seed {seed} · {size_text(image)}")
@@ -131,7 +135,7 @@ class EnlargedImage(QDialog):
             return None
         path = Path(name) if name.lower().endswith(".png") else Path(f"{name}.png")
         try:
-            save_png(self.image, path)
+            save_png(self.image, path, self.provenance)
         except OSError as exc:
             self.sig_status.emit(f"Could not write {path}: {exc.strerror or exc}; choose another folder.")
             return None
@@ -496,7 +500,9 @@ class GeneratePage(ModelPage):
     def enlarge(self, item: QListWidgetItem) -> EnlargedImage:
         """Show one image large (double-click), with Save for that image at its own size."""
         seed = int(item.data(SEED_ROLE))
-        self.enlarged = EnlargedImage(self.images[seed], seed, self.project.exports_dir, self)
+        self.enlarged = EnlargedImage(
+            self.images[seed], seed, self.project.exports_dir, self, page_provenance(self.model, "generate")
+        )
         self.enlarged.sig_status.connect(self.sig_status)
         self.enlarged.open()
         return self.enlarged

@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
 
 from engine.export.benchmark import BenchRow
 from engine.runs.checkpoint import list_checkpoints
-from engine.runs.info import run_kind
+from engine.runs.config import read_run_config
+from engine.runs.info import run_info, run_kind
 from studio.errors import ErrorReporter
 from studio.models import ExportInfo, export_path, list_exports, read_card
 from studio.pages.evaluate import EvaluatePanel
@@ -317,6 +318,8 @@ class ModelsPage(QWidget):
         )
         if run in self.outside_exports and not self.failures.get((run, "export")):
             self.export_label.setText(self.export_label.text() + "\n" + self.outside_exports[run][1])
+        if run:
+            self.export_label.setText(self.export_label.text() + "\n" + provenance_line(Path(run)))
         rows = self.bench_results.get(run or "", [])
         self.bench_label.setText(
             self.failures.get((run or "", "bench"))
@@ -481,6 +484,19 @@ class ModelsPage(QWidget):
         if self.thread is not None:
             self.thread.wait(120_000)
             self._on_thread_finished()
+
+
+def provenance_line(run_dir: Path) -> str:
+    """What the run's outputs will say about it: the consent attestation, the dataset and the watermark."""
+    try:
+        info = run_info(run_dir)
+        watermark = read_run_config(run_dir).watermark
+    except Exception:  # a run folder being written or damaged: the line is a courtesy, not a check
+        return ""
+    attestation = info.get("attestation_id") or "none recorded"
+    fingerprint = (info.get("dataset_fingerprint") or "")[:12] or "unknown"
+    mark = "on" if watermark else "off (turned off in the run's settings)"
+    return f"Consent attestation {attestation} · dataset {fingerprint} · watermark on outputs {mark}"
 
 
 def _export_state(run: str | None, has_checkpoint: bool, exports: list[ExportInfo], current: ExportInfo | None) -> str:

@@ -33,12 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.fsutil import save_png
+from engine.provenance.stamp import save_png
 from engine.runs.checkpoint import list_checkpoints
 from engine.tasks import get_task
 from studio.errors import ErrorReporter
 from studio.pages.model_page import ModelPage
 from studio.project import Project
+from studio.provenance import page_provenance
 from studio.widgets.compare_view import CompareView
 from studio.widgets.hint_view import HintImageView
 from studio.widgets.sketch_canvas import SketchCanvas
@@ -500,7 +501,7 @@ class TranslatePage(ModelPage):
             target = target.with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         image = self.result if self.result.ndim == 3 else self.result[:, :, None]
-        save_png(image, target)
+        save_png(image, target, page_provenance(self.model, "translate"))
         self.sig_status.emit(f"Saved {target}")
         return target
 

@@ -34,6 +34,7 @@ from studio.errors import ErrorReporter
 from studio.models import list_exports
 from studio.pages.model_page import ModelPage
 from studio.project import Project
+from studio.provenance import page_provenance
 from studio.widgets.zoom_compare import ZoomCompareView
 from studio.workers.upscale_worker import UpscaleWorker
 
@@ -528,7 +529,7 @@ class UpscalePage(ModelPage):
             target = free_name(target)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_result(self.result, target, self.input_source)
+            write_result(self.result, target, self.input_source, page_provenance(self.model, "upscale"))
         except OSError as exc:
             self.errors.report(f"Could not write {target}: {exc.strerror or exc}; choose another folder.")
             return None
@@ -626,9 +627,10 @@ def batch_summary(result: dict[str, Any], out_dir: Path | None) -> str:
     return "\n".join(lines)
 
 
-def write_result(image: np.ndarray, path: Path, source: Any = None) -> None:
+def write_result(image: np.ndarray, path: Path, source: Any = None, provenance: Any = None) -> None:
     """Write an upscaled image as PNG atomically, as upscale_files does: 16-bit kept (a float image as
-    16 bits), and the source's ICC profile, EXIF and text carried over."""
+    16 bits), the source's ICC profile, EXIF (minus personal fields) and text carried over, watermarked,
+    described and signed per ``provenance``."""
     if image.dtype == np.float32:
         image = np.rint(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
     write_png(
@@ -637,6 +639,7 @@ def write_result(image: np.ndarray, path: Path, source: Any = None) -> None:
         icc=getattr(source, "icc", None),
         exif=getattr(source, "exif", None),
         text=getattr(source, "text", None),
+        provenance=provenance,
     )
 
 

@@ -34,6 +34,7 @@ def describe_runner(runner: Any, source: str | None = None) -> dict[str, Any]:
         "description": str(getattr(runner, "description", backend)),
         "backend_note": backend_note(backend, source),
         "notes": list(getattr(runner, "notes", []) or []),
+        "identity": runner.identity.to_dict(),  # what its images' watermark and metadata say
     }
 
 

@@ -56,6 +56,7 @@ def describe_upscaler(upscaler: Any, source: str | None = None) -> dict[str, Any
         # a run folder run by PyTorch says why (no current export); onnxruntime or a chosen file needs no note
         "backend_note": backend_note(backend if backend.lower().startswith("pytorch") else "onnxruntime", source),
         "notes": [str(n) for n in (getattr(upscaler, "notes", None) or [])],
+        "identity": upscaler.identity.to_dict(),  # what its images' watermark and metadata say
     }
 
 

@@ -86,3 +86,16 @@ def make_ab_dataset(tmp: Path, size: int = 32, **kw) -> Path:
     import_folder(source, dataset, size=size)
     attest(dataset, rights="own", people="none", attested_by="test")
     return dataset
+
+
+def marked_as_by_export(images: np.ndarray, ort_runner) -> np.ndarray:
+    """A PyTorch runner's (N, H, W, C) uint8 ``images`` watermarked the way ``ort_runner``'s graph marks its own.
+
+    A generator export marks inside its graph (engine/export/onnx_export.py), the PyTorch runner leaves that
+    to the writers: parity between the two is parity after this mark (to uint8 rounding).
+    """
+    from engine.provenance.watermark import embed
+
+    payload = ort_runner.identity.graph_payload
+    assert payload is not None, "the export should carry its watermark in the graph"
+    return np.stack([embed(image, payload) for image in images])

@@ -309,6 +309,8 @@ def test_runners_and_export_apply_truncation_in_w(tmp_path, classes):
     from engine.inference import TorchRunner
     from engine.inference.runner import latents_for_seeds
 
+    from .helpers import marked_as_by_export
+
     fam = _family(classes=classes)
     fam.train_step(*_batch(classes=classes), step=1, micro_batches=1)
     _random_noise_strengths(_generator(fam))
@@ -329,7 +331,7 @@ def test_runners_and_export_apply_truncation_in_w(tmp_path, classes):
     assert ort.truncates_in_w
     for psi in (1.0, 0.6, 0.1):
         ort_images = ort.generate(seeds, class_index=label, truncation=psi)
-        torch_images = runner.generate(seeds, class_index=label, truncation=psi)
+        torch_images = marked_as_by_export(runner.generate(seeds, class_index=label, truncation=psi), ort)
         assert np.abs(ort_images.astype(int) - torch_images).max() <= 1, psi
 
 

@@ -99,3 +99,30 @@ def marked_as_by_export(images: np.ndarray, ort_runner) -> np.ndarray:
     payload = ort_runner.identity.graph_payload
     assert payload is not None, "the export should carry its watermark in the graph"
     return np.stack([embed(image, payload) for image in images])
+
+
+def assert_output_provenance(path: Path, *, watermark: bool = True, action: str | None = None) -> dict:
+    """An image a writer made says so: the gan-studio record (watermark on or off as expected), IPTC's
+    trainedAlgorithmicMedia, and content credentials that check out. Returns the gan-studio record."""
+    from engine.provenance import credentials, metadata
+
+    found = metadata.read_metadata(path)
+    record = found["gan_studio"]
+    assert record is not None, f"{path} has no gan-studio record"
+    info = metadata.OutputInfo.from_dict(record)
+    assert info.watermark is watermark, record
+    assert found["digital_source_type"] == metadata.DIGITAL_SOURCE_TYPE
+    if action is not None:
+        assert record["action"] == action, record
+    signed = credentials.read_credentials(path)
+    assert signed.state in ("Trusted", "Valid"), (signed.state, signed.problems)
+    assert "c2pa.created" in signed.actions
+    return record
+
+
+def watermark_payload_of(record: dict) -> int:
+    """The 48-bit payload the watermark of an output with this gan-studio record carries."""
+    from engine.provenance import identity, metadata
+
+    info = metadata.OutputInfo.from_dict(record)
+    return identity.pack(int(info.install_id), identity.model_id(info.model_card_id))

@@ -12,17 +12,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from engine.cli import main
 from engine.errors import ConfigError
 from engine.export import export_onnx
+from engine.inference import TorchRunner
+from engine.provenance.watermark import embed
 from engine.runs import TrainConfig
 from engine.runs.checkpoint import list_checkpoints, load_checkpoint
 from engine.training import Trainer
 
-from .helpers import make_dataset, tiny_config, write_shapes_folder
+from .helpers import assert_output_provenance, make_dataset, tiny_config, watermark_payload_of, write_shapes_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
@@ -92,6 +95,17 @@ def test_cli_end_to_end(workspace):
     files = sorted(out.iterdir())
     assert [f.name for f in files] == [f"seed-{s:06d}.png" for s in range(10, 15)]
     assert Image.open(files[0]).size == (32, 32)
+    # marked as PyTorch drew it, described and signed
+    record = assert_output_provenance(files[0], action="generate")
+    raw = TorchRunner(run, device="cpu").generate([10], class_index=1)[0]
+    written = np.asarray(Image.open(files[0]).convert("RGB"))
+    assert np.array_equal(written, embed(raw, watermark_payload_of(record))) and not np.array_equal(written, raw)
+    plain = workspace / "gen-plain"
+    seed_10 = ("--count", "1", "--seed", "10", "--class", "squares")
+    cli("generate", str(run), *seed_10, "--out", str(plain), "--no-watermark")
+    (unmarked,) = plain.iterdir()
+    assert_output_provenance(unmarked, watermark=False)  # off is recorded, and still signed
+    assert np.array_equal(np.asarray(Image.open(unmarked).convert("RGB")), raw)
 
     resumed = json.loads(cli("resume", str(run), "--steps", "6", "--json").stdout)
     assert resumed["step"] == 6
@@ -104,6 +118,7 @@ def test_cli_end_to_end(workspace):
         ).stdout
     )
     assert onnx_gen["backend"].startswith("onnxruntime") and len(onnx_gen["files"]) == 2
+    assert_output_provenance(Path(onnx_gen["files"][0]), action="generate")  # the graph marked it
 
 
 @pytest.mark.parametrize(
@@ -216,6 +231,8 @@ def test_translate_end_to_end(workspace):
     assert sorted(Path(p).name for p in first["written"]) == ["green.png", "grey.png"]
     assert [Path(s["path"]).name for s in first["skipped"]] == ["broken.png"]
     assert Image.open(out / "grey.png").size == (45, 30)
+    for name in first["written"]:  # 30 px is under the watermark's 32: described and signed, unmarked
+        assert_output_provenance(Path(name), action="translate")
     second = json.loads(
         cli("translate", str(run), str(inputs / "grey.png"), "--out", str(out), "--pytorch", "--json").stdout
     )

@@ -29,6 +29,9 @@ from engine.export.ort_runner import OrtUpscaler
 from engine.inference.model_files import load_model_file
 from engine.inference.upscale import TorchUpscaler, axis_tiles, blend_weights
 from engine.inference.upscale_files import read_source, upscale_files, write_png
+from engine.provenance import watermark as wm
+
+from .helpers import assert_output_provenance, watermark_payload_of
 
 
 class ToySR(nn.Module):
@@ -570,6 +573,10 @@ def test_cli_upscale_end_to_end_with_json(tmp_path, capsys):
     assert summary["backend"] == "PyTorch (cpu)"
     assert summary["written"] == [str(out / "a-x2.png")] and Image.open(out / "a-x2.png").size == (60, 48)
     assert [s["path"] for s in summary["skipped"]] == [str(images / "b.png")]
+    record = assert_output_provenance(out / "a-x2.png", action="upscale")  # marked, described and signed
+    assert record["model_name"] == "model"  # a community model is named by its file
+    _, guess = wm.decode(np.asarray(Image.open(out / "a-x2.png").convert("RGB")))  # 48 x 60: too small to be sure,
+    assert guess is not None and bin(guess ^ watermark_payload_of(record)).count("1") <= 8  # but unmarked is ~24 of 48
 
     code = main(["upscale", str(tmp_path / "model.safetensors"), str(images / "a.png"), "--out", str(out)])
     text = capsys.readouterr().out

@@ -374,28 +374,17 @@ def _tamper_reasons(
             reasons.append(f"the content credentials are invalid ({why})")
     if not detection.found or model is None or install is None:
         return reasons
-    info = meta.get("gan_studio") or {}
-    card = str(info.get("model_card_id") or "")
-    if card and identity.model_id(card) != model:
-        reasons.append(
-            f"the metadata names model '{info.get('model_name') or card}' (id {identity.model_id(card):06x}) "
-            f"but the watermark says model id {model:06x}"
-        )
-    meta_install = _as_int(info.get("install_id"))
-    if meta_install is not None and meta_install != install:
-        reasons.append(f"the metadata says install {meta_install:06x} but the watermark says install {install:06x}")
-    signed = _signed_info(creds)
-    signed_card = str(signed.get("model_card_id") or "")
-    if signed_card and identity.model_id(signed_card) != model:
-        reasons.append(
-            f"the content credentials name model id {identity.model_id(signed_card):06x} "
-            f"but the watermark says {model:06x}"
-        )
-    signed_install = _as_int(signed.get("install_id"))
-    if signed_install is not None and signed_install != install:
-        reasons.append(
-            f"the content credentials say install {signed_install:06x} but the watermark says install {install:06x}"
-        )
+    witnesses = (("the metadata", meta.get("gan_studio") or {}), ("the content credentials", _signed_info(creds)))
+    for witness, record in witnesses:  # each record must name the model and installation the pixels do
+        card = str(record.get("model_card_id") or "")
+        if card and identity.model_id(card) != model:
+            reasons.append(
+                f"{witness} names model '{record.get('model_name') or card}' (id {identity.model_id(card):06x}) "
+                f"but the watermark says model id {model:06x}"
+            )
+        recorded_install = _as_int(record.get("install_id"))
+        if recorded_install is not None and recorded_install != install:
+            reasons.append(f"{witness} says install {recorded_install:06x} but the watermark says {install:06x}")
     return reasons
 
 

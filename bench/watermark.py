@@ -251,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + fp_line, flush=True)
 
     embed_ms, detect_ms = speed(3 if args.quick else 7)
-    speed_line = f"speed (1024 x 1024 RGB, this 2-core machine): embed {embed_ms:.0f} ms/MP, detect {detect_ms:.0f} ms/MP"
+    speed_line = (
+        f"speed (1024 x 1024 RGB, this 2-core machine): embed {embed_ms:.0f} ms/MP, detect {detect_ms:.0f} ms/MP"
+    )
     print(speed_line, flush=True)
 
     if args.out:

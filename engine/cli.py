@@ -112,19 +112,29 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     if bar is not None:
         bar.close()
-    _emit(args, report.to_dict(), report.summary() + f"\nNext: gan-studio-cli attest {out} --rights own --people none")
+    people = "consented" if report.faces else "none"
+    next_step = f"\nNext: gan-studio-cli attest {out} --rights own --people {people}"
+    _emit(args, report.to_dict(), report.summary() + next_step)
     return 0
 
 
 def cmd_attest(args: argparse.Namespace) -> int:
     from engine.consent import attest
 
-    record = attest(args.dataset, rights=args.rights, people=args.people, attested_by=args.by, note=args.note)
+    record = attest(
+        args.dataset,
+        rights=args.rights,
+        people=args.people,
+        attested_by=args.by,
+        note=args.note,
+        faces_reviewed=args.faces_reviewed,
+    )
+    reviewed = f"; {record.faces} flagged face image(s) reviewed" if record.faces_reviewed else ""
     _emit(
         args,
         record.to_dict(),
         f"Recorded attestation {record.id} for dataset {args.dataset} "
-        f"(rights: {record.rights}, people: {record.people}, by {record.attested_by})",
+        f"(rights: {record.rights}, people: {record.people}, by {record.attested_by}{reviewed})",
     )
     return 0
 
@@ -787,6 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--by", default=getpass.getuser(), help="who attests (default: your user name)")
     p.add_argument("--note", default="")
+    p.add_argument(
+        "--faces-reviewed",
+        action="store_true",
+        help="with --people none: you looked at the images the import flagged as faces and none shows a real, "
+        "identifiable person (they are listed in the import report)",
+    )
     p.set_defaults(func=cmd_attest)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")

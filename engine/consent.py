@@ -1,9 +1,12 @@
 """Consent attestations: the user's statement that they may train on a dataset, bound to its files.
 
 An attestation records the rights basis and whether identifiable people appear (and consented), who
-attested and when, and the dataset fingerprint at that moment. It lives beside the dataset in
-consent.json as a history (oldest first), so earlier statements stay reviewable. Training calls
-:func:`require_attestation`, which refuses when there is none or when the files changed since.
+attested and when, and the dataset fingerprint at that moment. When the import flagged images that
+may show a face (engine.data.faces), "no identifiable people" is accepted only from someone who
+says they looked at those images (``faces_reviewed``); otherwise the dataset needs "consented".
+The history lives beside the dataset in consent.json (oldest first), so earlier statements stay
+reviewable. Training calls :func:`require_attestation`, which refuses when there is none, when the
+files changed since, or when flagged faces were neither consented nor reviewed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data import dataset_fingerprint
+from engine.data.manifest import read_manifest
 from engine.errors import ConfigError, ConsentError
 from engine.fsutil import atomic_write_json
 
@@ -48,6 +52,8 @@ class Attestation:
     attested_by: str
     created_at: str
     note: str = ""
+    faces: int = 0  # images the import flagged as possibly showing a face, when attested
+    faces_reviewed: bool = False  # the attester looked at them: none shows a real, identifiable person
     format_version: int = CONSENT_FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +70,13 @@ class Attestation:
         missing = [name for name in fields if not isinstance(data.get(name), str)]
         if missing:
             raise ValueError(f"attestation lacks {', '.join(missing)}")
-        return cls(**{name: data[name] for name in fields}, note=str(data.get("note", "")), format_version=version)
+        return cls(
+            **{name: data[name] for name in fields},
+            note=str(data.get("note", "")),
+            faces=int(data.get("faces", 0)),
+            faces_reviewed=bool(data.get("faces_reviewed", False)),
+            format_version=version,
+        )
 
     @property
     def created_label(self) -> str:
@@ -110,13 +122,54 @@ def current_attestation(dataset_dir: Path | str) -> Attestation | None:
     return history[-1] if history else None
 
 
-def attest(dataset_dir: Path | str, *, rights: str, people: str, attested_by: str, note: str = "") -> Attestation:
+def flagged_faces(dataset_dir: Path | str) -> dict[str, list[list[int]]]:
+    """The dataset's files that may show a face, with their boxes ([x, y, w, h] in the file's pixels).
+
+    Read from dataset.json, which binds them to the fingerprint; {} for datasets imported before
+    faces were looked for. Raises DataError when the folder is not a dataset.
+    """
+    files = read_manifest(dataset_dir).get("files", [])
+    return {e["path"]: e["faces"] for e in files if e.get("status") == "kept" and e.get("faces")}
+
+
+def _faces_problem(dataset_dir: Path | str, faces: dict[str, list[list[int]]]) -> ConsentError:
+    examples = ", ".join(list(faces)[:3])
+    problem = (
+        f'{len(faces)} image(s) of {dataset_dir} may show a face (e.g. {examples}), so "no identifiable people" '
+        "needs a look first"
+    )
+    cli = (
+        f"{problem}: if identifiable people appear, attest with --people consented once each of them agreed; if "
+        "none shows a real, identifiable person (drawings, statues, false alarms), attest with --faces-reviewed "
+        "after looking at them; or remove them and import again"
+    )
+    gui = (
+        f'{problem}: choose "consented" once each person agreed, or tick "I looked at the flagged images" '
+        "if none shows a real, identifiable person; or remove them and import again"
+    )
+    return ConsentError(cli, gui=gui)
+
+
+def attest(
+    dataset_dir: Path | str,
+    *,
+    rights: str,
+    people: str,
+    attested_by: str,
+    note: str = "",
+    faces_reviewed: bool = False,
+) -> Attestation:
     """Record that ``attested_by`` may train on the dataset's current files and return the record.
 
     ``rights`` is one of RIGHTS, ``people`` one of PEOPLE (ConfigError naming the allowed values
-    otherwise). The dataset must be prepared (DataError otherwise). Earlier attestations are kept.
+    otherwise). The dataset must be prepared (DataError otherwise). When the import flagged faces,
+    people="none" raises ConsentError unless ``faces_reviewed`` says the attester looked at those
+    images and none shows a real, identifiable person. Earlier attestations are kept.
     """
     _check_values(rights, people, attested_by, note)
+    faces = flagged_faces(dataset_dir)
+    if faces and people == "none" and not faces_reviewed:
+        raise _faces_problem(dataset_dir, faces)
     record = Attestation(
         id=uuid.uuid4().hex,
         fingerprint=dataset_fingerprint(dataset_dir),
@@ -124,6 +177,8 @@ def attest(dataset_dir: Path | str, *, rights: str, people: str, attested_by: st
         people=people,
         attested_by=attested_by.strip(),
         note=note.strip(),
+        faces=len(faces),
+        faces_reviewed=bool(faces) and faces_reviewed,
         created_at=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     history = attestation_history(dataset_dir) + [record]
@@ -157,8 +212,9 @@ def _check_values(rights: str, people: str, attested_by: str, note: str) -> None
 def require_attestation(dataset_dir: Path | str) -> Attestation:
     """Return the latest attestation when it matches the dataset's current files.
 
-    Raises ConsentError saying how to attest when there is none, or when the dataset's fingerprint
-    changed since (files added, removed or edited and re-imported).
+    Raises ConsentError saying how to attest when there is none, when the dataset's fingerprint
+    changed since (files added, removed or edited and re-imported), or when it says "no identifiable
+    people" for flagged faces nobody reviewed.
     """
     record = current_attestation(dataset_dir)
     if record is None:
@@ -172,4 +228,8 @@ def require_attestation(dataset_dir: Path | str) -> Attestation:
             "review them and attest again"
         )
         raise ConsentError(f"{problem}: {_attest_hint(dataset_dir)}", gui=f"{problem}: {ATTEST_GUI_HINT}")
+    if record.people == "none" and not record.faces_reviewed:
+        faces = flagged_faces(dataset_dir)
+        if faces:  # an attestation made before the import looked for faces
+            raise _faces_problem(dataset_dir, faces)
     return record

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.data.options import BACKGROUNDS, MAX_ASPECT, MIN_SIDE
+from engine.provenance.metadata import private_fields
 
 # Only the decoders we support. MPO (multi-picture camera JPEGs) is its own plugin in older Pillow
 # releases and part of JPEG in newer ones, so the list is filtered by what this Pillow registers.
@@ -40,12 +41,15 @@ class DecodedImage:
 
     ``width``/``height`` are the original full-resolution size as displayed (after orientation),
     even when JPEG draft mode decoded a smaller version. ``notes`` are warnings for the report.
+    ``private`` names the personal metadata the file held (GPS, serial numbers, owner): only pixels
+    reach the prepared dataset, so these never travel further; the report says they were left behind.
     """
 
     image: Image.Image
     width: int
     height: int
     notes: list[str] = field(default_factory=list)
+    private: list[str] = field(default_factory=list)
 
 
 def check_geometry(width: int, height: int, max_pixels: int) -> None:
@@ -112,13 +116,14 @@ def _decode_opened(image: Image.Image, max_pixels: int, min_decode_size: int | N
         notes.append(f"{frames} frames: only the first is used")
         image.seek(0)
     swap = image.getexif().get(_ORIENTATION_TAG, 1) in (5, 6, 7, 8)
+    private = private_fields(image)
     if min_decode_size:
         image.draft(image.mode, (min_decode_size, min_decode_size))
     image.load()
     oriented = _orient(image, notes)
     if swap:
         width, height = height, width
-    return DecodedImage(to_rgb_or_rgba(oriented), width, height, notes)
+    return DecodedImage(to_rgb_or_rgba(oriented), width, height, notes, private)
 
 
 def _orient(image: Image.Image, notes: list[str]) -> Image.Image:

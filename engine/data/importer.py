@@ -13,6 +13,7 @@ import numpy as np
 
 from engine.data.cache import CACHE_FOLDER, CacheBuilder, OpenedCache, open_cache, remove_unused_caches
 from engine.data.duplicates import near_duplicate_groups
+from engine.data.faces import DETECTOR_VERSION as FACES_VERSION
 from engine.data.manifest import (
     MANIFEST_FORMAT_VERSION,
     MANIFEST_KIND,
@@ -302,6 +303,9 @@ def _build_report(
         channels=options.channels,
         decoded=sum(r.decoded for r in results),
         reused=sum(r.reused for r in results),
+        faces={r.rel: r.faces for r in kept if r.faces},
+        private_metadata={r.rel: r.private for r in results if r.private},
+        not_allowed=sorted(r.rel for r in results if r.not_allowed),
     )
 
 
@@ -392,5 +396,9 @@ def _file_entry(result: FileResult, classes: list[str]) -> dict[str, Any]:
         "height": result.height,
         "phash": result.phash,
         "notes": result.notes,
+        "faces": result.faces,
+        "faces_version": FACES_VERSION,
+        "private": result.private,
         **({"duplicate_of": result.duplicate_of} if result.duplicate_of else {}),
+        **({"not_allowed": True} if result.not_allowed else {}),
     }

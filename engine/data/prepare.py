@@ -19,10 +19,12 @@ import numpy as np
 
 from engine.data.decode import BadImage, apply_alpha, check_geometry, decode_image
 from engine.data.duplicates import hash_thumbnail, phash_batch
+from engine.data.faces import DETECTOR_VERSION, detect_faces
 from engine.data.fit import fit_image, to_array
 from engine.data.options import ImportOptions
 from engine.data.scan import Candidate
-from engine.errors import ImportCancelled
+from engine.errors import DataError, ImportCancelled
+from engine.provenance.credentials import training_allowed
 
 ProgressFn = Callable[[int, int, str], None]
 CancelFn = Callable[[], bool]
@@ -45,6 +47,9 @@ class FileResult:
     decoded: bool = False
     reused: bool = False
     duplicate_of: str | None = None  # set when a usable file is left out as a near duplicate of this one
+    faces: list[list[int]] = field(default_factory=list)  # [x, y, w, h] in the original's pixels
+    private: list[str] = field(default_factory=list)  # personal metadata the file held (not carried over)
+    not_allowed: bool = False  # its own credentials forbid training
 
 
 @dataclass
@@ -90,6 +95,7 @@ def _prepare(candidate: Candidate, row: int, ctx: PrepareContext, result: FileRe
     prior = ctx.prior.get(result.sha256)
     if prior is not None and _reuse_prior(prior, result, row, ctx):
         return
+    _refuse_if_not_allowed(candidate, data, result)
     result.decoded = True
     decoded = decode_image(data, max_pixels=ctx.options.max_pixels, min_decode_size=ctx.options.size)
     opts = ctx.options
@@ -99,7 +105,31 @@ def _prepare(candidate: Candidate, row: int, ctx: PrepareContext, result: FileRe
     if ctx.thumbs is not None:
         ctx.thumbs[row] = hash_thumbnail(on_white)
     result.status, result.width, result.height = "kept", decoded.width, decoded.height
-    result.notes = decoded.notes
+    result.notes, result.private = decoded.notes, decoded.private
+    result.faces = [list(face) for face in detect_faces(on_white, (decoded.width, decoded.height))]
+
+
+# Bytes without any of these cannot carry a training permission (C2PA's JUMBF boxes, XMP's PLUS
+# DataMining), so most files skip the slower credential reader entirely.
+_RIGHTS_MARKERS = (b"jumb", b"c2pa", b"DataMining")
+
+
+def _refuse_if_not_allowed(candidate: Candidate, data: bytes, result: FileResult) -> None:
+    if not any(marker in data for marker in _RIGHTS_MARKERS):
+        return
+    try:
+        allowed = training_allowed(candidate.path)
+    except DataError as exc:
+        raise BadImage(
+            f"its content credentials cannot be read ({exc}), so whether training is allowed is unknown; "
+            "if the image is yours, save a copy without credentials and import that"
+        ) from None
+    if allowed is False:
+        result.not_allowed = True
+        raise BadImage(
+            "its content credentials say it must not be used to train AI models; leave it out, or ask its "
+            "owner for a copy that allows training"
+        )
 
 
 def _read(candidate: Candidate) -> bytes:
@@ -115,8 +145,11 @@ def _reuse_prior(prior: dict[str, Any], result: FileResult, row: int, ctx: Prepa
         if prior.get("max_pixels") != ctx.options.max_pixels:
             return False  # the size limit changed, so the verdict may too
         result.reason = prior["reason"]
+        result.not_allowed = bool(prior.get("not_allowed"))
         return True
     check_geometry(prior["width"], prior["height"], ctx.options.max_pixels)
+    if prior.get("faces_version") != DETECTOR_VERSION:
+        return False  # prepared before faces were looked for (or by an older detector)
     source_row = ctx.reuse_rows.get(result.sha256 or "")
     if source_row is None or ctx.reuse_images is None:
         return False  # known good, but not prepared at this size/fit/alpha yet
@@ -124,6 +157,7 @@ def _reuse_prior(prior: dict[str, Any], result: FileResult, row: int, ctx: Prepa
     result.status, result.reused = "kept", True
     result.width, result.height = prior["width"], prior["height"]
     result.phash, result.notes = prior["phash"], list(prior.get("notes", []))
+    result.faces, result.private = [list(f) for f in prior.get("faces", [])], list(prior.get("private", []))
     return True
 
 

@@ -49,6 +49,11 @@ class ImportReport:
     ``duplicates`` lists every near-duplicate group found among the usable files; with the
     ``drop_duplicates`` option, ``left_out_duplicates`` maps each file left out (it is also in
     ``skipped``) to the file of its group that was kept.
+    ``faces`` maps each kept file that may show a person to its face boxes ([x, y, w, h] in its own
+    pixels; see engine.data.faces); such a dataset needs the "people consented" attestation.
+    ``private_metadata`` maps files to the personal metadata they held (GPS, serial numbers, owner),
+    none of which reaches the prepared dataset; ``not_allowed`` lists files left out because their
+    own credentials forbid training (they are also in ``skipped``).
     """
 
     source: str
@@ -68,6 +73,9 @@ class ImportReport:
     channels: int = 3
     decoded: int = 0
     reused: int = 0
+    faces: dict[str, list[list[int]]] = field(default_factory=dict)
+    private_metadata: dict[str, list[str]] = field(default_factory=dict)
+    not_allowed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     format_version: int = REPORT_FORMAT_VERSION
 
@@ -104,6 +112,15 @@ class ImportReport:
             lines.append(self.class_balance_line())
         if self.duplicates:
             lines.append(self.duplicates_line())
+        if self.faces:
+            lines.append(self.faces_line())
+        if self.not_allowed:
+            lines.append(
+                f"Left out {_plural(len(self.not_allowed), 'file')} whose content credentials forbid training, "
+                f"e.g. {self.not_allowed[0]}."
+            )
+        if self.private_metadata:
+            lines.append(self.private_line())
         if self.warnings:
             lines.append(f"Warnings: {len(self.warnings):,}, e.g. {_describe(self.warnings[0])}")
         lines.append(f"Fingerprint: {self.fingerprint[:16]}")
@@ -142,6 +159,23 @@ class ImportReport:
             # Without it a conditional model sees the small classes rarely and learns them last.
             line += "; unbalanced: turn on class-balanced sampling (setting class_balance) to train every class equally"
         return line + "."
+
+    def faces_line(self) -> str:
+        """``Faces: 3 images may show a person (e.g. a.jpg); training needs the "people consented" attestation.``"""
+        example = next(iter(self.faces))
+        return (
+            f"Faces: {_plural(len(self.faces), 'image')} may show a person (e.g. {example}); training on them "
+            'needs the "people consented" attestation.'
+        )
+
+    def private_line(self) -> str:
+        """``Personal metadata left behind: GPS location (3 files), camera serial number (1 file).``"""
+        counts: dict[str, int] = {}
+        for names in self.private_metadata.values():
+            for name in names:
+                counts[name] = counts.get(name, 0) + 1
+        parts = ", ".join(f"{name} ({_plural(n, 'file')})" for name, n in sorted(counts.items(), key=lambda i: -i[1]))
+        return f"Personal metadata left behind (only pixels reach the dataset): {parts}."
 
     def duplicates_line(self) -> str:
         """``Near duplicates: 3 groups (7 files); 4 left out, the largest of each group kept.``"""

@@ -13,7 +13,9 @@ Given trained models (``--screenshot-sketch-model``, ``--screenshot-colorize-mod
 strokes and colorizes the image with a few hint clicks: translate.png and translate-colorize.png.
 Given an upscaler and an image (``--screenshot-upscale-model``, ``--screenshot-upscale-image``), it
 upscales the image on the Upscale page and grabs the before/after view zoomed in on its most detailed
-part: upscale.png.
+part: upscale.png. consent-faces.png: the consent dialog on a folder with photographed faces (astronaut
+and LFW crops from scikit-image) among sample emoji, "no identifiable person" chosen but not yet
+allowed because the flagged images were not ticked as looked at.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ def take_screenshots(
         window.show_page("train")
         grab(window, Path(out_dir) / "train-light.png")
         window.set_theme(theme)
+    if only in (None, "consent-faces"):
+        consent_faces_shot(window, Path(out_dir), scratch)
     if translate.get("sketch"):
         _sketch_shot(window, Path(out_dir), Path(translate["sketch"]))
     if translate.get("colorize") and translate.get("image"):
@@ -272,6 +276,33 @@ def duplicates_shot(window: object, out: Path, scratch: Path) -> None:
     view = page.report_view.duplicates
     wait_until(lambda: view.pending() == 0, 60, "the duplicate thumbnails")
     grab(window, out / "duplicates.png")  # type: ignore[arg-type]
+
+
+def consent_faces_shot(window: object, out: Path, scratch: Path) -> None:
+    """consent-faces.png: the consent dialog showing the images the import flagged as faces."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder = scratch / "portraits and emoji"
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(skimage.data.astronaut()).save(folder / "astronaut.png")
+    faces = (skimage.data.lfw_subset()[:6] * 255).round().astype(np.uint8)
+    for k, crop in enumerate(faces):
+        Image.fromarray(crop).resize((100, 100), Image.Resampling.BICUBIC).save(folder / f"portrait-{k}.png")
+    for path in sorted(SAMPLE_DATASET.rglob("*.png"))[:12]:
+        Image.open(path).save(folder / path.name)
+    page = window.dataset_page  # type: ignore[attr-defined]
+    window.show_page("dataset")  # type: ignore[attr-defined]
+    page.start_import(folder)
+    wait_until(lambda: not page.is_busy(), 120, "the import of portraits and emoji")
+    if page.report is None or not page.report.faces:
+        raise RuntimeError("the portraits were not flagged as faces")
+    dialog = page.open_consent()
+    dialog.set_choices("own", "none", "A. Artist")
+    dialog.resize(860, dialog.sizeHint().height())
+    grab(dialog, out / "consent-faces.png")
+    dialog.reject()
 
 
 def _dataset_page(window: object, out: Path) -> Path:

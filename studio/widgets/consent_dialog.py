@@ -3,6 +3,10 @@
 It shows what is recorded (rights basis, people, who, when, the dataset fingerprint it binds to) and
 the full history, so earlier statements can be reviewed. The engine's ``attest`` writes the record;
 training refuses to start until an attestation matches the dataset's current files.
+
+When the import flagged images that may show a face, the dialog shows them (boxes drawn) and
+"no identifiable person" can only be recorded after ticking that they were looked at; the engine
+enforces the same rule, the dialog only makes it visible.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+import numpy as np
+from PIL import Image, ImageDraw
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -20,6 +27,8 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QLabel,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QPlainTextEdit,
     QRadioButton,
     QTableWidget,
@@ -35,10 +44,14 @@ from engine.consent import (
     attest,
     attestation_history,
     current_attestation,
+    flagged_faces,
     require_attestation,
 )
 from engine.data import dataset_fingerprint
+from engine.data.duplicates import preview_file
+from engine.data.manifest import read_manifest
 from engine.errors import ConsentError, GanStudioError, gui_message
+from studio.widgets.images import array_to_qimage
 
 RIGHTS_TEXT = {
     "own": "I made these images myself (or own all rights to them).",
@@ -50,6 +63,8 @@ PEOPLE_TEXT = {
     "consented": "Identifiable people appear, and each of them agreed to this use.",
 }
 HISTORY_COLUMNS = ("When", "Rights", "People", "By", "Matches files", "Note")
+FACE_THUMB = 112
+MAX_FACE_THUMBS = 48  # the rest are named in the count; report.json lists them all
 
 
 def default_attester() -> str:
@@ -72,8 +87,10 @@ def consent_status(dataset_dir: Path | None) -> tuple[bool, str]:
         return False, "No consent recorded yet: training needs your attestation."
     try:
         require_attestation(dataset_dir)  # the engine's own check decides; we only phrase it
-    except ConsentError:
-        return False, f"The files changed since the consent of {record.created_label}: attest again."
+    except ConsentError as exc:
+        if "changed since" in str(exc):
+            return False, f"The files changed since the consent of {record.created_label}: attest again."
+        return False, gui_message(exc)
     except GanStudioError as exc:
         return False, gui_message(exc)
     return True, (
@@ -101,6 +118,13 @@ class ConsentDialog(QDialog):
         layout.addWidget(intro)
         self.rights = self._choices(layout, "Rights to the images", RIGHTS, RIGHTS_TEXT)
         self.people = self._choices(layout, "People in the images", PEOPLE, PEOPLE_TEXT)
+        self.faces = self._load_faces()
+        self.faces_reviewed = QCheckBox(
+            "I looked at the flagged images: none shows a real, identifiable person (drawings, statues, false alarms)."
+        )
+        self.faces_reviewed.toggled.connect(self._update_button)
+        if self.faces:
+            layout.addWidget(self._faces_box())
         layout.addWidget(self._who_box())
         layout.addWidget(self._history_box())
         self.error_label = QLabel("")
@@ -127,6 +151,46 @@ class ConsentDialog(QDialog):
         group.buttonToggled.connect(self._update_button)
         layout.addWidget(box)
         return group
+
+    def _load_faces(self) -> dict[str, list[list[int]]]:
+        try:
+            return flagged_faces(self.dataset_dir)
+        except GanStudioError:
+            return {}  # _prefill reports an unusable dataset
+
+    def _faces_box(self) -> QGroupBox:
+        count = len(self.faces)
+        box = QGroupBox(f"Images that may show a person ({count})")
+        inner = QVBoxLayout(box)
+        text = QLabel(
+            f"The import found what looks like a face in {count} image{'s' if count != 1 else ''} (boxes drawn). "
+            'Training on identifiable people needs their consent: choose "consented" once each of them agreed. '
+            "If none of these shows a real person, tick the box below after looking at them."
+        )
+        text.setWordWrap(True)
+        inner.addWidget(text)
+        self.face_list = QListWidget()
+        self.face_list.setObjectName("FlaggedFaces")
+        self.face_list.setViewMode(QListWidget.ViewMode.IconMode)
+        self.face_list.setIconSize(QSize(FACE_THUMB, FACE_THUMB))
+        self.face_list.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.face_list.setMovement(QListWidget.Movement.Static)
+        self.face_list.setFixedHeight(FACE_THUMB + 48)
+        self.face_list.setFlow(QListWidget.Flow.LeftToRight)
+        self.face_list.setWrapping(False)
+        for rel, thumb in flagged_thumbnails(self.dataset_dir, self.faces, FACE_THUMB, MAX_FACE_THUMBS):
+            item = QListWidgetItem(Path(rel).name)
+            item.setToolTip(rel if thumb is not None else f"{rel} (the source file is no longer there)")
+            if thumb is not None:
+                item.setIcon(QIcon(QPixmap.fromImage(array_to_qimage(thumb))))
+            self.face_list.addItem(item)
+        inner.addWidget(self.face_list)
+        if count > MAX_FACE_THUMBS:
+            more = QLabel(f'… and {count - MAX_FACE_THUMBS:,} more, listed under "faces" in report.json.')
+            more.setObjectName("Muted")
+            inner.addWidget(more)
+        inner.addWidget(self.faces_reviewed)
+        return box
 
     def _who_box(self) -> QGroupBox:
         box = QGroupBox("Who attests")
@@ -210,13 +274,20 @@ class ConsentDialog(QDialog):
         self.note.setPlainText(note)
         self.confirm.setChecked(True)
 
+    @property
+    def needs_face_review(self) -> bool:
+        """True while "no identifiable person" is chosen for flagged images not yet ticked as looked at."""
+        return bool(self.faces) and self._value(self.people) == "none" and not self.faces_reviewed.isChecked()
+
     def _update_button(self, *_: object) -> None:
         ready = (
             self._value(self.rights) is not None
             and self._value(self.people) is not None
             and bool(self.attested_by.text().strip())
             and self.confirm.isChecked()
+            and not self.needs_face_review
         )
+        self.faces_reviewed.setEnabled(self._value(self.people) != "consented")
         self.record_button.setEnabled(ready)
 
     def record(self) -> None:
@@ -228,8 +299,43 @@ class ConsentDialog(QDialog):
                 people=self._value(self.people) or "",
                 attested_by=self.attested_by.text(),
                 note=self.note.toPlainText(),
+                faces_reviewed=bool(self.faces) and self.faces_reviewed.isChecked(),
             )
         except GanStudioError as exc:
             self.error_label.setText(gui_message(exc))
             return
         self.accept()
+
+
+def flagged_thumbnails(
+    dataset_dir: Path, faces: dict[str, list[list[int]]], size: int, limit: int
+) -> list[tuple[str, np.ndarray | None]]:
+    """(relative path, size x size RGB thumbnail with its face boxes drawn, or None when the source
+    file is gone) for the first ``limit`` flagged images, read from the import's source folder."""
+    try:
+        manifest = read_manifest(dataset_dir)
+    except GanStudioError:
+        return []
+    source = Path(manifest.get("source", ""))
+    sizes = {e["path"]: (e.get("width") or 0, e.get("height") or 0) for e in manifest.get("files", [])}
+    out: list[tuple[str, np.ndarray | None]] = []
+    for rel, boxes in list(faces.items())[:limit]:
+        thumb = preview_file(source / rel, size)
+        width, height = sizes.get(rel, (0, 0))
+        if thumb is not None and width and height:
+            thumb = _draw_boxes(thumb, boxes, width, height)
+        out.append((rel, thumb))
+    return out
+
+
+def _draw_boxes(thumb: np.ndarray, boxes: list[list[int]], width: int, height: int) -> np.ndarray:
+    """Boxes in the original's pixels drawn onto its padded ``preview_file`` thumbnail."""
+    size = thumb.shape[0]
+    scale = size / max(width, height)
+    dx, dy = (size - width * scale) / 2, (size - height * scale) / 2
+    image = Image.fromarray(thumb)
+    draw = ImageDraw.Draw(image)
+    for x, y, w, h in boxes:
+        left, top = dx + x * scale, dy + y * scale
+        draw.rectangle((left, top, left + w * scale, top + h * scale), outline=(255, 196, 0), width=2)
+    return np.asarray(image)

@@ -320,6 +320,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from engine.export import open_runner
     from engine.inference.export_images import save_images
 
+    if args.latent:
+        return _generate_from_latent(args)
     runner = open_runner(args.run, device=args.device, prefer_onnx=False)
     if args.per_class is not None:
         return _generate_per_class(args, runner)
@@ -348,6 +350,148 @@ def cmd_generate(args: argparse.Namespace) -> int:
         },
         "\n".join([f"Wrote {len(paths)} images to {args.out} ({runner.description})", *getattr(runner, "notes", [])]),
     )
+    return 0
+
+
+def _generate_from_latent(args: argparse.Namespace) -> int:
+    """generate --latent FILE.npz: the saved latent's image, bit for bit, to OUT (a .png file or a folder)."""
+    from engine.editing import EditableModel
+
+    model = EditableModel(args.run, device=args.device)
+    latent = model.load_latent(args.latent)
+    out = Path(args.out)
+    path = out if out.suffix.lower() == ".png" else out / f"{Path(args.latent).stem}.png"
+    _save_edit_png(args, model, latent, path, "generate")
+    _emit(args, {"out": str(path), "latent": str(args.latent)}, f"Wrote {path} from {args.latent}")
+    return 0
+
+
+def _save_edit_png(args: argparse.Namespace, model: Any, latent: Any, path: Path, action: str) -> None:
+    from engine.provenance.stamp import provenance_for, save_png
+
+    provenance = _provenance(args, model.identity, action) or provenance_for(model.identity, action)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(model.render([latent])[0], path, provenance)
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds takes whole numbers separated by commas (e.g. 3,17,42), not {text!r}") from None
+    return seeds
+
+
+def _direction_arg(text: str) -> tuple[Path, str]:
+    path, _, key = text.rpartition(":")
+    if not path or not key:
+        raise ConfigError(f"--direction takes FILE.json:K (a direction number or name), not {text!r}")
+    return Path(path), key
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from engine.editing import EditableModel, keyframe_path, write_animation
+
+    model = EditableModel(args.run, device=args.device)
+    class_index = _class_index(model.classes, args.class_name)
+    keyframes = [model.latent(seed, class_index, args.truncation) for seed in _seed_list(args.seeds)]
+    frames = args.frames or 24 * (len(keyframes) - (0 if args.loop else 1))
+    path = keyframe_path(keyframes, frames, loop=args.loop)
+    bar = _progress_bar(args, "Rendering", "frame")
+    out = write_animation(
+        model,
+        path,
+        Path(args.out),
+        fps=args.fps,
+        size=args.size,
+        progress=(lambda done, _total: bar.update_to(done, len(path), "")) if bar is not None else None,
+        provenance=_provenance(args, model.identity, "interpolate"),
+    )
+    if bar is not None:
+        bar.close()
+    _emit(
+        args,
+        {"out": str(out), "frames": len(path), "fps": args.fps, "size": args.size or model.resolution},
+        f"Wrote {out}: {len(path)} frames at {args.fps:g} fps",
+    )
+    return 0
+
+
+def cmd_directions(args: argparse.Namespace) -> int:
+    from engine.editing import EditableModel, find_directions, save_to_library
+
+    model = EditableModel(args.run, device=args.device)
+    directions = find_directions(model, args.method, args.count)
+    out = directions.save(Path(args.out))
+    saved = save_to_library(model, directions, args.name) if args.name else None
+    strengths = ", ".join(f"{s:.3g}" for s in directions.strengths)
+    _emit(
+        args,
+        {"out": str(out), "library": str(saved) if saved else None, **directions.to_dict()},
+        f"Wrote {len(directions)} {args.method} directions ({model.space} space) to {out}; strengths {strengths}",
+    )
+    return 0
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from engine.editing import DirectionSet, EditableModel
+
+    model = EditableModel(args.run, device=args.device)
+    if args.latent:
+        latent = model.load_latent(args.latent)
+    else:
+        latent = model.latent(args.seed, _class_index(model.classes, args.class_name), args.truncation)
+    if len(args.amount or []) != len(args.direction):
+        raise ConfigError("give one --amount per --direction (e.g. --direction d.json:0 --amount 2.5)")
+    for text, amount in zip(args.direction, args.amount or []):
+        file, key = _direction_arg(text)
+        directions = DirectionSet.load(file)
+        directions.check_model(model, file)
+        layers = model.layer_groups()[args.layers] if args.layers else None
+        latent = latent.moved(directions.vectors[directions.index(key)], amount, layers)
+    if args.mix_seed is not None:
+        latent = model.mix(latent, model.latent(args.mix_seed, latent.class_index), args.mix_layers)
+    out = Path(args.out)
+    _save_edit_png(args, model, latent, out, "edit")
+    saved = model.save_latent(latent, out.with_suffix(".npz")) if args.save_latent else None
+    _emit(
+        args,
+        {"out": str(out), "latent": str(saved) if saved else None},
+        f"Wrote {out}" + (f" and its latent {saved}" if saved else ""),
+    )
+    return 0
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    from engine.editing import EditableModel, invert
+
+    model = EditableModel(args.run, device=args.device)
+    bar = _progress_bar(args, "Inverting", "step")
+    result = invert(
+        model,
+        args.image,
+        steps=args.steps,
+        class_index=_class_index(model.classes, args.class_name),
+        attestation_people=model.attested_people(),
+        progress=(lambda step, total, _error: bar.update_to(step, total, "")) if bar is not None else None,
+    )
+    if bar is not None:
+        bar.close()
+    out = model.save_latent(result.latent, Path(args.out))
+    summary = {
+        "out": str(out),
+        "start_error": result.start_error,
+        "final_error": result.final_error,
+        "improvement": result.improvement,
+        "steps": result.steps,
+        "seconds": result.seconds,
+    }
+    text = (
+        f"Wrote {out}: reconstruction error {result.start_error:.4f} -> {result.final_error:.4f} "
+        f"({result.improvement:.1f}x smaller) in {result.steps} steps, {result.seconds:.1f} s; "
+        f"render it with: gan-studio-cli generate {args.run} --latent {out} --out image.png"
+    )
+    _emit(args, summary, text)
     return 0
 
 
@@ -389,6 +533,57 @@ def _generate_per_class(args: argparse.Namespace, runner: Any) -> int:
         ),
     )
     return 0
+
+
+def _add_editing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """interpolate, directions, edit, invert: latent editing on a noise-to-image run (docs/editing.md)."""
+
+    def base(name: str, text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text)
+        p.add_argument("run", help="run folder or checkpoint file of a noise-to-image model")
+        p.add_argument("--device", default="cpu")
+        return p
+
+    p = base("interpolate", "an animation walking between seeds (GIF, WebP or MP4)")
+    p.add_argument("--seeds", required=True, help="keyframe seeds, e.g. 3,17,42")
+    p.add_argument("--frames", type=int, help="frames in all (default 24 per leg)")
+    p.add_argument("--loop", action="store_true", help="walk back to the first seed, for a seamless loop")
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--size", type=int, help="frame size in px (default: the model's)")
+    p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--no-watermark", action="store_true", help="leave the invisible watermark out of the frames")
+    p.add_argument("--out", required=True, help="FILE.gif, FILE.webp or FILE.mp4")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = base("directions", "find directions that change one thing (SeFa or GANSpace)")
+    p.add_argument("--method", choices=["sefa", "ganspace"], default="sefa")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--name", help="also save them in the run's library (RUN/directions/NAME.json)")
+    p.add_argument("--out", required=True, help="DIRS.json")
+    p.set_defaults(func=cmd_directions)
+
+    p = base("edit", "move a seed (or saved latent) along directions and write the image")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latent", help="start from a saved latent (.npz) instead of --seed")
+    p.add_argument("--direction", action="append", default=[], metavar="DIRS.json:K", help="repeatable")
+    p.add_argument("--amount", action="append", type=float, metavar="A", help="one per --direction")
+    p.add_argument("--layers", choices=["coarse", "middle", "fine"], help="W models: move only these layers")
+    p.add_argument("--mix-seed", type=int, help="W models: take this seed's styles on --mix-layers")
+    p.add_argument("--mix-layers", choices=["coarse", "middle", "fine"], default="fine")
+    p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--save-latent", action="store_true", help="also write OUT.npz, which regenerates the image")
+    p.add_argument("--no-watermark", action="store_true", help="leave the invisible watermark out")
+    p.add_argument("--out", required=True, help="FILE.png")
+    p.set_defaults(func=cmd_edit)
+
+    p = base("invert", "find the latent of your own image, to edit it")
+    p.add_argument("image")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
+    p.add_argument("--out", required=True, help="LATENT.npz")
+    p.set_defaults(func=cmd_invert)
 
 
 def _provenance(args: argparse.Namespace, model: Any, action: str, training: str | None = None) -> Any:
@@ -866,7 +1061,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave the invisible watermark out of these images (recorded in their metadata and credentials)",
     )
+    p.add_argument("--latent", help="a latent saved by invert or edit (.npz): write its image exactly")
     p.set_defaults(func=cmd_generate)
+
+    _add_editing_commands(sub, common)
 
     p = sub.add_parser("translate", parents=[common], help="translate images with a pix2pix/cyclegan run or export")
     p.add_argument("run", help="run folder, checkpoint file or exported .onnx file")

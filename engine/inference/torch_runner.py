@@ -63,6 +63,7 @@ class TorchRunner(GeneratorRunner):
         self.step = int(state["step"])
         self.identity = identity_from_checkpoint(self.checkpoint, state)
         config = TrainConfig.from_dict(state["config"])
+        self.dataset_dir = str(config.dataset)  # the prepared dataset it was trained on (may have moved since)
         self.family = get_family(self.family_name)(self.spec, config, self.device)
         self.family.load_state_dict(state["family_state"])
         self.latent_dim = self.family.latent_dim

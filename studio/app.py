@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--screenshot-only",
-        choices=["translate", "upscale", "consent-faces"],
+        choices=["translate", "upscale", "consent-faces", "edit"],
         help="take only these screenshots (skips the sample import and training)",
     )
     return parser.parse_known_args(argv)

@@ -34,6 +34,7 @@ HEAVY_MODULES = (
     "studio.pages.generate",
     "studio.pages.translate",
     "studio.pages.models",
+    "studio.pages.edit",
 )
 LOADING_TEXT = "Loading the engine…"
 

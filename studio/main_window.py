@@ -45,6 +45,7 @@ from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
 
 if TYPE_CHECKING:
     from studio.pages.dataset import DatasetPage
+    from studio.pages.edit import EditPage
     from studio.pages.generate import GeneratePage
     from studio.pages.models import ModelsPage
     from studio.pages.train import TrainPage
@@ -58,8 +59,9 @@ PAGES = (
     ("translate", "Translate"),
     ("upscale", "Upscale"),
     ("models", "Models"),
+    ("edit", "Edit"),
 )
-LATER_PAGES = (("edit", "Edit"),)
+LATER_PAGES: tuple[tuple[str, str], ...] = ()
 KIND_PAGES = {"generate": "generate", "translate": "translate", "upscale": "upscale"}
 """The page that uses each kind of run (engine.runs.info.run_kind)."""
 LATER_TOOLTIP = "{title}: coming in a later release"
@@ -202,6 +204,7 @@ class MainWindow(QMainWindow):
         # Imported here, not at the top: the page modules pull in PyTorch (see the module docstring).
         # By now the engine loader has imported them, so these lines cost nothing.
         from studio.pages.dataset import DatasetPage
+        from studio.pages.edit import EditPage
         from studio.pages.generate import GeneratePage
         from studio.pages.models import ModelsPage
         from studio.pages.train import TrainPage
@@ -217,6 +220,7 @@ class MainWindow(QMainWindow):
             "translate": TranslatePage(self.project, self.errors),
             "upscale": UpscalePage(self.project, self.errors),
             "models": ModelsPage(self.project, self.errors),
+            "edit": EditPage(self.project, self.errors),
         }
         for index, (key, _) in enumerate(PAGES):
             self.stack.insertWidget(index, self.pages[key])  # before the loading panel, which stays last
@@ -248,6 +252,11 @@ class MainWindow(QMainWindow):
     def train_page(self) -> TrainPage:
         """The Train page (once the engine is loaded)."""
         return cast("TrainPage", self._page("train"))
+
+    @property
+    def edit_page(self) -> EditPage:
+        """The Edit page (once the engine is loaded)."""
+        return cast("EditPage", self._page("edit"))
 
     @property
     def generate_page(self) -> GeneratePage:
@@ -486,6 +495,8 @@ class MainWindow(QMainWindow):
     def _on_exported(self, run: str) -> None:
         """A run gained a checkpoint or an export: the page that uses its kind of model reloads it."""
         self._page(self.page_for_run(run)).refresh_runs(select=run)  # type: ignore[attr-defined]
+        if self.page_for_run(run) == "generate":
+            self.edit_page.refresh_runs()  # its previews move to onnxruntime once the export is current
 
     def open_run(self, run: str) -> None:
         """Show ``run`` on the page that uses its kind of model (the Models page's "Open in …")."""
@@ -495,9 +506,12 @@ class MainWindow(QMainWindow):
 
     def _on_checkpoint_saved(self, run: str) -> None:
         """A training run wrote a checkpoint: once it has one, the page for its kind of model lists it."""
-        page = self._page(self.page_for_run(run))
-        if page.run_combo.findData(run) < 0:  # type: ignore[attr-defined]  # listed already: leave it alone
-            page.refresh_runs()  # type: ignore[attr-defined]
+        pages = [self._page(self.page_for_run(run))]
+        if self.page_for_run(run) == "generate":
+            pages.append(self.edit_page)
+        for page in pages:
+            if page.run_combo.findData(run) < 0:  # type: ignore[attr-defined]  # listed already: leave it alone
+                page.refresh_runs()  # type: ignore[attr-defined]
 
     def _on_training_changed(self, running: bool) -> None:
         if running:

@@ -102,6 +102,8 @@ def take_screenshots(
         window.set_theme(theme)
     if only in (None, "consent-faces"):
         consent_faces_shot(window, Path(out_dir), scratch)
+    if only in (None, "edit"):
+        edit_shot(window, Path(out_dir), scratch, steps)
     if translate.get("sketch"):
         _sketch_shot(window, Path(out_dir), Path(translate["sketch"]))
     if translate.get("colorize") and translate.get("image"):
@@ -276,6 +278,63 @@ def duplicates_shot(window: object, out: Path, scratch: Path) -> None:
     view = page.report_view.duplicates
     wait_until(lambda: view.pending() == 0, 60, "the duplicate thumbnails")
     grab(window, out / "duplicates.png")  # type: ignore[arg-type]
+
+
+def _style_run(window: object, scratch: Path, steps: int | None) -> Path:
+    """A stylegan2 run on the bundled sample at 32 px with the family's CPU settings (trained here)."""
+    from engine.consent import attest
+    from engine.data import import_folder
+    from engine.families import get_family
+    from engine.runs import TrainConfig
+    from engine.training import Trainer
+
+    project = window.project  # type: ignore[attr-defined]
+    dataset = project.dataset_dir_for(SAMPLE_DATASET)
+    if not (dataset / "dataset.json").is_file():
+        import_folder(SAMPLE_DATASET, dataset, size=32)
+    attest(dataset, rights="licensed", people="none", attested_by="GAN Studio sample (Noto Emoji, Apache-2.0)")
+    family = get_family("stylegan2")
+    settings = dict(family.recommended_settings(32, "cpu"))
+    options = settings.pop("family_options", {})
+    known = {k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__}
+    config = TrainConfig(
+        **{
+            **known,
+            "dataset": str(dataset),
+            "family": "stylegan2",
+            "family_options": options,
+            "resolution": 32,
+            "steps": steps or 600,
+            "checkpoint_every": 10_000,
+            "preview_every": 10_000,
+            "seed": 3,
+        }
+    )
+    return Path(Trainer(config, run_dir=project.runs_dir / "sample-stylegan2").run().run_dir)
+
+
+def edit_shot(window: object, out: Path, scratch: Path, steps: int | None = None) -> None:
+    """edit.png and edit-mixing.png: the Edit page on a stylegan2 run of the sample, SeFa sliders moved, three
+    keyframes on the timeline; then its style-mixing grid."""
+    run = _style_run(window, scratch, steps)
+    page = window.edit_page  # type: ignore[attr-defined]
+    window.show_page("edit")  # type: ignore[attr-defined]
+    page.refresh_runs(select=run)
+    wait_until(lambda: page.model is not None and page.image is not None, 120, "the Edit page's model")
+    page.count_spin.setValue(6)
+    page.find_directions()
+    wait_until(lambda: len(page.sliders) == 6, 60, "the SeFa directions")
+    for seed in (2, 5, 11):
+        page.seed_spin.setValue(seed)
+        settle(0.8)
+        page.add_keyframe()
+    page.sliders[0].setValue(30)
+    page.sliders[2].setValue(-25)
+    settle(1.0)
+    grab(window, out / "edit.png")  # type: ignore[arg-type]
+    page.request_grid()
+    wait_until(lambda: page.grid_layout.count() == 25, 60, "the style-mixing grid")
+    grab(window, out / "edit-mixing.png")  # type: ignore[arg-type]
 
 
 def consent_faces_shot(window: object, out: Path, scratch: Path) -> None:

@@ -152,6 +152,39 @@ class EditableModel:
                 f"({self.space}, shape {shape}); open the model it was saved from"
             )
 
+    # -- live previews on onnxruntime (W+ models with a current export) ---------------------------
+    def attach_onnx_synthesis(self, run_dir: Path | str) -> str:
+        """Render previews of W+ latents with the run's current ``-synthesis.onnx`` graph, when there is one.
+
+        Returns the provider that runs it ('' when there is no current export: PyTorch then renders).
+        Saved images are always rendered by :meth:`render` (PyTorch), which the watermark and metadata
+        describe; previews only show.
+        """
+        from engine.export.onnx_export import w_graph_paths
+        from engine.export.open import find_export
+
+        self._ort = None
+        export = find_export(Path(run_dir)) if self.space == "w" and Path(run_dir).is_dir() else None
+        graph = w_graph_paths(export)["synthesis"] if export is not None else None
+        if graph is None or not graph.is_file():
+            return ""
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        self._ort = (session, session.get_inputs()[0].name)
+        return str(session.get_providers()[0])
+
+    def preview(self, latents: list[Latent]) -> np.ndarray:
+        """Like :meth:`render`, on onnxruntime when :meth:`attach_onnx_synthesis` found a graph."""
+        ort_session = getattr(self, "_ort", None)
+        if ort_session is None or not latents:
+            return self.render(latents)
+        session, name = ort_session
+        for latent in latents:
+            self._check(latent)
+        ws = np.stack([latent.vector.astype(np.float32) for latent in latents])
+        return to_uint8_nhwc_np(session.run(None, {name: ws})[0])
+
     # -- style mixing (W+ only) -------------------------------------------------------------------
     def layer_groups(self) -> dict[str, slice]:
         """W+ layers by the scale they control: coarse (4-8 px: pose, shape), middle, fine (colour, texture)."""

@@ -54,6 +54,24 @@ def _held_back(count: int) -> list[Path]:
     return [p for p in candidates if p.name not in in_sample][::7][:count]
 
 
+def _inversion_sheet(model: object, pairs: list, out: Path) -> None:
+    """Top row the held-back targets (as the model sees them), bottom row their reconstructions, 4x enlarged."""
+    import numpy as np
+    from PIL import Image
+
+    from engine.editing.invert import load_target
+
+    side = 4 * model.resolution  # type: ignore[attr-defined]
+    sheet = Image.new("RGB", (side * len(pairs), 2 * side), "white")
+    for i, (path, rendered) in enumerate(pairs):
+        target = ((load_target(path, model)[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
+        for row, pixels in enumerate((target.astype(np.uint8), rendered)):
+            tile = Image.fromarray(pixels.squeeze()).resize((side, side), Image.Resampling.NEAREST)
+            sheet.paste(tile, (i * side, row * side))
+    sheet.save(out)
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="training steps of the benchmarked model")
@@ -105,10 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         find_directions(model, method, 8)
         lines.append(f"| {method} directions (8) | {time.perf_counter() - t:.2f} s |")
-    results = []
+    results, pairs = [], []
     for image in _held_back(args.images):
         result = invert(model, image, steps=args.inversion_steps, attestation_people="none")
         results.append(result)
+        pairs.append((image, model.render([result.latent])[0]))
         lines.append(
             f"| invert {image.name} ({args.inversion_steps} steps) | error {result.start_error:.4f} -> "
             f"{result.final_error:.4f} ({result.improvement:.1f}x smaller), {result.seconds:.1f} s |"
@@ -126,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(f"# Latent editing (bench/edit.py)\n\n{text}\n", encoding="utf-8")
         print(f"wrote {args.out}")
+        if pairs:
+            _inversion_sheet(model, pairs, args.out.with_name("inversion.png"))
     return 0
 
 

@@ -31,11 +31,10 @@ SIZES = (25, 64, 128, 256, 400)
 
 
 def _on_white(path: Path) -> Image.Image:
+    from engine.data.decode import apply_alpha
+
     with Image.open(path) as image:
-        rgba = image.convert("RGBA")
-    ground = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    ground.alpha_composite(rgba)
-    return ground.convert("RGB")
+        return apply_alpha(image.convert("RGBA"), "white")
 
 
 def _flagged(images: list[Image.Image]) -> tuple[int, float]:

@@ -662,6 +662,7 @@ class MainWindow(QMainWindow):
         self.translate_page.shutdown()
         self.upscale_page.shutdown()
         self.models_page.shutdown()
+        self.edit_page.shutdown()
 
     def _save_state(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -246,3 +246,18 @@ def test_cli_editing_commands(runs: dict[str, Path], tmp_path: Path, capsys: pyt
     assert inverted["final_error"] < inverted["start_error"] and Path(inverted["out"]).is_file()
     assert cli_main(["edit", run, "--direction", "d.json", "--amount", "1", "--out", str(tmp_path / "x.png")]) != 0
     assert "FILE.json:K" in capsys.readouterr().err
+
+
+def test_previews_run_on_the_exported_synthesis_graph(runs: dict[str, Path]) -> None:
+    from engine.export import export_onnx
+
+    run = runs["stylegan2"]
+    model = EditableModel(run)
+    assert model.attach_onnx_synthesis(run) == ""  # no export yet: PyTorch previews
+    export_onnx(run, run / "exports" / "model.onnx", w_graphs=True)
+    assert model.attach_onnx_synthesis(run) == "CPUExecutionProvider"
+    latents = [model.latent(s, 0).moved(np.full(model.vector_dim, 0.1, np.float32), 2.0) for s in (1, 2)]
+    onnx_images, torch_images = model.preview(latents), model.render(latents)
+    assert onnx_images.shape == torch_images.shape
+    # the export marks its images in the graph; the mark and float differences stay within a few levels
+    assert np.abs(onnx_images.astype(int) - torch_images).mean() < 3

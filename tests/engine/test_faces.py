@@ -14,6 +14,7 @@ from PIL import Image
 from engine.cli import main as cli_main
 from engine.consent import attest, consent_path, flagged_faces, require_attestation
 from engine.data import import_folder, load_dataset, read_report
+from engine.data.decode import apply_alpha
 from engine.data.faces import detect_faces
 from engine.data.manifest import manifest_path
 from engine.errors import ConsentError
@@ -31,10 +32,7 @@ def lfw() -> np.ndarray:
 
 def _on_white(path: Path) -> Image.Image:
     with Image.open(path) as image:
-        rgba = image.convert("RGBA")
-    ground = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    ground.alpha_composite(rgba)
-    return ground.convert("RGB")
+        return apply_alpha(image.convert("RGBA"), "white")
 
 
 @pytest.mark.parametrize("side", [25, 160])  # as stored, and enlarged (soft) as a resized copy would be

@@ -3,11 +3,15 @@
 z is Gaussian, so a straight line between two z passes through unlikely, washed-out latents near the
 origin: z walks use spherical interpolation (slerp). W is where the mapping network made the space
 flat, so W+ walks are linear. Every frame carries the invisible watermark (the frames are the
-studio's output like any other); the file's name and model are in the run's log, not in the file.
+studio's output like any other). The file says what made it too: WebP carries the XMP (IPTC
+trainedAlgorithmicMedia, model, dataset, attestation) and signed C2PA content credentials, GIF a comment
+with the description and the JSON record, MP4 the same in its comment/description tags (c2pa-python
+signs neither GIF nor MP4 here).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from PIL import Image
 from engine.editing.model import EditableModel, Latent
 from engine.errors import ConfigError, GanStudioError
 from engine.fsutil import atomic_open
+from engine.provenance import metadata
 from engine.provenance.stamp import Provenance, provenance_for
 
 FORMATS = (".gif", ".webp", ".mp4")
@@ -115,10 +120,11 @@ def write_animation(
         if progress is not None:
             progress(len(frames), len(path_latents))
     out.parent.mkdir(parents=True, exist_ok=True)
+    provenance = provenance.fresh()
     if suffix == ".mp4":
-        _write_mp4(frames, out, fps)
+        _write_mp4(frames, out, fps, provenance)
     else:
-        _write_pillow(frames, out, fps, suffix)
+        _write_pillow(frames, out, fps, suffix, provenance)
     return out
 
 
@@ -129,22 +135,38 @@ def _sized(image: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((side, side), Image.Resampling.LANCZOS))
 
 
-def _write_pillow(frames: list[np.ndarray], out: Path, fps: float, suffix: str) -> None:
+def _record(provenance: Provenance) -> str:
+    """The description and the JSON record, as one text for containers without XMP."""
+    text = provenance.text()
+    return f"{text['Description']}\n{text[metadata.JSON_KEY]}"
+
+
+def _write_pillow(frames: list[np.ndarray], out: Path, fps: float, suffix: str, provenance: Provenance) -> None:
     images = [Image.fromarray(f) for f in frames]
-    options = {"lossless": True} if suffix == ".webp" else {"optimize": False}
+    options: dict[str, object]
+    if suffix == ".webp":
+        xmp = metadata.xmp_packet(provenance.info, training=provenance.training).encode()
+        options = {"lossless": True, "xmp": xmp, "exif": provenance.exif()}
+    else:
+        options = {"optimize": False, "comment": _record(provenance).encode()}
+    encoded = io.BytesIO()
+    images[0].save(
+        encoded,
+        format="GIF" if suffix == ".gif" else "WEBP",
+        save_all=True,
+        append_images=images[1:],
+        duration=round(1000 / fps),
+        loop=0,
+        **options,
+    )
+    data = encoded.getvalue()
+    if suffix == ".webp":
+        data = provenance.sign(data, out.name)
     with atomic_open(out, "wb") as handle:
-        images[0].save(
-            handle,
-            format="GIF" if suffix == ".gif" else "WEBP",
-            save_all=True,
-            append_images=images[1:],
-            duration=round(1000 / fps),
-            loop=0,
-            **options,
-        )
+        handle.write(data)
 
 
-def _write_mp4(frames: list[np.ndarray], out: Path, fps: float) -> None:
+def _write_mp4(frames: list[np.ndarray], out: Path, fps: float, provenance: Provenance) -> None:
     try:
         import imageio_ffmpeg
     except ImportError:
@@ -154,8 +176,17 @@ def _write_mp4(frames: list[np.ndarray], out: Path, fps: float) -> None:
     side = frames[0].shape[0]
     even = side + (side % 2)  # H.264 with yuv420p needs even sides
     temp = out.with_name(f".{out.stem}.tmp.mp4")
+    text = provenance.text()
+    tags = ["-metadata", f"comment={text['Description']}", "-metadata", f"description={text[metadata.JSON_KEY]}"]
     writer = imageio_ffmpeg.write_frames(
-        str(temp), (even, even), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=8, macro_block_size=1
+        str(temp),
+        (even, even),
+        fps=fps,
+        codec="libx264",
+        pix_fmt_out="yuv420p",
+        quality=8,
+        macro_block_size=1,
+        output_params=tags,
     )
     try:
         writer.send(None)

@@ -154,36 +154,53 @@ class EditableModel:
 
     # -- live previews on onnxruntime (W+ models with a current export) ---------------------------
     def attach_onnx_synthesis(self, run_dir: Path | str) -> str:
-        """Render previews of W+ latents with the run's current ``-synthesis.onnx`` graph, when there is one.
+        """Render previews on onnxruntime when the run has a current ONNX export.
 
-        Returns the provider that runs it ('' when there is no current export: PyTorch then renders).
+        W+ models use its ``-synthesis.onnx`` graph (ws -> image), z models the export itself (z -> image).
+        Returns the provider that runs previews ('' when there is no current export: PyTorch then renders).
         Saved images are always rendered by :meth:`render` (PyTorch), which the watermark and metadata
         describe; previews only show.
         """
         from engine.export.onnx_export import w_graph_paths
         from engine.export.open import find_export
 
-        self._ort = None
-        export = find_export(Path(run_dir)) if self.space == "w" and Path(run_dir).is_dir() else None
-        graph = w_graph_paths(export)["synthesis"] if export is not None else None
-        if graph is None or not graph.is_file():
+        self._ort: Any = None
+        export = find_export(Path(run_dir)) if Path(run_dir).is_dir() else None
+        if export is None:
+            return ""
+        if self.space == "z":
+            from engine.export.ort_runner import OrtRunner
+
+            runner = OrtRunner(export)
+            if runner.latent_dim != self.latent_dim or runner.num_classes != self.num_classes:
+                return ""  # an export of another configuration: keep PyTorch
+            self._ort = ("z", runner)
+            return str(runner.provider)
+        graph = w_graph_paths(export)["synthesis"]
+        if not graph.is_file():
             return ""
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-        self._ort = (session, session.get_inputs()[0].name)
+        self._ort = ("w", (session, session.get_inputs()[0].name))
         return str(session.get_providers()[0])
 
     def preview(self, latents: list[Latent]) -> np.ndarray:
-        """Like :meth:`render`, on onnxruntime when :meth:`attach_onnx_synthesis` found a graph."""
-        ort_session = getattr(self, "_ort", None)
-        if ort_session is None or not latents:
+        """Like :meth:`render`, on onnxruntime when :meth:`attach_onnx_synthesis` found an export."""
+        attached = getattr(self, "_ort", None)
+        if attached is None or not latents:
             return self.render(latents)
-        session, name = ort_session
         for latent in latents:
             self._check(latent)
-        ws = np.stack([latent.vector.astype(np.float32) for latent in latents])
-        return to_uint8_nhwc_np(session.run(None, {name: ws})[0])
+        vectors = np.stack([latent.vector.astype(np.float32) for latent in latents])
+        kind, backend = attached
+        if kind == "z":
+            labels = None
+            if self.num_classes:
+                labels = np.array([latent.class_index or 0 for latent in latents], np.int64)
+            return np.asarray(backend(vectors, labels))
+        session, name = backend
+        return to_uint8_nhwc_np(session.run(None, {name: vectors})[0])
 
     # -- style mixing (W+ only) -------------------------------------------------------------------
     def layer_groups(self) -> dict[str, slice]:

@@ -4,7 +4,7 @@ model (inversion), and latents saved and reopened.
 
 An EditWorker on a long-lived QThread holds the model (engine.editing); the page sends requests and
 shows the answers. Slider moves are debounced and carry request ids, so only the newest is drawn; the
-preview runs on onnxruntime when the run has a current export with a synthesis graph.
+preview runs on onnxruntime when the run has a current export (W+ models: its synthesis graph).
 """
 
 from __future__ import annotations
@@ -180,9 +180,11 @@ class EditPage(ModelPage):
         library_row = QHBoxLayout()
         self.library_combo = QComboBox()
         self.library_combo.setToolTip("Direction sets saved for this run")
+        self.library_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.library_combo.activated.connect(lambda _: self.load_directions())
         self.name_edit = QLineEdit()
         self.name_edit.setPlaceholderText("name")
+        self.name_edit.setMaximumWidth(90)
         self.save_directions_button = QPushButton("Save set")
         self.save_directions_button.clicked.connect(self.save_directions)
         self.reset_button = QPushButton("Reset")

@@ -269,13 +269,15 @@ def test_cli_editing_commands(runs: dict[str, Path], tmp_path: Path, capsys: pyt
     assert "FILE.json:K" in capsys.readouterr().err
 
 
-def test_previews_run_on_the_exported_synthesis_graph(runs: dict[str, Path]) -> None:
+@pytest.mark.parametrize("family", ["dcgan", "stylegan2"])
+def test_previews_run_on_the_current_export(runs: dict[str, Path], family: str) -> None:
+    """z models preview on the export itself, W+ models on its synthesis graph."""
     from engine.export import export_onnx
 
-    run = runs["stylegan2"]
+    run = runs[family]
     model = EditableModel(run)
     assert model.attach_onnx_synthesis(run) == ""  # no export yet: PyTorch previews
-    export_onnx(run, run / "exports" / "model.onnx", w_graphs=True)
+    export_onnx(run, run / "exports" / "model.onnx")
     assert model.attach_onnx_synthesis(run) == "CPUExecutionProvider"
     latents = [model.latent(s, 0).moved(np.full(model.vector_dim, 0.1, np.float32), 2.0) for s in (1, 2)]
     onnx_images, torch_images = model.preview(latents), model.render(latents)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFileDialog
 
 from engine.editing import EditableModel
 
@@ -22,7 +23,9 @@ def _wait_preview(qtbot, page, before=None):
     return page.image.copy()
 
 
-def test_edit_page_sliders_mixing_animation_inversion_and_latents(window, qtbot, project, art_folder, tmp_path):
+def test_edit_page_sliders_mixing_animation_inversion_and_latents(
+    window, qtbot, project, art_folder, tmp_path, monkeypatch
+):
     from engine.families import get_family
 
     run = train_tiny_run(
@@ -63,7 +66,8 @@ def test_edit_page_sliders_mixing_animation_inversion_and_latents(window, qtbot,
     page.frames_spin.setValue(6)
     page.size_spin.setValue(32)
     out = tmp_path / "walk.gif"
-    page.export_animation(str(out))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    qtbot.mouseClick(page.animate_button, LEFT)  # the button asks where (the dialog answered above), then writes
     qtbot.waitUntil(lambda: not page.busy, timeout=60_000)
     with Image.open(out) as gif:
         assert gif.n_frames == 6 and gif.size == (32, 32)
@@ -83,7 +87,8 @@ def test_edit_page_sliders_mixing_animation_inversion_and_latents(window, qtbot,
     target = tmp_path / "mine.png"
     Image.fromarray(np.full((40, 40, 3), (200, 60, 40), np.uint8)).save(target)
     page.steps_spin.setValue(15)
-    page.open_image(str(target))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(target), "")))
+    qtbot.mouseClick(page.invert_button, LEFT)
     assert page.busy == "inversion"
     qtbot.waitUntil(lambda: not page.busy, timeout=60_000)
     qtbot.waitUntil(lambda: page.base_latent is not None, timeout=10_000)

@@ -171,7 +171,9 @@ def _write_mp4(frames: list[np.ndarray], out: Path, fps: float, provenance: Prov
         import imageio_ffmpeg
     except ImportError:
         raise ConfigError(
-            "MP4 needs the package imageio-ffmpeg: pip install imageio-ffmpeg (or write a .gif)"
+            "MP4 needs the package imageio-ffmpeg: pip install imageio-ffmpeg (or write a .gif)",
+            gui="MP4 needs the imageio-ffmpeg package, which is missing from this installation: reinstall "
+            "GAN Studio, or export the animation as GIF or WebP",
         ) from None
     side = frames[0].shape[0]
     even = side + (side % 2)  # H.264 with yuv420p needs even sides

@@ -98,10 +98,16 @@ class EditPage(ModelPage):
         layout = QVBoxLayout(self)
         layout.addLayout(self._model_row())
         body = QHBoxLayout()
-        body.addWidget(self._controls(), 0)
+        controls = QScrollArea()  # scrolls on short windows, so the page never forces the window taller
+        controls.setWidgetResizable(True)
+        controls.setWidget(self._controls())
+        controls.setMinimumWidth(400)
+        controls.setMaximumWidth(420)
+        controls.setFrameShape(QScrollArea.Shape.NoFrame)
+        body.addWidget(controls, 0)
         self.tabs = QTabWidget()
         self.canvas = ImageCanvas("Choose a run to edit its images.")
-        self.canvas.setMinimumSize(QSize(360, 360))
+        self.canvas.setMinimumSize(QSize(240, 200))
         self.tabs.addTab(self.canvas, "Preview")
         self.grid_widget = QWidget()
         self.grid_layout = QGridLayout(self.grid_widget)
@@ -245,16 +251,20 @@ class EditPage(ModelPage):
         self.animate_button = QPushButton("Export animation…")
         self.animate_button.clicked.connect(lambda: self.export_animation())
         buttons = QGridLayout()
-        buttons.addWidget(self.add_key_button, 0, 0)
-        buttons.addWidget(self.remove_key_button, 0, 1)
-        buttons.addWidget(QLabel("Frames"), 1, 0)
-        buttons.addWidget(self.frames_spin, 1, 1)
-        buttons.addWidget(QLabel("fps"), 2, 0)
-        buttons.addWidget(self.fps_spin, 2, 1)
-        buttons.addWidget(QLabel("Size px"), 3, 0)
-        buttons.addWidget(self.size_spin, 3, 1)
-        buttons.addWidget(self.loop_check, 4, 0)
-        buttons.addWidget(self.animate_button, 4, 1)
+        cells = [
+            (self.add_key_button, 0, 0, 1, 2),
+            (self.remove_key_button, 0, 2, 1, 2),
+            (self.loop_check, 0, 4, 1, 2),
+            (QLabel("Frames"), 1, 0, 1, 1),
+            (self.frames_spin, 1, 1, 1, 1),
+            (QLabel("fps"), 1, 2, 1, 1),
+            (self.fps_spin, 1, 3, 1, 1),
+            (QLabel("Size px"), 1, 4, 1, 1),
+            (self.size_spin, 1, 5, 1, 1),
+            (self.animate_button, 2, 0, 1, 6),
+        ]
+        for widget, r, c, rows, cols in cells:
+            buttons.addWidget(widget, r, c, rows, cols)
         row.addWidget(self.timeline, 1)
         row.addLayout(buttons)
         return box

@@ -171,7 +171,7 @@ def test_animation_files_say_what_made_them(models: dict[str, EditableModel], tm
 
     model = models["stylegan2"]
     path = keyframe_path([model.latent(s, 0) for s in (1, 2)], 4)
-    webp = write_animation(model, path, tmp_path / "walk.webp", size=128)
+    webp = write_animation(model, path, tmp_path / "walk.webp", size=256)  # the size the mark is specified for
     with Image.open(webp) as image:
         assert b"trainedAlgorithmicMedia" in image.info["xmp"]
         found = detect(np.asarray(image.convert("RGB")))

@@ -91,7 +91,7 @@ def test_runners_share_interface_and_open_runner_prefers_current_export(run_dir,
 
 def test_export_marks_in_its_graph_and_writers_do_not_mark_twice(run_dir, tmp_path):
     from engine.inference.export_images import save_images
-    from engine.provenance.watermark import detect
+    from engine.provenance.watermark import embed
 
     result = export_onnx(run_dir, tmp_path / "g.onnx")
     card = json.loads(result.card_path.read_text())
@@ -103,8 +103,12 @@ def test_export_marks_in_its_graph_and_writers_do_not_mark_twice(run_dir, tmp_pa
     (path,) = save_images(ort_runner, [3], tmp_path / "out")
     written = np.asarray(Image.open(path).convert("RGB"))
     assert np.array_equal(written, raw)  # not marked a second time
-    found = detect(written)
-    assert found.found and found.payload == stamp.payload
+    # the graph's mark is this model's payload: the PyTorch image marked with it, within float noise (a
+    # detect() on these 32 px images would depend on the random install and card ids: 32 px is below the
+    # sizes the watermark is specified for, see docs/provenance.md)
+    torch_image = TorchRunner(run_dir).generate([3])[0]
+    assert np.abs(written.astype(int) - embed(torch_image, stamp.payload)).max() <= 2
+    assert np.abs(written.astype(int) - torch_image).max() > 0  # and it is there at all
 
 
 def test_corrupt_and_foreign_onnx_files_are_named(tmp_path):

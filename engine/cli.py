@@ -473,6 +473,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
         steps=args.steps,
         class_index=_class_index(model.classes, args.class_name),
         attestation_people=model.attested_people(),
+        noise=args.noise,
         progress=(lambda step, total, _error: bar.update_to(step, total, "")) if bar is not None else None,
     )
     if bar is not None:
@@ -581,6 +582,7 @@ def _add_editing_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     p = base("invert", "find the latent of your own image, to edit it")
     p.add_argument("image")
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--noise", action="store_true", help="stylegan2: also fit the noise maps (finer detail)")
     p.add_argument("--class", dest="class_name", help="class folder name for conditional models")
     p.add_argument("--out", required=True, help="LATENT.npz")
     p.set_defaults(func=cmd_invert)

@@ -124,6 +124,7 @@ def invert(
     seed: int = 0,
     attestation_people: str | None = None,
     check_faces: bool = True,
+    noise: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> InversionResult:
@@ -131,9 +132,13 @@ def invert(
 
     ``attestation_people`` is what the model's data attestation says about people ("none",
     "consented"); an image with a face needs "consented" (ConsentError otherwise, unless
-    ``check_faces`` is off for images already checked). Raises InversionCancelled (with the best
+    ``check_faces`` is off for images already checked). ``noise`` (W+ models) also fits the synthesis
+    layers' noise maps, kept normalised and free of spatial correlation as in StyleGAN2's projector, so
+    fine detail can be matched; the latent then carries them. Raises InversionCancelled (with the best
     latent so far) when ``should_cancel`` says so.
     """
+    if noise and model.space != "w":
+        raise ConfigError("fitting the noise maps needs a style-based model (stylegan2); leave noise off")
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, not {steps}")
     if check_faces:
@@ -144,8 +149,10 @@ def invert(
     loss_net = _Perceptual(model.device) if perceptual > 0 else None
     target_features = loss_net.features(target) if loss_net is not None else None
 
+    maps = [m.detach().clone().requires_grad_(True) for m in model.noise_maps()] if noise else None
+
     def loss_of(vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        render = model.render_tensor(vectors, class_index)
+        render = model.render_tensor(vectors, class_index, maps)
         pixel = (render - target).pow(2).mean(dim=(1, 2, 3))
         total = pixel
         if loss_net is not None and target_features is not None:
@@ -154,28 +161,51 @@ def invert(
 
     start = _starting_point(model, class_index, seed, loss_of)
     vector = start.clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([vector], lr=lr)
+    optimiser = torch.optim.Adam([vector, *(maps or [])], lr=lr)
     with torch.no_grad():
         start_error = float(loss_of(start)[1][0])
     best, best_error = start.clone(), start_error
+    best_maps = [m.detach().clone() for m in maps] if maps else None
     done = 0
     for step in range(steps):
         if should_cancel is not None and should_cancel():
-            result = _result(model, best, class_index, start_error, best_error, done, started)
+            result = _result(model, best, best_maps, class_index, start_error, best_error, done, started)
             raise InversionCancelled("inversion stopped; the closest latent so far is kept", result)
         total, pixel = loss_of(vector)
         error = float(pixel[0].detach())
         if error < best_error:  # the error of the latent before this step's update
             best, best_error = vector.detach().clone(), error
+            best_maps = [m.detach().clone() for m in maps] if maps else None
         optimiser.zero_grad(set_to_none=True)
-        total.sum().backward()
+        (total.sum() + (_noise_penalty(maps) if maps else 0)).backward()
         optimiser.step()
+        if maps:
+            _normalise(maps)
         done = step + 1
         if progress is not None:
             progress(done, steps, error)
+    maps = best_maps
     with torch.no_grad():
         final = float(loss_of(best)[1][0])
-    return _result(model, best, class_index, start_error, final, done, started)
+    return _result(model, best, best_maps, class_index, start_error, final, done, started)
+
+
+def _noise_penalty(maps: list[torch.Tensor], weight: float = 1e4) -> torch.Tensor:
+    """Spatial autocorrelation of the noise maps at every scale (the projector's regulariser): without it
+    the noise learns to paint the image itself."""
+    total = maps[0].new_zeros(())
+    for n in maps:
+        x = n
+        while x.shape[-1] >= 8:
+            total = total + (x * torch.roll(x, 1, dims=3)).mean() ** 2 + (x * torch.roll(x, 1, dims=2)).mean() ** 2
+            x = F.avg_pool2d(x, 2)
+    return weight * total
+
+
+@torch.no_grad()
+def _normalise(maps: list[torch.Tensor]) -> None:
+    for n in maps:
+        n.sub_(n.mean()).div_(n.std() + 1e-8)
 
 
 def _starting_point(
@@ -196,6 +226,7 @@ def _starting_point(
 def _result(
     model: EditableModel,
     vector: torch.Tensor,
+    maps: list[torch.Tensor] | None,
     class_index: int | None,
     start_error: float,
     final_error: float,
@@ -203,4 +234,6 @@ def _result(
     started: float,
 ) -> InversionResult:
     latent = Latent(vector.detach().float().cpu().numpy()[0], model.space, class_index)
+    if maps is not None:
+        latent.noise = [m.detach().float().cpu().numpy() for m in maps]
     return InversionResult(latent, start_error, final_error, steps, time.perf_counter() - started)

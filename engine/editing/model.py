@@ -33,6 +33,8 @@ class Latent:
     class_index: int | None = None
     seed: int | None = None
     truncation: float = 1.0
+    noise: list[np.ndarray] | None = None
+    """W+ only: the synthesis layers' noise maps (1, 1, r, r) when inversion fitted them; None: the model's."""
 
     def moved(self, direction: np.ndarray, amount: float, layers: slice | None = None) -> Latent:
         """This latent plus ``amount`` times ``direction`` (in W+: on ``layers``, every layer by default)."""
@@ -42,7 +44,7 @@ class Latent:
             vector[layers or slice(None)] += step
         else:
             vector += step
-        return Latent(vector, self.space, self.class_index, self.seed, self.truncation)
+        return Latent(vector, self.space, self.class_index, self.seed, self.truncation, self.noise)
 
 
 class EditableModel:
@@ -125,10 +127,30 @@ class EditableModel:
             return Latent(np.repeat(w_avg[None], self.num_ws, 0), "w", class_index)
         return Latent(np.zeros(self.latent_dim, np.float32), "z", class_index)
 
-    def render_tensor(self, vectors: torch.Tensor, class_index: int | None = None) -> torch.Tensor:
-        """Images in [-1, 1] (N, C, R, R) for a batch of latent vectors, differentiable (for inversion)."""
+    def noise_maps(self) -> list[torch.Tensor]:
+        """The synthesis layers' stored noise maps (W+ models), the ones every image uses by default."""
+        synthesis: Any = self.synthesis
+        return [layer.noise_const for layer in synthesis.layers]
+
+    def render_tensor(
+        self, vectors: torch.Tensor, class_index: int | None = None, noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Images in [-1, 1] (N, C, R, R) for a batch of latent vectors, differentiable (for inversion).
+
+        ``noise`` (W+ only) replaces the stored noise maps for this call, e.g. those inversion fitted."""
         if self.space == "w":
-            return self.synthesis(vectors, "const")  # type: ignore[misc]
+            if noise is None:
+                return self.synthesis(vectors, "const")  # type: ignore[misc]
+            synthesis: Any = self.synthesis
+            layers = list(synthesis.layers)
+            stored = [layer.noise_const for layer in layers]
+            try:
+                for layer, maps in zip(layers, noise):
+                    layer.noise_const = maps
+                return self.synthesis(vectors, "const")  # type: ignore[misc]
+            finally:
+                for layer, maps in zip(layers, stored):
+                    layer.noise_const = maps
         labels = self._labels(class_index, vectors.shape[0])
         return self.generator(vectors, labels)
 
@@ -139,12 +161,17 @@ class EditableModel:
         for latent in latents:
             self._check(latent)
             vector = torch.from_numpy(latent.vector.astype(np.float32)[None]).to(self.device)
-            images.append(self.render_tensor(vector, latent.class_index).float().clamp(-1, 1).cpu().numpy())
+            noise = None if latent.noise is None else [torch.from_numpy(n).to(self.device) for n in latent.noise]
+            images.append(self.render_tensor(vector, latent.class_index, noise).float().clamp(-1, 1).cpu().numpy())
         if not images:
             return np.zeros((0, self.resolution, self.resolution, self.channels), np.uint8)
         return to_uint8_nhwc_np(np.concatenate(images))
 
     def _check(self, latent: Latent) -> None:
+        if latent.noise is not None:
+            shapes = [tuple(n.shape) for n in self.noise_maps()] if self.space == "w" else []
+            if [tuple(n.shape) for n in latent.noise] != shapes:
+                raise ConfigError("this latent's noise maps do not fit this model; open the model it was saved from")
         shape = (self.num_ws, self.w_dim) if self.space == "w" else (self.latent_dim,)
         if latent.space != self.space or tuple(latent.vector.shape) != shape:
             raise ConfigError(
@@ -188,7 +215,7 @@ class EditableModel:
     def preview(self, latents: list[Latent]) -> np.ndarray:
         """Like :meth:`render`, on onnxruntime when :meth:`attach_onnx_synthesis` found an export."""
         attached = getattr(self, "_ort", None)
-        if attached is None or not latents:
+        if attached is None or not latents or any(latent.noise is not None for latent in latents):
             return self.render(latents)
         for latent in latents:
             self._check(latent)
@@ -218,7 +245,7 @@ class EditableModel:
         part = self.layer_groups()[layers] if isinstance(layers, str) else layers
         vector = base.vector.astype(np.float32).copy()
         vector[part] = other.vector[part]
-        return Latent(vector, "w", base.class_index, base.seed, base.truncation)
+        return Latent(vector, "w", base.class_index, base.seed, base.truncation, base.noise)
 
     # -- saved latents ------------------------------------------------------------------------------
     def save_latent(self, latent: Latent, path: Path | str) -> Path:
@@ -235,14 +262,16 @@ class EditableModel:
             "class_index": latent.class_index,
             "seed": latent.seed,
             "truncation": latent.truncation,
+            "noise_maps": 0 if latent.noise is None else len(latent.noise),
         }
+        noise: dict[str, Any] = {f"noise_{i}": n.astype(np.float32) for i, n in enumerate(latent.noise or [])}
         with atomic_open(path, "wb") as handle:
-            np.savez(handle, vector=latent.vector.astype(np.float32), meta=np.array(json.dumps(meta)))
+            np.savez(handle, vector=latent.vector.astype(np.float32), meta=np.array(json.dumps(meta)), **noise)
         return path
 
     def load_latent(self, path: Path | str) -> Latent:
         """Read a latent saved by :meth:`save_latent`; DataError when unreadable or of another model."""
-        meta, vector = read_latent_file(path)
+        meta, vector, noise = read_latent_file(path)
         if meta.get("model_id") != self.model_id:
             raise DataError(
                 f"{path} was saved from the model {meta.get('model_id')!r}, not this one ({self.model_id}); "
@@ -250,21 +279,24 @@ class EditableModel:
             )
         latent = Latent(vector, str(meta.get("space")), meta.get("class_index"), meta.get("seed"))
         latent.truncation = float(meta.get("truncation", 1.0))
+        latent.noise = noise
         self._check(latent)
         return latent
 
 
-def read_latent_file(path: Path | str) -> tuple[dict[str, Any], np.ndarray]:
-    """(metadata, vector) of a saved latent; never unpickles (allow_pickle=False)."""
+def read_latent_file(path: Path | str) -> tuple[dict[str, Any], np.ndarray, list[np.ndarray] | None]:
+    """(metadata, vector, noise maps or None) of a saved latent; never unpickles (allow_pickle=False)."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             vector = np.asarray(data["vector"], np.float32)
+            count = int(meta.get("noise_maps", 0))
+            noise = [np.asarray(data[f"noise_{i}"], np.float32) for i in range(count)] if count else None
     except FileNotFoundError:
         raise DataError(f"{path}: no such latent file; check the path.") from None
     except (OSError, ValueError, KeyError) as exc:
         raise DataError(f"{path} is not a GAN Studio latent file ({exc}); save the latent again.") from None
     if int(meta.get("format_version", 1)) > LATENT_FORMAT_VERSION:
         raise DataError(f"{path} was written by a newer GAN Studio; update to read it.")
-    return meta, vector
+    return meta, vector, noise

@@ -70,7 +70,7 @@ class EditPage(ModelPage):
     sig_request_load_directions = Signal(str)
     sig_request_grid = Signal(object, object, str, object)
     sig_request_animation = Signal(object, int, bool, float, int, str)
-    sig_request_invert = Signal(str, int, object)
+    sig_request_invert = Signal(str, int, object, bool)
     sig_request_save = Signal(object, str)
     sig_request_open_latent = Signal(str)
 
@@ -278,6 +278,8 @@ class EditPage(ModelPage):
         self.steps_spin.setRange(10, 5000)
         self.steps_spin.setValue(200)
         self.steps_spin.setToolTip("Inversion steps: more come closer, slower")
+        self.noise_check = QCheckBox("Fit noise")
+        self.noise_check.setToolTip("Style-based models: also fit the per-layer noise, for finer detail")
         self.open_latent_button = QPushButton("Open latent…")
         self.open_latent_button.clicked.connect(lambda: self.open_latent())
         self.save_latent_button = QPushButton("Save latent…")
@@ -290,7 +292,7 @@ class EditPage(ModelPage):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel)
-        for widget in (self.invert_button, QLabel("Steps"), self.steps_spin, self.open_latent_button):
+        for widget in (self.invert_button, QLabel("Steps"), self.steps_spin, self.noise_check, self.open_latent_button):
             row.addWidget(widget)
         row.addStretch(1)
         for widget in (self.progress, self.cancel_button, self.save_latent_button, self.save_image_button):
@@ -370,6 +372,7 @@ class EditPage(ModelPage):
         self.class_combo.setEnabled(bool(info["classes"]))
         self.class_combo.blockSignals(False)
         self.mixing_box.setEnabled(info["space"] == "w")
+        self.noise_check.setEnabled(info["space"] == "w")
         self._on_library_names(info.get("library", []))
         self._update_buttons()
         self.request_preview()
@@ -554,7 +557,8 @@ class EditPage(ModelPage):
         if not path:
             return
         self._start_job("inversion", f"Inverting {Path(path).name}")
-        self.sig_request_invert.emit(str(path), self.steps_spin.value(), self._class_index())
+        noise = self.noise_check.isChecked() and self.model["space"] == "w"
+        self.sig_request_invert.emit(str(path), self.steps_spin.value(), self._class_index(), noise)
 
     def _on_inverted(self, latent: Any, result: Any) -> None:
         self.base_latent = latent

@@ -165,8 +165,8 @@ class EditWorker(ModelHost):
 
         self._guard(job)
 
-    @Slot(str, int, object)
-    def invert(self, image: str, steps: int, class_index: int | None) -> None:
+    @Slot(str, int, object, bool)
+    def invert(self, image: str, steps: int, class_index: int | None, noise: bool = False) -> None:
         """Find the latent of ``image`` (faces need the model's data attested "people consented")."""
 
         def job() -> None:
@@ -177,6 +177,7 @@ class EditWorker(ModelHost):
                     steps=steps,
                     class_index=class_index,
                     attestation_people=self.model.attested_people(),
+                    noise=noise,
                     progress=lambda s, t, e: self._progress(s, t, f"error {e:.4f}"),
                     should_cancel=self._cancel.is_set,
                 )

@@ -4,6 +4,7 @@ mixing, saved latents, inversion of a held-back image, the face rule, and the CL
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,23 @@ def test_previews_run_on_the_current_export(runs: dict[str, Path], family: str) 
     assert onnx_images.shape == torch_images.shape
     # the export marks its images in the graph; the mark and float differences stay within a few levels
     assert np.abs(onnx_images.astype(int) - torch_images).mean() < 3
+
+
+def test_inversion_can_fit_the_noise_maps_and_the_latent_keeps_them(
+    models: dict[str, EditableModel], tmp_path: Path
+) -> None:
+    model = models["stylegan2"]
+    image = held_back_image(tmp_path / "held.png", 3)
+    plain = invert(model, image, steps=INVERSION_STEPS, class_index=0, attestation_people="none")
+    fitted = invert(model, image, steps=INVERSION_STEPS, class_index=0, attestation_people="none", noise=True)
+    assert plain.latent.noise is None and fitted.latent.noise is not None
+    assert [n.shape for n in fitted.latent.noise] == [tuple(n.shape) for n in model.noise_maps()]
+    for maps in fitted.latent.noise:  # kept normalised, as the model's own noise is
+        assert abs(float(maps.mean())) < 0.05 and abs(float(maps.std()) - 1) < 0.05
+    assert fitted.final_error < fitted.start_error
+    with_noise = model.render([fitted.latent])
+    assert not np.array_equal(with_noise, model.render([replace(fitted.latent, noise=None)]))
+    path = model.save_latent(fitted.latent, tmp_path / "fitted.npz")
+    assert np.array_equal(model.render([model.load_latent(path)]), with_noise)  # the noise travels in the file
+    with pytest.raises(ConfigError, match="style-based model"):
+        invert(models["dcgan"], image, steps=1, attestation_people="none", noise=True)

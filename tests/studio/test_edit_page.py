@@ -87,11 +87,13 @@ def test_edit_page_sliders_mixing_animation_inversion_and_latents(
     target = tmp_path / "mine.png"
     Image.fromarray(np.full((40, 40, 3), (200, 60, 40), np.uint8)).save(target)
     page.steps_spin.setValue(15)
+    page.noise_check.setChecked(True)  # a style-based model: the noise maps are fitted too
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(target), "")))
     qtbot.mouseClick(page.invert_button, LEFT)
     assert page.busy == "inversion"
     qtbot.waitUntil(lambda: not page.busy, timeout=60_000)
     qtbot.waitUntil(lambda: page.base_latent is not None, timeout=10_000)
+    assert page.base_latent.noise is not None
     saved = tmp_path / "edit.png"
     page.save_current("png", str(saved))
     qtbot.waitUntil(saved.exists, timeout=10_000)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from engine.data.decode import apply_alpha
 from engine.data.faces import detect_faces
 from engine.editing.model import EditableModel, Latent
 from engine.errors import ConfigError, ConsentError, DataError, GanStudioError
@@ -53,8 +54,8 @@ class InversionResult:
         return self.start_error / max(self.final_error, 1e-12)
 
 
-def load_target(image: Path | str | Image.Image, model: EditableModel) -> torch.Tensor:
-    """(1, C, R, R) in [-1, 1]: the picture centre-cropped and resized to the model's resolution."""
+def open_picture(image: Path | str | Image.Image) -> Image.Image:
+    """The picture to invert, read once: EXIF orientation applied, transparency flattened on white."""
     if isinstance(image, Image.Image):
         picture = image
     else:
@@ -68,10 +69,13 @@ def load_target(image: Path | str | Image.Image, model: EditableModel) -> torch.
                 f"{image} is not a readable image ({exc}); open it in an image viewer to check it."
             ) from None
     if picture.mode in ("RGBA", "LA", "P"):
-        rgba = picture.convert("RGBA")
-        ground = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        ground.alpha_composite(rgba)
-        picture = ground
+        picture = apply_alpha(picture.convert("RGBA"), "white")
+    return picture
+
+
+def load_target(image: Path | str | Image.Image, model: EditableModel) -> torch.Tensor:
+    """(1, C, R, R) in [-1, 1]: the picture centre-cropped and resized to the model's resolution."""
+    picture = open_picture(image)
     mode = "L" if model.channels == 1 else "RGB"
     fitted = ImageOps.fit(picture.convert(mode), (model.resolution, model.resolution), Image.Resampling.LANCZOS)
     array = np.asarray(fitted, np.float32).reshape(model.resolution, model.resolution, model.channels)
@@ -80,8 +84,7 @@ def load_target(image: Path | str | Image.Image, model: EditableModel) -> torch.
 
 def check_face_consent(image: Path | str | Image.Image, attestation_people: str | None) -> None:
     """ConsentError when ``image`` shows a face and the model's data was not attested "consented"."""
-    picture = image if isinstance(image, Image.Image) else Image.open(image)
-    faces = detect_faces(picture.convert("RGB"))
+    faces = detect_faces(open_picture(image).convert("RGB"))
     if faces and attestation_people != "consented":
         problem = 'this image shows a face, and the model\'s training data was not attested with "people consented"'
         raise ConsentError(
@@ -141,11 +144,12 @@ def invert(
         raise ConfigError("fitting the noise maps needs a style-based model (stylegan2); leave noise off")
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, not {steps}")
+    picture = open_picture(image)  # read once, for the face check and the target
     if check_faces:
-        check_face_consent(image, attestation_people)
+        check_face_consent(picture, attestation_people)
     started = time.perf_counter()
     torch.manual_seed(seed)
-    target = load_target(image, model).to(model.device)
+    target = load_target(picture, model).to(model.device)
     loss_net = _Perceptual(model.device) if perceptual > 0 else None
     target_features = loss_net.features(target) if loss_net is not None else None
 

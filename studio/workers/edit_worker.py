@@ -92,8 +92,7 @@ class EditWorker(ModelHost):
     def preview(self, spec: dict[str, Any], request_id: int) -> None:
         """Render the page's current latent unless a newer request already waits."""
         if request_id < self.latest_request or self.model is None:
-            return
-        self.latest_request = request_id
+            return  # the page set latest_request when it sent a newer one
 
         def job() -> None:
             latent = build_latent(self.model, spec)

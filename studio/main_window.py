@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import GanStudioError
+from engine.gpu_stats import read_gpu_stats  # imports neither torch nor pynvml until asked
 from engine.runs.info import run_kind
 from studio import gc_guard
 from studio.engine_loader import LOADING_TEXT, EngineLoader, engine_loader
@@ -40,7 +41,7 @@ from studio.paths import icon_path
 from studio.project import Project
 from studio.qt_compat import install_refcount_guard
 from studio.settings import add_recent_project, app_settings, recent_projects
-from studio.sysinfo import memory_summary
+from studio.sysinfo import gpu_memory, memory_summary
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme, get_theme
 
 if TYPE_CHECKING:
@@ -314,9 +315,11 @@ class MainWindow(QMainWindow):
         self.job_progress.setVisible(False)
         self.memory_label = QLabel("")
         self.memory_label.setToolTip("Memory used by GAN Studio (and by PyTorch on the GPU)")
+        self.gpu_label = QLabel("")  # shown only while a GPU can be read (engine/gpu_stats.py)
+        self.gpu_label.setVisible(False)
         self.device_label = QLabel(LOADING_TEXT)  # the device is known once the engine is loaded
         self.device_label.setToolTip("Where training and generation run")
-        for widget in (self.job_label, self.job_progress, self.memory_label, self.device_label):
+        for widget in (self.job_label, self.job_progress, self.memory_label, self.gpu_label, self.device_label):
             bar.addPermanentWidget(widget)
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(MEMORY_MS)
@@ -427,8 +430,22 @@ class MainWindow(QMainWindow):
         self.job_progress.setValue(done)
 
     def _update_memory(self) -> None:
+        # Microseconds with pynvml, so the GUI thread can ask every MEMORY_MS; without pynvml the
+        # reader asks torch, but only once the engine loader has finished importing it.
+        stats = read_gpu_stats(0, torch_fallback=self.engine_ready())
         # GPU memory needs torch: asking for it before the engine is loaded would import torch here.
-        self.memory_label.setText(memory_summary(gpu=self.engine_ready()))
+        # With the GPU label showing, its whole-device figure replaces PyTorch's share in the memory
+        # label (the share moves to the GPU label's tooltip): one GPU number in the bar, not two.
+        self.memory_label.setText(memory_summary(gpu=self.engine_ready() and stats is None))
+        self.gpu_label.setVisible(stats is not None)
+        if stats is None:
+            return
+        self.gpu_label.setText(stats.describe())
+        tip = stats.details()
+        own = gpu_memory() if self.engine_ready() else None
+        if own is not None:
+            tip += f"\nGAN Studio (PyTorch) holds {own[0] / 2**30:.1f} GiB of it"
+        self.gpu_label.setToolTip(tip)
 
     # -- the Check image tool ---------------------------------------------------------------------
     def check_image(self, path: Path | str | None = None) -> Any:

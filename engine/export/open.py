@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.errors import CheckpointError, ConfigError
 from engine.export.onnx_export import model_exports
-from engine.export.ort_runner import DEFAULT_PROVIDERS, OrtRunner, OrtTranslator, OrtUpscaler
+from engine.export.ort_runner import OrtRunner, OrtTranslator, OrtUpscaler, default_providers
 from engine.inference.runner import GeneratorRunner
 from engine.inference.torch_runner import TorchRunner
 from engine.inference.translate import TorchTranslator, Translator
@@ -65,8 +65,8 @@ def open_translator(source: Path | str, device: str = "auto", prefer_onnx: bool 
 
 
 def _providers(device: str) -> tuple[str, ...]:
-    """onnxruntime providers for a device name: 'cpu' only the CPU, else the default order (GPU first)."""
-    return ("CPUExecutionProvider",) if device == "cpu" else DEFAULT_PROVIDERS
+    """onnxruntime providers for a device name: 'cpu' only the CPU, else ``default_providers()`` (GPU first)."""
+    return ("CPUExecutionProvider",) if device == "cpu" else default_providers()
 
 
 def open_upscaler(source: Path | str, device: str = "auto", prefer_onnx: bool = True) -> Upscaler:

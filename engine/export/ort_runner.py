@@ -1,4 +1,10 @@
-"""Run exported models with onnxruntime: provider fallback, a clear report, a bounded cache of sessions."""
+"""Run exported models with onnxruntime: provider fallback, a clear report, a bounded cache of sessions.
+
+Providers are tried best first (``default_providers()``: TensorRT, then CUDA, then the CPU, each only
+when this onnxruntime build has it; ``onnxruntime-gpu`` brings the GPU ones). A provider that is listed
+but cannot start (no GPU, missing CUDA or TensorRT libraries) or that onnxruntime quietly drops falls
+through to the next one, and the runner's ``notes`` say so; ``provider`` is what really runs.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from engine.errors import CheckpointError, DeviceError
 from engine.inference.runner import GeneratorRunner
@@ -19,7 +26,9 @@ from engine.inference.upscale import Upscaler
 from engine.provenance.model_info import identity_from_file, identity_from_metadata
 from engine.tasks import task_names
 
-DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+"""Every provider GAN Studio knows, best first; ``default_providers()`` keeps those this build has."""
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 SESSION_CACHE_SIZE = 4
 """Most onnxruntime sessions kept open: each holds its weights (and on a GPU, device memory)."""
 
@@ -37,6 +46,40 @@ def _ort() -> ModuleType:
             gui="onnxruntime is missing from this installation; reinstall GAN Studio to run ONNX exports",
         ) from None
     return onnxruntime
+
+
+def default_providers() -> tuple[str, ...]:
+    """The providers to try when the caller names none: those of ``PROVIDER_ORDER`` that this onnxruntime
+    build offers (TensorRT and CUDA with onnxruntime-gpu), always ending with the CPU. Only the CPU when
+    onnxruntime is missing (opening a model then says how to install it)."""
+    try:
+        available = set(_ort().get_available_providers())
+    except DeviceError:
+        available = set()
+    return tuple(p for p in PROVIDER_ORDER if p in available or p == "CPUExecutionProvider")
+
+
+def tensorrt_cache_dir() -> Path:
+    """Where TensorRT keeps the engines it builds (and its timing cache), so a model is compiled once, not at
+    every start: ``tensorrt/`` in GAN Studio's user cache folder."""
+    return Path(platformdirs.user_cache_dir("GAN Studio", appauthor=False)) / "tensorrt"
+
+
+def _provider_entry(provider: str) -> str | tuple[str, dict[str, Any]]:
+    """``provider`` as InferenceSession takes it: TensorRT with its options, the others by name."""
+    if provider != "TensorrtExecutionProvider":
+        return provider
+    cache = tensorrt_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    options = {
+        "trt_engine_cache_enable": True,  # building an engine takes seconds to minutes; reuse it
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": True,  # layer timings shared by every model: faster builds of new ones
+        "trt_timing_cache_path": str(cache),
+        # tensor cores: much faster; the outputs then differ from the exported fp32 graph by fp16 rounding
+        "trt_fp16_enable": True,
+    }
+    return provider, options
 
 
 class SessionCache:
@@ -101,18 +144,23 @@ def _create_session(path: Path, providers: tuple[str, ...]) -> Opened:
     options.intra_op_num_threads = max(1, (os.cpu_count() or 2) - 1) if (os.cpu_count() or 1) > 2 else 0
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     notes = [f"{p} is not available in this onnxruntime build" for p in unknown]
-    for provider in [p for p in providers if p in available]:
+    usable = [p for p in providers if p in available]
+    for i, provider in enumerate(usable):
+        # the providers after this one back it up inside the session (TensorRT hands the nodes it cannot
+        # compile to CUDA), and the CPU always comes last
+        chain = [*usable[i:], *([] if "CPUExecutionProvider" in usable[i:] else ["CPUExecutionProvider"])]
         try:
-            chain = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
-            session = ort.InferenceSession(str(path), options, providers=chain)
+            session = ort.InferenceSession(str(path), options, providers=[_provider_entry(p) for p in chain])
         except Exception as exc:  # a provider that is listed but cannot start (no GPU, missing libraries)
             if provider == "CPUExecutionProvider":
                 raise _unreadable(path, exc) from None
             notes.append(f"{provider} failed to start ({str(exc).splitlines()[0][:160]})")
             continue
         running = session.get_providers()[0]
-        if running != provider:
-            notes.append(f"{provider} could not run this model; fell back to {running}")
+        # onnxruntime may drop a provider that fails to initialise with only a log line: name every one
+        # that was asked for ahead of the one that runs
+        for skipped in chain[: chain.index(running)] if running in chain else [provider]:
+            notes.append(f"{skipped} could not run this model; fell back to {running}")
         return session, running, notes
     raise DeviceError(f"no onnxruntime provider could open {path}: " + "; ".join(notes))
 
@@ -121,7 +169,7 @@ def _open(path: Path, providers: tuple[str, ...] | list[str] | None) -> Opened:
     """(session, provider, notes) for an existing .onnx file, with the default provider order."""
     if not path.is_file():
         raise CheckpointError(f"ONNX model {path} does not exist")
-    return SESSIONS.get(path, tuple(providers or DEFAULT_PROVIDERS))
+    return SESSIONS.get(path, tuple(providers or default_providers()))
 
 
 def _unreadable(path: Path, exc: Exception) -> CheckpointError:

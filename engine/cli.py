@@ -13,6 +13,7 @@ import dataclasses
 import getpass
 import json
 import math
+import os
 import signal
 import sys
 import traceback
@@ -248,6 +249,8 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
     from engine.training import Callbacks
 
     stop = {"flag": False}
+    # under torchrun every process runs this command; the main one (rank 0) alone talks to the user
+    quiet = _process_rank() > 0
 
     # First Ctrl+C: checkpoint and stop cleanly; second: abort.
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -256,7 +259,11 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         stop["flag"] = True
         print("\nStopping after this step (a checkpoint is written); press Ctrl+C again to abort.", file=sys.stderr)
 
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:  # torchrun passes its stop on as SIGTERM
+        stop["flag"] = True
+
     previous = signal.signal(signal.SIGINT, on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, on_sigterm) if _process_rank() >= 0 else None
     bars: list[Any] = []  # created at the first step, so set-up errors print one clean line
     logs: list[str] = []
 
@@ -267,7 +274,7 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
 
     def on_log(message: str) -> None:
         logs.append(message)
-        if not args.json:
+        if not args.json and not quiet:
             (bars[0].write if bars else print)(message)
 
     findings: list[dict[str, Any]] = []
@@ -276,11 +283,11 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         from engine.training.health import describe_finding
 
         findings.append(finding.to_dict())
-        if not args.json:
+        if not args.json and not quiet:
             (bars[0].write if bars else print)(describe_finding(finding))
 
     callbacks = Callbacks(
-        on_step=None if args.json else on_step,
+        on_step=None if args.json or quiet else on_step,
         on_log=on_log,
         on_health=on_health,
         should_stop=lambda: stop["flag"],
@@ -289,8 +296,12 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
         result = make(callbacks).run()
     finally:
         signal.signal(signal.SIGINT, previous)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         for bar in bars:
             bar.close()
+    if quiet:
+        return 0
     summary = {
         "run": str(result.run_dir),
         "step": result.step,
@@ -302,6 +313,13 @@ def _run_trainer(args: argparse.Namespace, make: Callable, total_steps: int | No
     }
     _emit(args, summary, f"Run {result.run_dir}: step {result.step}, checkpoint {result.checkpoint}")
     return 0
+
+
+def _process_rank() -> int:
+    """This process's rank under torchrun (0: the main process), or -1 when torchrun did not start it."""
+    from engine.distributed import launched_by_torchrun
+
+    return int(os.environ.get("RANK", "0")) if launched_by_torchrun() else -1
 
 
 def _bar_step(bar: Any, stats: dict[str, Any]) -> None:
@@ -1200,7 +1218,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GanStudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        rank = _process_rank()
+        print(f"{f'[process {rank}] ' if rank > 0 else ''}error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aborted", file=sys.stderr)

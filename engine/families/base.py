@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from engine.data.pairs import DataPlan, single_plan
+from engine.distributed import SINGLE, Replica
 from engine.errors import ConfigError
 from engine.nn.augment import AdaptiveAugment, diff_augment, parse_policy
 from engine.nn.ema import ema_beta, make_ema, update_ema
@@ -27,6 +28,9 @@ from engine.runs.config import TrainConfig
 
 if TYPE_CHECKING:
     from engine.data import PreparedDataset
+
+_NOISE_SEED = 15_485_863
+"""Offset of the latent generator's seed from the run's seed (a prime, apart from the other private seeds)."""
 
 ExampleLoader = Callable[[int], torch.Tensor]
 """k -> the first k examples of the data plan as one batch, like train_step receives (for previews)."""
@@ -89,6 +93,13 @@ class Family(ABC):
             else torch.contiguous_format
         )
         self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self.replica: Replica = SINGLE
+        """This process's place in a multi-process run; the Trainer sets it with :meth:`join`."""
+
+    def join(self, replica: Replica) -> None:
+        """Train as one of ``replica.world_size`` processes: each step's batch is this process's share, and
+        gradients are averaged over all of them before every optimizer step."""
+        self.replica = replica
 
     # -- subclasses implement ------------------------------------------------------------------
     @abstractmethod
@@ -160,9 +171,11 @@ class Family(ABC):
 
     def _optimizer_step(self, key: str) -> None:
         opt, scaler = self.optimizers[key], self.scalers[key]
+        params = [p for group in opt.param_groups for p in group["params"]]
+        # the mean over processes before anything reads the gradients: clipping then sees the whole batch's
+        self.replica.average_gradients(params)
         if self.train.grad_clip:
             scaler.unscale_(opt)
-            params = [p for group in opt.param_groups for p in group["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.train.grad_clip)
         scaler.step(opt)
         scaler.update()
@@ -256,6 +269,10 @@ class AdversarialFamily(Family):
             "D": torch.optim.Adam(D.parameters(), lr=train.lr_d, betas=betas),
         }
         self._make_scalers(("G", "D"))
+        # G's latents come from a generator of their own, the same on every process of a multi-process run:
+        # each draws the whole batch's latents and takes its share, so N processes see the very latents one
+        # process would (a 2-process run matches a 1-process run with the same batch; tests/engine/test_ddp.py)
+        self.noise_gen = torch.Generator(device=device).manual_seed(train.seed + _NOISE_SEED)
         self.images_seen = 0
         self._noise_std = 0.0  # instance noise of the current step (from images_seen, so it resumes exactly)
         self._fakes: list[torch.Tensor] = []
@@ -327,7 +344,10 @@ class AdversarialFamily(Family):
         return add_instance_noise(self._augment(x), self._noise_std)
 
     def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
+        """Latents for ``n`` images of this process's share of the step."""
+        world = self.replica.world_size
+        z = torch.randn(n * world, self.latent_dim, device=self.device, generator=self.noise_gen)
+        return z[self.replica.rank * n : (self.replica.rank + 1) * n] if world > 1 else z
 
     def train_step(
         self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
@@ -341,10 +361,11 @@ class AdversarialFamily(Family):
         stats.update(self._g_step(chunks))
         if self.train.instance_noise:
             stats["instance_noise"] = self._noise_std
-        self.images_seen += real.shape[0]
-        beta = ema_beta(real.shape[0], self.train.ema_half_life_kimg * 1000, self.images_seen)
+        batch = real.shape[0] * self.replica.world_size  # the step's images, all processes together
+        self.images_seen += batch
+        beta = ema_beta(batch, self.train.ema_half_life_kimg * 1000, self.images_seen)
         update_ema(self.modules["G_ema"], self.modules["G"], beta)
-        self.ada.update()
+        self.ada.update(self.replica.sum_values)
         stats["augment_p"] = self.augment_p
         return stats
 
@@ -462,13 +483,20 @@ class AdversarialFamily(Family):
         return G(z.to(self.device), None if labels is None else labels.to(self.device)).float().clamp(-1, 1)
 
     def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "ada": self.ada.state_dict(), "images_seen": self.images_seen}
+        return {
+            **super().extra_state(),
+            "ada": self.ada.state_dict(),
+            "images_seen": self.images_seen,
+            "noise_rng": self.noise_gen.get_state(),
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
         if "ada" in state:
             self.ada.load_state_dict(state["ada"])
         self.images_seen = int(state.get("images_seen", 0))
+        if "noise_rng" in state:  # checkpoints from before drew latents from the global RNG: start afresh
+            self.noise_gen.set_state(state["noise_rng"])
 
 
 def _chunk_or_none(labels: torch.Tensor | None, n: int) -> list:

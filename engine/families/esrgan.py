@@ -288,7 +288,7 @@ class ESRGAN(Family):
         self, real: torch.Tensor, labels: torch.Tensor | None, step: int, micro_batches: int
     ) -> dict[str, float]:
         hr = self._random_crops(real)
-        lr = degrade(hr, self.scale, self.degrade_gen, mode=self.cfg.degradation)
+        lr = degrade(hr, self.scale, self._degrade_generator(), mode=self.cfg.degradation)
         hr = hr.contiguous(memory_format=self.memory_format)
         lr = lr.contiguous(memory_format=self.memory_format)
         chunks = list(zip(lr.chunk(micro_batches), hr.chunk(micro_batches)))
@@ -297,10 +297,20 @@ class ESRGAN(Family):
         if phase2 and "D" in self.modules:
             stats.update(self._d_step(chunks, outputs))
         stats.update(_psnr_stats(torch.cat(outputs), lr, hr, self.scale))
-        self.images_seen += real.shape[0]
-        beta = ema_beta(real.shape[0], self.train.ema_half_life_kimg * 1000, self.images_seen)
+        batch = real.shape[0] * self.replica.world_size  # the step's images, all processes together
+        self.images_seen += batch
+        beta = ema_beta(batch, self.train.ema_half_life_kimg * 1000, self.images_seen)
         update_ema(self.modules["G_ema"], self.modules["G"], beta)
         return stats
+
+    def _degrade_generator(self) -> torch.Generator:
+        """The degradations' generator for this step. Every process of a multi-process run holds the same
+        ``degrade_gen`` (it is checkpointed once); each draws a step seed from it and adds its rank, so the
+        processes degrade their images differently and the run still resumes exactly."""
+        if not self.replica.distributed:
+            return self.degrade_gen
+        seed = int(torch.randint(0, 2**62, (), generator=self.degrade_gen))
+        return torch.Generator().manual_seed(seed + self.replica.rank)
 
     def perceptual_loss(self) -> EffLitePerceptual:
         """The perceptual loss network, loaded on first use."""

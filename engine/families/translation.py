@@ -181,6 +181,7 @@ class TranslationFamily(Family):
 
     # -- shared step pieces ------------------------------------------------------------------------
     def _finish_step(self, batch: int) -> None:
+        batch *= self.replica.world_size  # the step's images, all processes together
         self.images_seen += batch
         beta = ema_beta(batch, self.train.ema_half_life_kimg * 1000, self.images_seen)
         update_ema(self.modules["G_ema"], self.modules["G"], beta)

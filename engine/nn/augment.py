@@ -10,6 +10,7 @@ that a resumed run is bit-identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -104,9 +105,15 @@ class AdaptiveAugment:
             self._sum += float(torch.sign(real_logits.detach()).sum())
             self._count += real_logits.numel()
 
-    def update(self) -> None:
-        """Move p by the accumulated signal and reset the accumulator."""
-        if not self.adaptive or self._count == 0:
+    def update(self, total: Callable[[list[float]], list[float]] | None = None) -> None:
+        """Move p by the accumulated signal and reset the accumulator. ``total`` sums the accumulator over
+        the processes of a multi-process run (Replica.sum_values), so every process moves p alike."""
+        if not self.adaptive:
+            return
+        if total is not None:
+            self._sum, count = total([self._sum, float(self._count)])
+            self._count = int(round(count))
+        if self._count == 0:
             return
         rt = self._sum / self._count
         step = self._count / self.speed_images

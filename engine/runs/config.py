@@ -80,7 +80,11 @@ class TrainConfig:
     resolution: int | None = field(default=None, metadata={"label": "Training size (px)"})
     """Training size in pixels (power of two); None = the dataset's prepared size."""
     batch_size: int = field(default=32, metadata={"label": "Batch size (images per step)"})
-    """Images per step (the effective batch, kept when memory forces smaller micro-batches)."""
+    """Images per step (the effective batch, kept when memory forces smaller micro-batches). With several
+    processes (torchrun) this is the batch of all of them together: each takes batch_size / world size."""
+    accumulate: int | None = field(default=None, metadata={"label": "Gradient accumulation (micro-batches)"})
+    """Split each process's batch into this many micro-batches and add up their gradients (same result, less
+    memory); None = the memory planner chooses from the device's free memory (1 on a CPU)."""
     steps: int | None = field(default=2000, metadata={"label": "Training steps"})
     """Stop after this many steps (None = no step limit)."""
     minutes: float | None = field(default=None, metadata={"label": "Time limit (minutes)"})
@@ -210,6 +214,11 @@ class TrainConfig:
             raise ConfigError(
                 "setting 'auto_remedies' needs the health checks that find what to remedy; set health=true "
                 "or auto_remedies=false"
+            )
+        if self.accumulate is not None and not 1 <= self.accumulate <= self.batch_size:
+            raise ConfigError(
+                f"setting 'accumulate' must be between 1 and batch_size ({self.batch_size}), or None for the "
+                f"memory planner's choice (got {self.accumulate})"
             )
         if self.steps is None and self.minutes is None:
             raise ConfigError("set 'steps' or 'minutes' so the run knows when to stop")

@@ -25,13 +25,15 @@ from engine.consent import require_attestation
 from engine.data import PreparedDataset, is_dataset, load_dataset
 from engine.data.pairs import DataPlan
 from engine.device import describe_device, free_accelerator_memory, is_oom, select_device
-from engine.errors import CheckpointError, ConfigError, DataError, GanStudioError
+from engine.distributed import SINGLE, Replica, replica_from_env
+from engine.errors import CheckpointError, ConfigError, DataError, DeviceError, GanStudioError
 from engine.families import get_family
 from engine.families.base import Family, ModelSpec
 from engine.fsutil import atomic_write_json, save_png
 from engine.runs.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
+    load_checkpoint,
     load_latest_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -55,6 +57,8 @@ _RUN_IDENTITY = ("dataset", "family", "family_options", "resolution", "format_ve
 """TrainConfig fields Trainer.resume(settings=...) refuses to change: the checkpoint is a model of exactly these."""
 _RATE_SETTINGS = ("lr_g", "lr_d")
 _MAX_ROLLBACKS = 5
+_RANK_SEED_STRIDE = 1_000_003
+"""Rank r > 0 of a multi-process run seeds its RNG with seed + r * this (its own augmentations)."""
 
 
 class TrainingDiverged(GanStudioError):
@@ -199,6 +203,9 @@ class Trainer:
         self.findings: list[Finding] = []
         self.last_checkpoint_step = 0
         self.last_checkpoint_seconds = 0.0  # training seconds at the last checkpoint (checkpoint_minutes)
+        self.replica: Replica = SINGLE  # this process's place in a torchrun run (engine/distributed.py)
+        self.auto_remedies = config.auto_remedies
+        self.stats_file: Any = None  # stats.jsonl, open while the main process trains
 
     @classmethod
     def resume(
@@ -240,7 +247,9 @@ class Trainer:
         try:
             self._setup()
             stopped = self._loop()
-            last = self._save_checkpoint() if self._needs_final_checkpoint() else latest_checkpoint(self.run_dir)
+            # decided by the main process, which alone sees the run folder
+            final = self.replica.broadcast_object(self._needs_final_checkpoint())
+            last = self._save_checkpoint() if final else latest_checkpoint(self.run_dir)
             self._log(f"{'Stopped' if stopped else 'Finished'} at step {self.step}; checkpoint {last}")
             return RunResult(self.run_dir, self.step, stopped, last, self.train_seconds, self.log_lines)
         except BaseException as exc:
@@ -249,10 +258,13 @@ class Trainer:
             raise
         finally:
             self._close_stats()
+            self.replica.close()
 
     # -- set-up -----------------------------------------------------------------------------------
     def _setup(self) -> None:
         cfg = self.config
+        self.device = select_device(cfg.device)
+        self._join_replicas()
         existing = latest_checkpoint(self.run_dir)
         if existing is not None and not self.resume_requested:
             raise ConfigError(
@@ -272,18 +284,39 @@ class Trainer:
         self.dataset: PreparedDataset = load_dataset(cfg.dataset, get_family(cfg.family).data_resolution(cfg))
         if len(self.dataset) == 0:
             raise DataError(f"dataset {cfg.dataset} has no usable images; import a folder with images first")
-        self.device = select_device(cfg.device)
         self._log(f"Training '{cfg.family}' on {describe_device(self.device)}")
         self.family = self._build_family()
         self._prepare_data()
         self.preview_inputs = self.family.preview_inputs(cfg.preview_count, cfg.seed, self._first_examples)
-        self.health = self._make_health() if cfg.health else None
+        # the training doctor watches from the main process (it writes health.jsonl and its evidence images)
+        self.health = self._make_health() if cfg.health and self.replica.is_main else None
+        self.micro_batches = self.config.accumulate or 1
         if self.resume_requested:
             self._restore(existing)
-        self.kid_every = self._kid_interval()
-        self._write_run_files()
-        self._open_stats()
+        self.replica.broadcast_modules(self.family.modules.values())  # as DDP does: rank 0's weights everywhere
+        self.kid_every = self._kid_interval() if self.replica.is_main else 0
+        if self.replica.is_main:
+            self._write_run_files()
+            self._open_stats()
         self.good_state = _clone_state(self.family.state_dict())
+
+    def _join_replicas(self) -> None:
+        """Under torchrun: join the other processes, agree on the run folder and take this one's GPU."""
+        self.replica = replica_from_env(self.device.type)
+        if not self.replica.distributed:
+            return
+        self.replica.share(self.config.batch_size)  # refuses a batch that does not divide among the processes
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.replica.local_rank)
+        # the default folder name holds the time, which differs between processes by a second or so
+        self.run_dir = Path(self.replica.broadcast_object(str(self.run_dir)))
+        if self.auto_remedies:
+            self.auto_remedies = False
+            self._log("Automatic remedies are off in a multi-process run; the doctor's findings are still written")
+        self._log(
+            f"{self.replica.world_size} processes ({self.replica.backend}): each trains on "
+            f"{self.config.batch_size // self.replica.world_size} of the {self.config.batch_size} images per step"
+        )
 
     def _build_family(self) -> Family:
         cfg = self.config
@@ -296,6 +329,9 @@ class Trainer:
         # Seed before building so the initial weights are a function of the seed alone.
         torch.manual_seed(cfg.seed)
         family = family_cls(spec, cfg, self.device)
+        family.join(self.replica)
+        if self.replica.rank:  # augmentations and other draws differ between processes; weights start alike
+            torch.manual_seed(cfg.seed + _RANK_SEED_STRIDE * self.replica.rank)
         if family.amp:
             self._log("Mixed precision (fp16 autocast) is on")
         return family
@@ -344,7 +380,10 @@ class Trainer:
         return raw.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        rows = self.sampler.take(self.config.batch_size)
+        # every process draws the whole step's rows from the same sampler and takes its share: the data a
+        # run sees does not depend on how many processes train it (a distributed sampler, resumable anywhere)
+        share = self.replica.share(self.config.batch_size)
+        rows = [idx[share] for idx in self.sampler.take(self.config.batch_size)]
         # several streams (A and B images) travel as one batch, concatenated along channels
         x = torch.cat([self._rows(idx) for idx in rows], 1) if len(rows) > 1 else self._rows(rows[0])
         labels = self.labels[rows[0]].to(self.device) if self.conditional else None
@@ -367,6 +406,7 @@ class Trainer:
             elapsed = time.perf_counter() - started
             self.train_seconds += elapsed
             rate.add(cfg.batch_size, elapsed)
+            stop_agreed = self._sync_processes()
             if stats is not None:
                 self._report(stats, rate)
                 if self.health is not None:
@@ -381,9 +421,24 @@ class Trainer:
                 self._save_checkpoint()
             if self.step % _SNAPSHOT_EVERY == 0:
                 self.good_state = _clone_state(self.family.state_dict())
+            if stop_agreed:
+                return True
         if cfg.preview_every and self.step % cfg.preview_every:
             self._preview()
         return False
+
+    def _sync_processes(self) -> bool:
+        """Multi-process runs, after every step: rank 0's batch-norm statistics and training clock reach every
+        process (so time limits and timed checkpoints fall on the same step everywhere), and a stop asked of
+        any process (Ctrl+C, torchrun's SIGTERM) reaches all. True when they stop after this step."""
+        if not self.replica.distributed:
+            return False
+        self.replica.broadcast_modules(self.family.modules.values(), buffers_only=True)
+        stop = self.cb.should_stop
+        asked = 1.0 if stop and stop() else 0.0
+        total = self.replica.sum_values([asked, self.train_seconds if self.replica.is_main else 0.0])
+        self.train_seconds = total[1]
+        return total[0] > 0
 
     def _limit_reached(self) -> bool:
         cfg = self.config
@@ -392,6 +447,8 @@ class Trainer:
         return cfg.minutes is not None and self.train_seconds >= cfg.minutes * 60
 
     def _poll_stop_and_pause(self) -> bool:
+        if self.replica.distributed:  # polled in _sync_processes, so every process stops on the same step
+            return False
         stop, pause = self.cb.should_stop, self.cb.should_pause
         if stop and stop():
             return True
@@ -411,6 +468,12 @@ class Trainer:
                 stats = self.family.train_step(real, labels, self.step, self.micro_batches)
                 break
             except Exception as exc:
+                if is_oom(exc) and self.replica.distributed:  # one process cannot retry alone
+                    raise DeviceError(
+                        f"out of GPU memory on process {self.replica.rank} in micro-batches of "
+                        f"{math.ceil(real.shape[0] / self.micro_batches)} images; resume with "
+                        f"--set accumulate={min(real.shape[0], self.micro_batches * 2)} (or a smaller batch_size)"
+                    ) from exc
                 if not is_oom(exc) or self.micro_batches >= real.shape[0]:
                     raise
                 free_accelerator_memory(self.device)
@@ -420,6 +483,7 @@ class Trainer:
                     f"of {math.ceil(real.shape[0] / self.micro_batches)} images (the effective batch stays "
                     f"{real.shape[0]})"
                 )
+        stats = self.replica.mean_stats(stats)  # the whole step's losses, and every process rolls back alike
         if all(math.isfinite(v) for v in stats.values()):
             self.rollbacks = 0
             return stats
@@ -448,19 +512,28 @@ class Trainer:
     # -- reporting --------------------------------------------------------------------------------
     def _report(self, stats: dict[str, float], rate: _RateMeter) -> None:
         cfg = self.config
+        per_second = rate.per_second()
         record = {
             "step": self.step,
             "images_seen": self.step * cfg.batch_size,
             **stats,
-            "img_per_sec": rate.per_second(),
+            "img_per_sec": per_second,
+            "epoch": round(self.step * cfg.batch_size / len(self.dataset), 3),
+            "seconds_per_epoch": round(len(self.dataset) / per_second, 2) if per_second else None,
             "seconds": round(self.train_seconds, 3),
             "eta_seconds": self._eta(rate),
+            "world_size": self.replica.world_size,
         }
+        if not self.replica.is_main:
+            return
         if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-            self.stats_file.write(json.dumps(record) + "\n")
-            self.stats_file.flush()
+            self._write_stats(record)
         if self.cb.on_step:
             self.cb.on_step(record)
+
+    def _write_stats(self, record: dict[str, Any]) -> None:
+        self.stats_file.write(json.dumps(record) + "\n")
+        self.stats_file.flush()
 
     def _eta(self, rate: _RateMeter) -> float | None:
         cfg = self.config
@@ -473,6 +546,8 @@ class Trainer:
         return round(min(remaining), 1) if remaining else None
 
     def _preview(self) -> None:
+        if not self.replica.is_main:
+            return
         images, per_row = self.family.render_preview(self.preview_inputs)
         grid = make_grid_uint8(images, nrow=per_row)
         save_png(grid, preview_path(self.run_dir, self.step))
@@ -520,8 +595,7 @@ class Trainer:
             "kid_std": self.kid_monitor.last[1],
             "kid_name": self.kid_monitor.name,
         }
-        self.stats_file.write(json.dumps(record) + "\n")
-        self.stats_file.flush()
+        self._write_stats(record)
         if self.cb.on_metric:
             self.cb.on_metric(record)
         if self.health is not None:
@@ -544,7 +618,7 @@ class Trainer:
     def _health_findings(self, findings: list[Finding]) -> None:
         """Apply any automatic remedy, then write each finding to health.jsonl and pass it on."""
         for finding in findings:
-            if self.config.auto_remedies and finding.detector in AUTO_REMEDY_DETECTORS:
+            if self.auto_remedies and finding.detector in AUTO_REMEDY_DETECTORS:
                 finding = self._auto_remedy(finding)
             append_finding(self.run_dir, finding)
             self.findings.append(finding)
@@ -569,6 +643,8 @@ class Trainer:
 
     def _log(self, message: str) -> None:
         self.log_lines.append(message)
+        if not self.replica.is_main:  # one log for the run: the main process's
+            return
         stamp = datetime.now().strftime("%H:%M:%S")
         log_path = self.run_dir / "log.txt"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -592,6 +668,10 @@ class Trainer:
                 "dataset": str(self.config.dataset),
                 "dataset_fingerprint": self.dataset.fingerprint,
                 "attestation_id": self.attestation.id,
+                "world_size": self.replica.world_size,
+                "effective_batch": self.config.batch_size,
+                "batch_per_process": self.config.batch_size // self.replica.world_size,
+                "backend": self.replica.backend or None,
                 "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             },
         )
@@ -612,9 +692,8 @@ class Trainer:
         self.stats_file = open(path, "a", encoding="utf-8")
 
     def _close_stats(self) -> None:
-        handle = getattr(self, "stats_file", None)
-        if handle is not None and not handle.closed:
-            handle.close()
+        if self.stats_file is not None and not self.stats_file.closed:
+            self.stats_file.close()
 
     def _needs_final_checkpoint(self) -> bool:
         return self.step != self.last_checkpoint_step or latest_checkpoint(self.run_dir) is None
@@ -625,15 +704,21 @@ class Trainer:
         return minutes is not None and self.train_seconds - self.last_checkpoint_seconds >= minutes * 60
 
     def _save_checkpoint(self) -> Path:
+        """Every process calls this on the same step: each hands its RNG state to the main process, which writes."""
         path = checkpoint_path(self.run_dir, self.step)
-        save_checkpoint(path, self._checkpoint_state())
+        rngs = self.replica.gather_objects(_rng_state(self.device))
         self.last_checkpoint_step, self.last_checkpoint_seconds = self.step, self.train_seconds
+        if not self.replica.is_main:
+            return path
+        save_checkpoint(path, self._checkpoint_state(rngs))
         prune_checkpoints(self.run_dir, self.config.keep_checkpoints, protect={path})
         if self.cb.on_checkpoint:
             self.cb.on_checkpoint(path)
         return path
 
-    def _checkpoint_state(self) -> dict[str, Any]:
+    def _checkpoint_state(self, rngs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The full state; ``rngs``: every process's RNG state in rank order (default: this process's)."""
+        rngs = rngs or [_rng_state(self.device)]
         return {
             "family": self.config.family,
             "spec": vars(self.family.spec),
@@ -643,7 +728,9 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "micro_batches": self.micro_batches,
             "family_state": self.family.state_dict(),
-            "rng": _rng_state(self.device),
+            "rng": rngs[0],
+            "rng_ranks": rngs,
+            "world_size": len(rngs),
             "sampler": self.sampler.state_dict(),
             "dataset_fingerprint": self.dataset.fingerprint,
             "attestation_id": self.attestation.id,
@@ -655,9 +742,7 @@ class Trainer:
     def _restore(self, path: Path | None) -> None:
         if path is None:
             raise CheckpointError(f"{self.run_dir} has no checkpoint to resume from; start a new run instead")
-        _remove_stale_temp_files(self.run_dir)
-        # the newest checkpoint that verifies: damaged newer ones are renamed *.damaged and logged
-        path, state = load_latest_checkpoint(self.run_dir, family=self.config.family, on_note=self._log)
+        path, state = self._load_for_resume()
         if state["dataset_fingerprint"] != self.dataset.fingerprint:
             raise DataError(
                 f"the images in {self.config.dataset} changed since this run started; resuming would "
@@ -666,14 +751,39 @@ class Trainer:
         self.family.load_state_dict(state["family_state"])
         self._carry_changed_rates(state.get("config", {}))
         self.sampler.load_state_dict(state["sampler"])
-        _set_rng_state(state["rng"], self.device)
+        self._restore_rng(state)
         self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
-        self.micro_batches = int(state.get("micro_batches", 1))
+        local_batch = self.config.batch_size // self.replica.world_size
+        self.micro_batches = min(local_batch, int(self.config.accumulate or state.get("micro_batches", 1)))
         self.best_kid = state.get("best_kid")
         if self.health is not None and state.get("health"):
             self.health.load_state_dict(state["health"])
-        cut_health(self.run_dir, self.step)  # findings after the checkpoint are judged again
-        self._log(f"Resumed from {path.name} (step {self.step})")
+        if self.replica.is_main:
+            cut_health(self.run_dir, self.step)  # findings after the checkpoint are judged again
+        saved_world = int(state.get("world_size", 1))
+        moved = "" if saved_world == self.replica.world_size else f"; trained by {saved_world} process(es) until now"
+        self._log(f"Resumed from {path.name} (step {self.step}{moved})")
+
+    def _load_for_resume(self) -> tuple[Path, dict[str, Any]]:
+        """(path, state) of the checkpoint to resume: the main process picks it (renaming damaged newer ones,
+        removing stale temp files) and the others load the very file it picked."""
+        path: Path | None = None
+        state: dict[str, Any] = {}
+        if self.replica.is_main:
+            _remove_stale_temp_files(self.run_dir)
+            # the newest checkpoint that verifies: damaged newer ones are renamed *.damaged and logged
+            path, state = load_latest_checkpoint(self.run_dir, family=self.config.family, on_note=self._log)
+        picked = Path(self.replica.broadcast_object(str(path)))
+        return (picked, state) if self.replica.is_main else (picked, load_checkpoint(picked, self.config.family))
+
+    def _restore_rng(self, state: dict[str, Any]) -> None:
+        """This process's RNG state from the checkpoint: its own rank's when the checkpoint has one, else a
+        fresh stream from (seed, rank, step) for a process the checkpoint's run did not have."""
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        if self.replica.rank < len(ranks):
+            _set_rng_state(ranks[self.replica.rank], self.device)
+        else:
+            torch.manual_seed(self.config.seed + _RANK_SEED_STRIDE * self.replica.rank + int(state["step"]))
 
     def _carry_changed_rates(self, saved: dict[str, Any]) -> None:
         """Learning rates set since the checkpoint (Trainer.resume(settings=...)) reach the optimizers it restored:

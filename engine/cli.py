@@ -146,6 +146,10 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     from engine.families.base import build_family_config
     from engine.runs import TrainConfig
 
+    if args.config:
+        return _config_from_file(args)
+    if not args.dataset:
+        raise ConfigError("train needs a dataset folder (gan-studio-cli train DATASET ...) or --config SETTINGS.json")
     settings = _settings(args.set, TrainConfig, "--set", "training setting")
     family_name = settings.get("family", args.family)
     family = get_family(family_name)  # an unknown family is answered (with the known ones) before anything runs
@@ -191,6 +195,31 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig(**fields)
     config.validate()
     build_family_config(family.Config, config.family_options)  # names an unknown option the same way training would
+    return config
+
+
+def _config_from_file(args: argparse.Namespace) -> TrainConfig:
+    """--config FILE: the TrainConfig stored there exactly (no family recommendations), with the flags on top."""
+    from engine.runs import TrainConfig
+
+    path = Path(args.config)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--config {path} cannot be read ({exc}); give a JSON file of training settings") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path} must hold a JSON object of training settings")
+    flags = {"steps": args.steps, "minutes": args.minutes, "batch_size": args.batch, "seed": args.seed}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.device != "auto":
+        data["device"] = args.device
+    if args.dataset:
+        data["dataset"] = str(args.dataset)
+    data.update(_settings(args.set, TrainConfig, "--set", "training setting"))
+    if "dataset" not in data:
+        raise ConfigError(f'--config {path} names no dataset; add "dataset" to it or give the dataset folder')
+    config = TrainConfig.from_dict(data)
+    config.validate()
     return config
 
 
@@ -945,6 +974,35 @@ def _tuned(settings: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in settings.items())
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from engine.device import select_device
+    from engine.training.planner import plan_memory
+
+    if args.world_size < 1:
+        raise ConfigError(f"--world-size is the number of training processes, at least 1 (got {args.world_size})")
+    config = _train_config(_train_args(args))  # the settings exactly as `train` takes these flags
+    plan = plan_memory(config, select_device(config.device), world_size=args.world_size, probe=not args.quick)
+    forms = {"accumulate": "N", "amp": "true|false", "channels_last": "true|false"}
+    planned = [f"--set {k}={form}" for k, form in forms.items() if plan.chosen[k]]
+    text = plan.describe()
+    if planned:
+        text += f"\nTo choose for yourself, give train: {' '.join(planned)}"
+    _emit(args, plan.to_dict(), text)
+    return 0
+
+
+def _train_args(args: argparse.Namespace) -> argparse.Namespace:
+    """The `train` command's namespace for plan's flags (every train default included), so plan reads a
+    configuration through the same code as train."""
+    # the step limit does not change the memory a step needs; train insists on one
+    argv = ["train", str(args.dataset), f"--family={args.family}", f"--device={args.device}", "--steps=1"]
+    argv += [f"--size={args.size}"] if args.size is not None else []
+    argv += [f"--batch={args.batch}"] if args.batch is not None else []
+    argv += [f"--task={args.task}"] if args.task else []
+    argv += [f"--set={pair}" for pair in args.set] + [f"--option={pair}" for pair in args.option]
+    return build_parser().parse_args(argv)
+
+
 # -- plumbing ----------------------------------------------------------------------------------------
 def _tqdm() -> Any:  # tqdm ships no type information
     from tqdm import tqdm
@@ -1021,7 +1079,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_attest)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a prepared dataset")
-    p.add_argument("dataset")
+    p.add_argument("dataset", nargs="?", help="prepared dataset folder (optional with --config)")
+    p.add_argument(
+        "--config",
+        help="every setting from this JSON file (a run's config.json, or what the studio writes for torchrun); "
+        "--set, --steps, --minutes, --batch, --seed and --device still apply on top",
+    )
     p.add_argument(
         "--family",
         default="dcgan",
@@ -1208,6 +1271,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="training setting for every trial (not tuned)"
     )
     p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser(
+        "plan",
+        parents=[common],
+        help="plan memory for training: mixed precision, memory layout and gradient accumulation for the device",
+    )
+    p.add_argument("dataset", help="prepared dataset folder")
+    p.add_argument("--family", default="dcgan", help="model family (as for train)")
+    p.add_argument("--task", choices=task_names(), help="image-to-image families: what to learn (as for train)")
+    p.add_argument("--size", type=int, help="training resolution (default: the dataset's)")
+    p.add_argument("--batch", type=int, help="images per step, all processes together (setting batch_size)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--world-size", type=int, default=1, help="training processes (torchrun --nproc_per_node)")
+    p.add_argument("--quick", action="store_true", help="the device's defaults only: build and measure no model")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="family option")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training setting; amp, channels_last and accumulate given here are kept, the others planned",
+    )
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
+import sys
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -202,3 +205,41 @@ def replica_from_env(device_type: str) -> Replica:
     if replica.backend == "nccl":
         replica.device = torch.device("cuda", local_rank)
     return replica
+
+
+def torchrun_command(
+    settings: Path | str,
+    run_dir: Path | str,
+    processes: int,
+    *,
+    nodes: int = 1,
+    node_rank: int = 0,
+    endpoint: str = "HOST:29500",
+    resume: bool = False,
+    python: str | None = None,
+) -> list[str]:
+    """The torchrun command line that trains (or, with ``resume``, continues) ``run_dir`` with ``processes``
+    processes on each of ``nodes`` machines; ``settings`` is a TrainConfig JSON file (CLI ``--config``).
+
+    One machine uses torchrun's standalone rendezvous (a free local port); several use c10d at ``endpoint``,
+    which every machine must reach, each started with its own ``node_rank``. ``python`` (default: this
+    interpreter) runs ``-m torch.distributed.run``, the module behind the ``torchrun`` script.
+    """
+    command = [python or sys.executable, "-m", "torch.distributed.run"]
+    if nodes > 1:
+        command += [f"--nnodes={nodes}", f"--node_rank={node_rank}", "--rdzv_backend=c10d"]
+        command += [f"--rdzv_endpoint={endpoint}", f"--rdzv_id={Path(run_dir).name}"]
+    else:
+        command.append("--standalone")
+    command += [f"--nproc_per_node={processes}", "-m", "engine"]
+    if resume:
+        return [*command, "resume", str(run_dir)]
+    return [*command, "train", "--config", str(settings), "--out", str(run_dir)]
+
+
+def format_command(command: list[str]) -> str:
+    """``command`` as one line to paste into a shell ('torchrun' for the module form, paths quoted)."""
+    words = list(command)
+    if words[1:3] == ["-m", "torch.distributed.run"]:
+        words = ["torchrun", *words[3:]]
+    return shlex.join(words)

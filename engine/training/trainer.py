@@ -57,6 +57,9 @@ _RUN_IDENTITY = ("dataset", "family", "family_options", "resolution", "format_ve
 """TrainConfig fields Trainer.resume(settings=...) refuses to change: the checkpoint is a model of exactly these."""
 _RATE_SETTINGS = ("lr_g", "lr_d")
 _MAX_ROLLBACKS = 5
+STOP_FILE = "STOP"
+"""A file of this name in the run folder stops the run after the current step, with a checkpoint (any front
+end, any machine that sees the folder: ``touch RUN/STOP``); the trainer removes it."""
 _RANK_SEED_STRIDE = 1_000_003
 """Rank r > 0 of a multi-process run seeds its RNG with seed + r * this (its own augmentations)."""
 
@@ -296,6 +299,7 @@ class Trainer:
         self.replica.broadcast_modules(self.family.modules.values())  # as DDP does: rank 0's weights everywhere
         self.kid_every = self._kid_interval() if self.replica.is_main else 0
         if self.replica.is_main:
+            (self.run_dir / STOP_FILE).unlink(missing_ok=True)  # left from an earlier stop: not a request to this run
             self._write_run_files()
             self._open_stats()
         self.good_state = _clone_state(self.family.state_dict())
@@ -434,11 +438,21 @@ class Trainer:
         if not self.replica.distributed:
             return False
         self.replica.broadcast_modules(self.family.modules.values(), buffers_only=True)
-        stop = self.cb.should_stop
-        asked = 1.0 if stop and stop() else 0.0
+        asked = 1.0 if self._stop_asked() else 0.0
         total = self.replica.sum_values([asked, self.train_seconds if self.replica.is_main else 0.0])
         self.train_seconds = total[1]
         return total[0] > 0
+
+    def _stop_asked(self) -> bool:
+        """should_stop(), or a STOP file in the run folder (seen by the main process, which removes it)."""
+        if self.cb.should_stop and self.cb.should_stop():
+            return True
+        flag = self.run_dir / STOP_FILE
+        if self.replica.is_main and flag.exists():
+            flag.unlink(missing_ok=True)
+            self._log(f"Stop requested ({STOP_FILE} file in the run folder)")
+            return True
+        return False
 
     def _limit_reached(self) -> bool:
         cfg = self.config
@@ -449,13 +463,13 @@ class Trainer:
     def _poll_stop_and_pause(self) -> bool:
         if self.replica.distributed:  # polled in _sync_processes, so every process stops on the same step
             return False
-        stop, pause = self.cb.should_stop, self.cb.should_pause
-        if stop and stop():
+        pause = self.cb.should_pause
+        if self._stop_asked():
             return True
         if pause and pause():
             self._log(f"Paused at step {self.step}")
             while pause():
-                if stop and stop():
+                if self._stop_asked():
                     return True
                 time.sleep(0.05)
             self._log("Resumed")

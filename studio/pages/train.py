@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QSize, Qt, QThread, QTimer, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QFontDatabase, QGuiApplication, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPlainTextEdit,
@@ -38,8 +39,10 @@ from PySide6.QtWidgets import (
 
 from engine.data import read_report
 from engine.data.importer import FEW_IMAGES
+from engine.distributed import format_command, torchrun_command
 from engine.errors import ConfigError, GanStudioError, gui_message
 from engine.families import family_names, get_family
+from engine.fsutil import atomic_write_json
 from engine.runs import TrainConfig, read_run_config
 from engine.runs.checkpoint import checkpoint_step, list_checkpoints
 from engine.runs.info import read_log, read_stats, run_info
@@ -58,7 +61,10 @@ from studio.widgets.consent_dialog import consent_status
 from studio.widgets.health_strip import FindingsPanel, FixDialog, HealthStrip
 from studio.widgets.loss_chart import LossChart
 from studio.widgets.preview_view import PreviewView
+from studio.workers.process_train_worker import ProcessTrainWorker
 from studio.workers.train_worker import TrainWorker
+
+AnyTrainWorker = TrainWorker | ProcessTrainWorker
 
 # TrainConfig fields the page sets itself rather than through the advanced form.
 FORM_EXCLUDE = ("dataset", "family", "family_options", "format_version")
@@ -72,6 +78,12 @@ FINDINGS_HEIGHT = 360
 TUNE_TIP = (
     "Try short runs with different learning rates, loss, augmentation and R1, score each by KD, and fill "
     "these settings with the best"
+)
+SETTINGS_NAME = "settings.json"
+"""The TrainConfig a multi-process run is started from (torchrun ... train --config RUN/settings.json)."""
+PROCESSES_TIP = (
+    "Processes to start on this machine, one per GPU (torchrun, NCCL). Without a GPU they share the CPU "
+    "cores over gloo: a way to check a cluster set-up, not a faster run"
 )
 TUNE_TIP_TRANSLATE = "Finding settings scores models that draw images from noise (by KD); this family translates images"
 
@@ -98,7 +110,7 @@ class TrainPage(QWidget):
         super().__init__(parent)
         self.project, self.errors = project, errors
         self.tier = device_tier(gpu_total_memory())
-        self.worker: TrainWorker | None = None
+        self.worker: AnyTrainWorker | None = None
         self.thread: QThread | None = None
         self.run_dir: Path | None = None
         self.target_steps: int | None = None
@@ -148,6 +160,7 @@ class TrainPage(QWidget):
         layout.addWidget(self._what_box())
         layout.addWidget(self._model_box())
         layout.addWidget(self._advanced_box())
+        layout.addWidget(self._cluster_box())
         layout.addLayout(self._control_buttons())
         layout.addWidget(self._runs_box(), 1)
         return column
@@ -241,6 +254,116 @@ class TrainPage(QWidget):
         inner.addWidget(self.advanced_tabs)
         self.advanced_box = box
         return box
+
+    def _cluster_box(self) -> QGroupBox:
+        box = QGroupBox("Several GPUs or machines")
+        box.setToolTip("Train one model with several processes through PyTorch's torchrun (docs/training.md)")
+        form = QFormLayout(box)
+        self.processes_spin = QSpinBox()
+        self.processes_spin.setRange(1, max(2, _gpu_count()))
+        self.processes_spin.setValue(max(1, _gpu_count()))
+        self.processes_spin.setToolTip(PROCESSES_TIP)
+        self.nodes_spin = QSpinBox()
+        self.nodes_spin.setRange(1, 1024)
+        self.nodes_spin.setToolTip("Machines that train together; start the command on each with its --node_rank")
+        self.endpoint_edit = QLineEdit("HOST:29500")
+        self.endpoint_edit.setToolTip("host:port of the first machine, which every machine can reach")
+        self.command_view = QPlainTextEdit()
+        self.command_view.setReadOnly(True)
+        self.command_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.command_view.setMaximumHeight(84)
+        self.command_view.setToolTip("The command for these settings: run it in a terminal (on each machine)")
+        self.copy_command_button = QPushButton("Copy command")
+        self.copy_command_button.setToolTip(
+            "Save these settings in a new run folder and copy the torchrun command that trains it"
+        )
+        self.copy_command_button.clicked.connect(self.copy_cluster_command)
+        self.processes_button = QPushButton("Start on this machine")
+        self.processes_button.setToolTip("Start the processes here and watch the run on this page")
+        self.processes_button.clicked.connect(self.start_processes)
+        for signal in (self.processes_spin.valueChanged, self.nodes_spin.valueChanged):
+            signal.connect(self._on_cluster_changed)
+        self.endpoint_edit.textChanged.connect(self._on_cluster_changed)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.copy_command_button)
+        buttons.addWidget(self.processes_button)
+        form.addRow("Processes per machine", self.processes_spin)
+        form.addRow("Machines", self.nodes_spin)
+        form.addRow("First machine", self.endpoint_edit)
+        form.addRow(self.command_view)
+        form.addRow(buttons)
+        self._show_cluster_command()
+        return box
+
+    def cluster_command(self, run_dir: Path | str = "RUN") -> str:
+        """The torchrun command line for the current process and machine counts, training ``run_dir``."""
+        nodes = self.nodes_spin.value()
+        command = torchrun_command(
+            Path(run_dir) / SETTINGS_NAME,
+            run_dir,
+            self.processes_spin.value(),
+            nodes=nodes,
+            node_rank=0,
+            endpoint=self.endpoint_edit.text().strip() or "HOST:29500",
+        )
+        return format_command(command)
+
+    def _on_cluster_changed(self, *_: object) -> None:
+        self._show_cluster_command()
+        self._update_buttons()
+
+    def _show_cluster_command(self) -> None:
+        nodes = self.nodes_spin.value()
+        self.endpoint_edit.setEnabled(nodes > 1)
+        words = self.cluster_command()
+        if nodes > 1:
+            words += f"\n# on machine k of {nodes}: the same with --node_rank=k"
+        self.command_view.setPlainText(words)
+
+    def _prepare_process_run(self) -> tuple[Path, TrainConfig] | None:
+        """A new run folder holding these settings (settings.json) for torchrun; None (with a message) when
+        the settings cannot train."""
+        ok, text = consent_status(self.dataset_dir())
+        if not ok:
+            self.errors.report(f"Training needs a consent attestation for this dataset. {text}")
+            return None
+        try:
+            config = self.build_config()
+            if config.batch_size % (self.processes_spin.value() * self.nodes_spin.value()):
+                raise ConfigError(
+                    f"Batch size ({config.batch_size}) must divide evenly among the "
+                    f"{self.processes_spin.value() * self.nodes_spin.value()} processes: set a multiple of them"
+                )
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return None
+        run_dir = self.project.new_run_dir(config.family)
+        atomic_write_json(run_dir / SETTINGS_NAME, {**config.to_dict(), "dataset": str(Path(config.dataset).resolve())})
+        return run_dir, config
+
+    def copy_cluster_command(self) -> str:
+        """Save the settings in a new run folder and put its torchrun command on the clipboard; the command."""
+        prepared = self._prepare_process_run()
+        if prepared is None:
+            return ""
+        command = self.cluster_command(prepared[0])
+        QGuiApplication.clipboard().setText(command)
+        self.command_view.setPlainText(command)
+        self.sig_status.emit(f"Command copied; the settings are in {prepared[0] / SETTINGS_NAME}")
+        return command
+
+    def start_processes(self) -> bool:
+        """Start the multi-process run the box describes on this machine and follow it here."""
+        if self.is_running():
+            return False
+        prepared = self._prepare_process_run()
+        if prepared is None:
+            return False
+        run_dir, config = prepared
+        command = torchrun_command(run_dir / SETTINGS_NAME, run_dir, self.processes_spin.value())
+        self._launch(ProcessTrainWorker(command, run_dir), run_dir, config.steps, fresh=True)
+        self.run_names = (config.family, config.dataset)
+        return True
 
     def _toggle_advanced(self, shown: bool) -> None:
         self.advanced_tabs.setVisible(shown)
@@ -650,7 +773,7 @@ class TrainPage(QWidget):
         self.run_names = (config.family, config.dataset)
         return True
 
-    def _launch(self, worker: TrainWorker, run_dir: Path, target: int | None, fresh: bool) -> None:
+    def _launch(self, worker: AnyTrainWorker, run_dir: Path, target: int | None, fresh: bool) -> None:
         self.worker, self.run_dir, self.target_steps = worker, run_dir, target
         self.result, self.last_checkpoint, self.latest_stats = None, None, {}
         if fresh:
@@ -686,7 +809,7 @@ class TrainPage(QWidget):
 
     def toggle_pause(self) -> None:
         """Pause a running run, or continue a paused one."""
-        if self.worker is None or self.worker.stopping:
+        if self.worker is None or self.worker.stopping or not self.worker.can_pause:
             return
         if self.worker.paused:
             self.worker.resume()
@@ -709,12 +832,15 @@ class TrainPage(QWidget):
     def _update_buttons(self) -> None:
         running = self.is_running()
         stopping = bool(self.worker and self.worker.stopping)
-        self.pause_button.setEnabled(running and not stopping)
+        self.pause_button.setEnabled(running and not stopping and bool(self.worker and self.worker.can_pause))
         self.pause_button.setText("Continue" if self.worker and self.worker.paused else "Pause")
         self.stop_button.setEnabled(running and not stopping)
         self.resume_button.setEnabled(not running and self.selected_run() is not None)
         tuning = self.tune_dialog is not None and self.tune_dialog.is_running()
         self.start_button.setEnabled(not running and self.consent_ok and not tuning)  # one job at a time
+        local = self.nodes_spin.value() == 1 and self.processes_spin.value() > 1
+        self.processes_button.setEnabled(not running and self.consent_ok and not tuning and local)
+        self.copy_command_button.setEnabled(self.consent_ok)
         generates = get_family(self.family()).kind == "generate"
         self.tune_button.setEnabled(not running and not tuning and self.consent_ok and generates)
         self.tune_button.setToolTip(TUNE_TIP if generates else TUNE_TIP_TRANSLATE)
@@ -996,6 +1122,12 @@ class TrainPage(QWidget):
             QCoreApplication.processEvents()  # deliver the worker's last signals (result, checkpoint)
             self._on_thread_finished()
         return ended
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _findings_until_checkpoint(run_dir: Path) -> list[Finding]:

@@ -49,6 +49,9 @@ class TrainWorker(ThreadWorker):
     sig_failed = Signal(str, str)
     """The run failed: message in words, and details (a traceback) for unexpected errors."""
 
+    can_pause = True
+    """The run can hold after a step until resume() (a multi-process run cannot: ProcessTrainWorker)."""
+
     def __init__(self, make_trainer: TrainerFactory, run_dir: Path, *, step_interval: float = 0.05) -> None:
         super().__init__()
         self.make_trainer = make_trainer

@@ -25,7 +25,7 @@ what it flagged.
 from __future__ import annotations
 
 import threading
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -41,6 +41,7 @@ _FLAT_SIDE = 48
 _AGREEMENT = 0.3
 _STEP = 1.1  # scale step of the first cascade's image pyramid
 _local = threading.local()  # CascadeClassifier is not safe to share between the import's threads
+_import_lock = threading.Lock()
 
 
 class Face(NamedTuple):
@@ -52,14 +53,23 @@ class Face(NamedTuple):
     h: int
 
 
+def _cv2() -> Any:
+    """The cv2 module, imported by one thread at a time: its loader swaps modules in sys.modules while it
+    runs, and a second thread importing it at that moment saw a half-made module without cv2.data (the
+    import then skipped good files)."""
+    with _import_lock:
+        import cv2
+
+        return cv2
+
+
 def _cascades() -> tuple[object, object]:
     pair = getattr(_local, "pair", None)
     if pair is None:
-        import cv2
-
+        cv2 = _cv2()
+        folder = cv2.data.haarcascades
         # The import already runs one thread per core; OpenCV's own threads on top only contend.
         cv2.setNumThreads(1)
-        folder = cv2.data.haarcascades  # type: ignore[attr-defined]
         pair = tuple(
             cv2.CascadeClassifier(folder + name)
             for name in ("haarcascade_frontalface_alt2.xml", "haarcascade_frontalface_default.xml")
@@ -103,7 +113,7 @@ def detect_faces(image: Image.Image, original_size: tuple[int, int] | None = Non
     ``original_size`` is the (width, height) the boxes are reported in, when ``image`` is a reduced
     decode of a larger file; by default the image's own size.
     """
-    import cv2
+    cv2 = _cv2()
 
     grey = np.asarray(image.convert("L"))
     height, width = grey.shape

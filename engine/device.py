@@ -51,7 +51,8 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return f"Apple GPU via Metal (MPS), torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
-    return f"CPU {cpu} ({torch.get_num_threads()} threads), torch {torch.__version__}"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu} ({threads} thread{'s' if threads != 1 else ''}), torch {torch.__version__}"
 
 
 def is_oom(exc: BaseException) -> bool:

@@ -104,6 +104,8 @@ def take_screenshots(
         consent_faces_shot(window, Path(out_dir), scratch)
     if only in (None, "edit"):
         edit_shot(window, Path(out_dir), scratch, steps)
+    if only in (None, "train-processes"):
+        processes_shot(window, Path(out_dir))
     if translate.get("sketch"):
         _sketch_shot(window, Path(out_dir), Path(translate["sketch"]))
     if translate.get("colorize") and translate.get("image"):
@@ -335,6 +337,33 @@ def edit_shot(window: object, out: Path, scratch: Path, steps: int | None = None
     page.request_grid()
     wait_until(lambda: page.grid_layout.count() == 25, 60, "the style-mixing grid")
     grab(window, out / "edit-mixing.png")  # type: ignore[arg-type]
+
+
+def processes_shot(window: object, out: Path) -> None:
+    """train-processes.png: the Train page following a two-process (gloo) run it started, its memory plan and
+    the torchrun command in view."""
+    from engine.consent import attest
+    from engine.data import import_folder
+
+    project = window.project  # type: ignore[attr-defined]
+    dataset = project.dataset_dir_for(SAMPLE_DATASET)
+    if not (dataset / "dataset.json").is_file():
+        import_folder(SAMPLE_DATASET, dataset, size=32)
+    attest(dataset, rights="licensed", people="none", attested_by="GAN Studio sample (Noto Emoji, Apache-2.0)")
+    page = window.train_page  # type: ignore[attr-defined]
+    window.show_page("train")  # type: ignore[attr-defined]
+    page.refresh_datasets(select=dataset)
+    page.set_preset("quick")
+    page.train_form.set_values({"steps": 2000, "preview_every": 20, "batch_size": 16})
+    page.processes_spin.setValue(2)
+    if not page.start_processes():
+        raise RuntimeError("the two-process run did not start (see the error dialog)")
+    wait_until(lambda: int(page.latest_stats.get("step", 0)) >= 120, 900, "the two-process run to train a while")
+    page.settings_scroll.ensureWidgetVisible(page.cluster_box)
+    settle(1.0)
+    grab(window, out / "train-processes.png")  # type: ignore[arg-type]
+    page.stop()
+    wait_until(lambda: not page.is_running(), 300, "the two-process run to stop")
 
 
 def consent_faces_shot(window: object, out: Path, scratch: Path) -> None:

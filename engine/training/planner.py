@@ -98,6 +98,19 @@ class MemoryPlan:
         )
         return "\n".join([head, f"  {values}", *(f"  - {note}" for note in self.notes)])
 
+    def summary(self) -> str:
+        """One line for a log: 'Memory plan for cuda:0 (1 process, 70.1 GiB free): batch_size=32 (yours), ...'."""
+        where = [f"{self.world_size} process{'es' if self.world_size > 1 else ''}"]
+        if self.free_bytes is not None:
+            where.append(f"{_gib(self.free_bytes)} free")
+        if self.estimated_peak_bytes is not None:
+            where.append(f"estimated peak {_gib(self.estimated_peak_bytes)}")
+        values = ", ".join(
+            f"{name}={_word(getattr(self, name))} ({'planned' if self.chosen.get(name) else 'yours'})"
+            for name in PLANNED_FIELDS
+        )
+        return f"Memory plan for {self.device} ({', '.join(where)}): {values}"
+
     def to_dict(self) -> dict[str, Any]:
         """Every field, JSON-ready (the CLI's --json)."""
         return {**dataclasses.asdict(self), "notes": list(self.notes), "micro_batch": self.micro_batch}

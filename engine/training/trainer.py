@@ -30,6 +30,7 @@ from engine.errors import CheckpointError, ConfigError, DataError, DeviceError, 
 from engine.families import get_family
 from engine.families.base import Family, ModelSpec
 from engine.fsutil import atomic_write_json, save_png
+from engine.gpu_stats import gpu_stats_record
 from engine.runs.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
@@ -50,6 +51,7 @@ from engine.training.health import (
     cut_health,
     with_remedy,
 )
+from engine.training.planner import MemoryPlan, plan_memory
 from engine.training.previews import make_grid_uint8, to_uint8_nhwc
 
 _SNAPSHOT_EVERY = 50
@@ -57,6 +59,7 @@ _RUN_IDENTITY = ("dataset", "family", "family_options", "resolution", "format_ve
 """TrainConfig fields Trainer.resume(settings=...) refuses to change: the checkpoint is a model of exactly these."""
 _RATE_SETTINGS = ("lr_g", "lr_d")
 _MAX_ROLLBACKS = 5
+_GPU_READ_SECONDS = 2.0
 STOP_FILE = "STOP"
 """A file of this name in the run folder stops the run after the current step, with a checkpoint (any front
 end, any machine that sees the folder: ``touch RUN/STOP``); the trainer removes it."""
@@ -209,6 +212,8 @@ class Trainer:
         self.replica: Replica = SINGLE  # this process's place in a torchrun run (engine/distributed.py)
         self.auto_remedies = config.auto_remedies
         self.stats_file: Any = None  # stats.jsonl, open while the main process trains
+        self._gpu_read_at = -math.inf
+        self._gpu_last: dict[str, float] = {}
 
     @classmethod
     def resume(
@@ -288,12 +293,13 @@ class Trainer:
         if len(self.dataset) == 0:
             raise DataError(f"dataset {cfg.dataset} has no usable images; import a folder with images first")
         self._log(f"Training '{cfg.family}' on {describe_device(self.device)}")
+        self.plan = self._plan_memory()
         self.family = self._build_family()
         self._prepare_data()
         self.preview_inputs = self.family.preview_inputs(cfg.preview_count, cfg.seed, self._first_examples)
         # the training doctor watches from the main process (it writes health.jsonl and its evidence images)
         self.health = self._make_health() if cfg.health and self.replica.is_main else None
-        self.micro_batches = self.config.accumulate or 1
+        self.micro_batches = self.plan.accumulate
         if self.resume_requested:
             self._restore(existing)
         self.replica.broadcast_modules(self.family.modules.values())  # as DDP does: rank 0's weights everywhere
@@ -303,6 +309,17 @@ class Trainer:
             self._write_run_files()
             self._open_stats()
         self.good_state = _clone_state(self.family.state_dict())
+
+    def _plan_memory(self) -> MemoryPlan:
+        """The memory planner's choices for this device (engine/training/planner.py), in the log. On a GPU it
+        measures the model to choose the gradient accumulation; elsewhere free memory is unknown and it only
+        states the defaults. Settings the user gave are kept; amp and channels_last left unset (None) stay
+        unset in config.json, where they mean the same device default the plan states."""
+        cfg = self.config
+        measure = self.device.type == "cuda" and cfg.accumulate is None
+        plan = plan_memory(cfg, self.device, world_size=self.replica.world_size, probe=measure)
+        self._log(plan.summary())
+        return plan
 
     def _join_replicas(self) -> None:
         """Under torchrun: join the other processes, agree on the run folder and take this one's GPU."""
@@ -537,6 +554,7 @@ class Trainer:
             "seconds": round(self.train_seconds, 3),
             "eta_seconds": self._eta(rate),
             "world_size": self.replica.world_size,
+            **self.gpu_record(),
         }
         if not self.replica.is_main:
             return
@@ -544,6 +562,13 @@ class Trainer:
             self._write_stats(record)
         if self.cb.on_step:
             self.cb.on_step(record)
+
+    def gpu_record(self) -> dict[str, float]:
+        """GPU utilisation and memory for a stats line, read at most every few seconds (nvidia-ml-py); {} off a GPU."""
+        now = time.monotonic()
+        if self.device.type == "cuda" and now - self._gpu_read_at >= _GPU_READ_SECONDS:
+            self._gpu_read_at, self._gpu_last = now, gpu_stats_record(self.device)
+        return self._gpu_last
 
     def _write_stats(self, record: dict[str, Any]) -> None:
         self.stats_file.write(json.dumps(record) + "\n")

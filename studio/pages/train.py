@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from engine.data import read_report
 from engine.data.importer import FEW_IMAGES
+from engine.device import select_device
 from engine.distributed import format_command, torchrun_command
 from engine.errors import ConfigError, GanStudioError, gui_message
 from engine.families import family_names, get_family
@@ -50,6 +51,7 @@ from engine.runs.layout import preview_path, preview_steps
 from engine.tasks import get_task
 from engine.training import RunResult
 from engine.training.health import DETECTOR_LABELS, Finding, Fix, read_health
+from engine.training.planner import PLANNED_FIELDS, MemoryPlan, plan_memory
 from studio.errors import ErrorReporter
 from studio.pages.tune_dialog import TuneDialog
 from studio.presets import DEFAULT_PRESET, PRESETS, describe_settings, device_tier, preferred_family, preset_settings
@@ -61,6 +63,7 @@ from studio.widgets.consent_dialog import consent_status
 from studio.widgets.health_strip import FindingsPanel, FixDialog, HealthStrip
 from studio.widgets.loss_chart import LossChart
 from studio.widgets.preview_view import PreviewView
+from studio.workers.model_workers import PlanWorker
 from studio.workers.process_train_worker import ProcessTrainWorker
 from studio.workers.train_worker import TrainWorker
 
@@ -126,6 +129,9 @@ class TrainPage(QWidget):
         self.fix_dialog: FixDialog | None = None
         # a fix that resumes the running run waits here until its thread has ended: (run, until, settings)
         self._pending_fix: tuple[Path, int | None, dict[str, Any]] | None = None
+        self.plan: MemoryPlan | None = None  # the memory plan shown (quick, or measured by Measure)
+        self.plan_worker: PlanWorker | None = None
+        self.plan_thread: QThread | None = None
         self._build()
         self._fill_tasks()
         self._fill_scales()
@@ -136,6 +142,7 @@ class TrainPage(QWidget):
         self.ui_timer.start()
         self.refresh_datasets()
         self.refresh_runs()
+        self.refresh_plan()
 
     # -- layout -----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -143,6 +150,7 @@ class TrainPage(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._settings_column())
+        self.settings_scroll = scroll
         scroll.setMinimumWidth(380)
         splitter.addWidget(scroll)
         splitter.addWidget(self._live_column())
@@ -160,6 +168,7 @@ class TrainPage(QWidget):
         layout.addWidget(self._what_box())
         layout.addWidget(self._model_box())
         layout.addWidget(self._advanced_box())
+        layout.addWidget(self._memory_box())
         layout.addWidget(self._cluster_box())
         layout.addLayout(self._control_buttons())
         layout.addWidget(self._runs_box(), 1)
@@ -255,8 +264,87 @@ class TrainPage(QWidget):
         self.advanced_box = box
         return box
 
+    def _memory_box(self) -> QGroupBox:
+        box = QGroupBox("Memory plan")
+        self.memory_box = box
+        box.setToolTip(
+            "Gradient accumulation, mixed precision and channels-last chosen for the device; set any of them "
+            "yourself under Advanced settings (Gradient accumulation, Mixed precision, Channels-last memory layout)"
+        )
+        inner = QVBoxLayout(box)
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.measure_button = QPushButton("Measure for this device")
+        self.measure_button.setToolTip(
+            "Build the model and estimate one step's memory, then choose the gradient accumulation that fits "
+            "(a run measures this itself when it starts on a GPU)"
+        )
+        self.measure_button.clicked.connect(self.measure_plan)
+        inner.addWidget(self.plan_label)
+        inner.addWidget(self.measure_button)
+        for name in (*PLANNED_FIELDS, "device", "resolution"):
+            self.train_form.editors[name].sig_changed.connect(self.refresh_plan)
+        return box
+
+    def _world_size(self) -> int:
+        return self.processes_spin.value() * self.nodes_spin.value()
+
+    def refresh_plan(self) -> MemoryPlan | None:
+        """Show the planner's device defaults for the current settings (instant: nothing is built)."""
+        try:
+            config = self.build_config()
+            plan = plan_memory(config, select_device(config.device), world_size=self._world_size(), probe=False)
+        except GanStudioError as exc:
+            self.plan = None
+            self.plan_label.setText(f"No plan: {gui_message(exc)}")
+            return None
+        self._show_plan(plan)
+        return plan
+
+    def measure_plan(self) -> bool:
+        """Measure the model's memory on the device in a worker thread; the label shows the result."""
+        if self.plan_thread is not None:
+            return False
+        try:
+            config = self.build_config()
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return False
+        self.plan_worker = PlanWorker(config, self._world_size())
+        self.plan_worker.sig_finished.connect(self._show_plan)
+        self.plan_worker.sig_failed.connect(self.errors.report)
+        self.plan_thread = self.plan_worker.start(self)
+        self.plan_thread.finished.connect(self._on_plan_thread_finished)
+        self.measure_button.setEnabled(False)
+        self.plan_label.setText("Measuring one training step of this model…")
+        return True
+
+    def _on_plan_thread_finished(self) -> None:
+        if self.plan_thread is not None:
+            self.plan_thread.deleteLater()
+        self.plan_worker, self.plan_thread = None, None
+        self.measure_button.setEnabled(True)
+
+    def _show_plan(self, plan: MemoryPlan) -> None:
+        self.plan = plan
+        words = {True: "on", False: "off"}
+        lines = [
+            f"Each step: {plan.batch_size} images"
+            + (f", {plan.batch_size // plan.world_size} per process" if plan.world_size > 1 else "")
+            + f", in {plan.accumulate} micro-batch{'es' if plan.accumulate > 1 else ''} of {plan.micro_batch}",
+            f"Mixed precision {words[plan.amp]} · channels-last {words[plan.channels_last]} on {plan.device}",
+        ]
+        if plan.estimated_peak_bytes is not None:
+            free = f" of {plan.free_bytes / 2**30:.1f} GiB free" if plan.free_bytes is not None else ""
+            lines.append(f"Estimated peak {plan.estimated_peak_bytes / 2**30:.2f} GiB{free}")
+        yours = [n for n in PLANNED_FIELDS if not plan.chosen.get(n) and n != "batch_size"]
+        lines.append(f"Yours: {', '.join(yours)}" if yours else "Planned for this device (change under Advanced)")
+        self.plan_label.setText("\n".join(lines))
+        self.plan_label.setToolTip(plan.describe())
+
     def _cluster_box(self) -> QGroupBox:
         box = QGroupBox("Several GPUs or machines")
+        self.cluster_box = box
         box.setToolTip("Train one model with several processes through PyTorch's torchrun (docs/training.md)")
         form = QFormLayout(box)
         self.processes_spin = QSpinBox()
@@ -311,6 +399,7 @@ class TrainPage(QWidget):
     def _on_cluster_changed(self, *_: object) -> None:
         self._show_cluster_command()
         self._update_buttons()
+        self.refresh_plan()
 
     def _show_cluster_command(self) -> None:
         nodes = self.nodes_spin.value()
@@ -639,6 +728,7 @@ class TrainPage(QWidget):
             f"{PRESETS[str(self.preset_combo.currentData())].summary}\n"
             f"On this {self.tier.replace('-', ' ')}: {describe_settings(settings, family_cls.Config)}."
         )
+        self.refresh_plan()
 
     def _dataset_size(self) -> int:
         dataset = self.dataset_dir()

@@ -1,4 +1,5 @@
-"""ExportWorker and BenchmarkWorker: the engine's ONNX export and the backend timing on a worker thread.
+"""ExportWorker, BenchmarkWorker and PlanWorker: the engine's ONNX export, the backend timing and the memory
+planner's measurement on a worker thread.
 
 Each runs one job, turns the engine's progress callback into ``sig_progress`` and ends with exactly one
 of ``sig_finished`` / ``sig_failed``; neither touches a widget.
@@ -14,6 +15,7 @@ from PySide6.QtCore import Signal
 
 from engine.export import export_onnx
 from engine.export.benchmark import benchmark_run
+from engine.runs import TrainConfig
 from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_priority, run_guarded
 
 
@@ -74,3 +76,20 @@ class BenchmarkWorker(_JobWorker):
     def job(self) -> Any:
         """Median latencies per batch size on both backends (each row names the backends that ran)."""
         return self.timer(self.run_dir, batches=self.batches, runs=self.runs, progress=self.sig_progress.emit).rows
+
+
+class PlanWorker(_JobWorker):
+    """The memory planner measuring the model on the device (engine.training.planner); finishes with a MemoryPlan."""
+
+    what = "Measuring the memory plan"
+
+    def __init__(self, config: TrainConfig, world_size: int) -> None:
+        super().__init__()
+        self.config, self.world_size = config, world_size
+
+    def job(self) -> Any:
+        """plan_memory with probe: the model is built and one step's memory estimated."""
+        from engine.device import select_device
+        from engine.training.planner import plan_memory
+
+        return plan_memory(self.config, select_device(self.config.device), world_size=self.world_size, probe=True)

@@ -550,6 +550,7 @@ class FindingsPanel(QScrollArea):
     def _rebuild(self) -> None:
         for card in self.cards:
             self.body_layout.removeWidget(card)
+            card.hide()  # deleteLater waits for the event loop: until then a removed card still painted
             card.deleteLater()
         self.cards = []
         shown = open_findings(self.findings)

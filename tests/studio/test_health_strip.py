@@ -79,8 +79,12 @@ def test_panel_lists_open_findings_worst_first_with_a_chart_and_fix_buttons(qtbo
         qtbot.mouseClick(card.fix_buttons[0], LEFT)
     assert clicked.args[0].detector == "overpowering" and clicked.args[1] == LOWER
 
+    panel.show()
+    old_cards = list(panel.cards)
     panel.set_findings([finding("collapse", "warning", 10), finding("collapse", "ok", 60)], tmp_path)
     assert not panel.cards and panel.empty_label.text() == f"{EMPTY_TEXT} (1 earlier finding cleared)"
+    # gone from the screen at once, not when Qt gets round to deleting them (a grab showed them before)
+    assert not any(c.isVisible() for c in old_cards)
 
 
 def test_copying_finding_shows_its_two_images_and_refuses_paths_outside_the_run(qtbot, tmp_path):

@@ -592,8 +592,9 @@ def _export(subject: _Subject, opset: int) -> tuple[bytes, str, list[str]]:
             return path.read_bytes(), "dynamo", notes
         except Exception as exc:  # the new exporter still fails on some graphs; the old one is the fallback
             notes.append(
-                f"dynamo exporter failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                "used the TorchScript exporter"
+                "exported with PyTorch's TorchScript exporter, as the newer dynamo exporter could not convert "
+                f"this model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); the parity check holds "
+                "either way"
             )
         legacy = Path(tmp) / "model-torchscript.onnx"  # a path, not a buffer: what torch.onnx.export is typed for
         torch.onnx.export(

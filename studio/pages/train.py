@@ -539,6 +539,7 @@ class TrainPage(QWidget):
         names = (
             ("step", "Step"),
             ("speed", "Images/s"),
+            ("epoch", "Per epoch"),
             ("eta", "Time left"),
             ("augment", "Augmentation p"),
             ("state", "State"),
@@ -1078,7 +1079,8 @@ class TrainPage(QWidget):
         self.family_form.set_values(settings.get("family_options", {}))
         if not self.advanced_button.isChecked():
             self.advanced_button.setChecked(True)  # show what changed
-        words = ", ".join(f"{k}={v}" for k, v in settings.items() if k != "family_options")
+        labels = field_labels(TrainConfig)
+        words = ", ".join(f"{labels.get(k, k)} {_short(v)}" for k, v in settings.items() if k != "family_options")
         self.sig_status.emit(f"Settings from Find good settings: {words}")
 
     # -- worker signals (GUI thread) --------------------------------------------------------------
@@ -1193,6 +1195,11 @@ class TrainPage(QWidget):
         step = int(stats.get("step", 0))
         self.stat_labels["step"].setText(f"{step:,}" + (f" / {target:,}" if target else ""))
         self.stat_labels["speed"].setText(f"{stats['img_per_sec']:.0f}" if "img_per_sec" in stats else "-")
+        per_epoch = stats.get("seconds_per_epoch")
+        short = per_epoch is not None and per_epoch < 10  # a small dataset on a fast device: tenths matter
+        self.stat_labels["epoch"].setText(f"{per_epoch:.1f} s" if short else format_seconds(per_epoch))
+        done = f" ({stats['epoch']:.1f} epochs so far)" if "epoch" in stats else ""
+        self.stat_labels["epoch"].setToolTip(f"Time for one pass over the dataset{done}")
         self.stat_labels["eta"].setText(format_seconds(stats.get("eta_seconds")))
         self.stat_labels["augment"].setText(f"{stats['augment_p']:.2f}" if "augment_p" in stats else "-")
         self.progress.setRange(0, max(1, target or step or 1))
@@ -1212,6 +1219,11 @@ class TrainPage(QWidget):
             QCoreApplication.processEvents()  # deliver the worker's last signals (result, checkpoint)
             self._on_thread_finished()
         return ended
+
+
+def _short(value: Any) -> str:
+    """A setting's value for a status line: floats to 3 significant digits (a tuned rate is 0.00186, not 17)."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _gpu_count() -> int:

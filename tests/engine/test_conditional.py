@@ -49,9 +49,11 @@ def _unbalanced_dataset(tmp, big: int = 15, small: int = 3):
 
 # -- within-class diversity on real emoji -------------------------------------------------------------
 EMOJI_CLASSES = ("animals-nature", "food-drink", "smileys-emotion")
-SEPARATION = 0.03
+SEPARATION = 0.02
 """The conditional model's class means must differ at least this much (share of the real classes' separation):
-a generator that ignores the class scores 0 (the same latents for every class)."""
+a generator that ignores the class scores 0 (the same latents for every class). Trained ones land anywhere
+from 0.03 to 0.16 for dcgan at 300 steps, by seed and by thread count alone (float sums in another order
+take a GAN elsewhere), so the bar sits below that spread and well above 0."""
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,8 @@ def test_start_on_this_machine_follows_the_run_live_and_stop_keeps_a_checkpoint(
 
     qtbot.waitUntil(lambda: train.latest_stats.get("step", 0) >= 4, timeout=120_000)
     assert train.latest_stats["world_size"] == 2
+    qtbot.waitUntil(lambda: train.stat_labels["epoch"].text() not in ("-", ""), timeout=10_000)
+    assert train.stat_labels["epoch"].text().endswith("s")  # time per epoch, from the run's stats
     qtbot.waitUntil(lambda: train.preview.latest is not None, timeout=30_000)  # the grids rank 0 writes
     assert "2 processes (gloo)" in train.log.toPlainText()
 

@@ -56,7 +56,10 @@ def test_a_tiny_tune_fills_its_table_and_use_these_settings_fills_the_form(windo
     assert page.start_button.isEnabled()
 
     assert dialog.use_button.isEnabled()
+    statuses = []
+    page.sig_status.connect(statuses.append)
     qtbot.mouseClick(dialog.use_button, LEFT)
+    assert "Generator learning rate" in statuses[-1] and "lr_g" not in statuses[-1]  # the form's words
     values = page.train_form.values()
     assert {k: values[k] for k in result.best.settings} == result.best.settings
     assert values["lr_g"] != 0.5  # the page's own rate was replaced by the best trial's

@@ -2,25 +2,33 @@
 
 Options: ``--project FOLDER`` opens (or creates) that project; ``--theme dark|light``;
 ``--screenshot DIR`` drives every page with real content (sample import, a short training run,
-a gallery), saves PNGs into DIR and exits.
+a gallery), saves PNGs into DIR and exits; ``--quit-after-load`` exits once the window is up and the
+engine loaded, after a quick self-check it prints (the desktop bundle's smoke test, packaging/).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from engine.errors import GanStudioError
-from studio.paths import icon_path
+from studio.paths import SAMPLE_DATASET, STYLE_DIR, icon_path
 from studio.project import Project, default_project_dir
 from studio.qt_compat import install_refcount_guard
 from studio.settings import APPLICATION, ORGANIZATION, app_settings, last_project
 from studio.theme import DEFAULT_THEME, THEMES, apply_theme
+
+if TYPE_CHECKING:
+    from studio.main_window import MainWindow
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -63,8 +71,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--screenshot-only",
-        choices=["translate", "upscale", "consent-faces", "edit"],
+        choices=["translate", "upscale", "consent-faces", "edit", "train-processes"],
         help="take only these screenshots (skips the sample import and training)",
+    )
+    parser.add_argument(
+        "--quit-after-load",
+        action="store_true",
+        help="exit once the window is up and the engine loaded, printing a self-check (the bundle's smoke test)",
     )
     return parser.parse_known_args(argv)
 
@@ -134,4 +147,132 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(project, settings, theme)
     install_excepthook(window.errors)
     window.show()
+    if args.quit_after_load:
+        quit_after_load(app, window)
     return app.exec()
+
+
+LOADED_MARK = "gan-studio: loaded "
+"""Start of the line ``--quit-after-load`` prints, followed by :func:`self_check`'s result as JSON."""
+
+
+def self_check() -> dict[str, object]:
+    """What a started app must be able to do, checked quickly: PyTorch samples from a tiny model of a
+    registered family, and the files read at run time are found (the app's resources, OpenCV's face
+    cascades, the ffmpeg binary, the feature network's weights, the content-credentials library), a tiny
+    ONNX export runs in onnxruntime, and the libraries imported by name load.
+    A frozen bundle that misses a file fails here instead of in the user's hands."""
+    import torch
+    from PIL import Image
+
+    from engine.data.faces import detect_faces
+    from engine.families import family_names, get_family
+    from engine.families.base import ModelSpec
+    from engine.runs import TrainConfig
+
+    result: dict[str, object] = {"torch": torch.__version__, "families": family_names()}
+    errors: dict[str, str] = {}
+
+    def check(name: str, probe: Callable[[], object]) -> None:
+        try:
+            result[name] = probe()
+        except Exception as exc:  # every check runs; the result names each failure
+            errors[name] = f"{type(exc).__name__}: {exc}"
+
+    def sample() -> list[int]:
+        name = next(n for n in family_names() if get_family(n).kind == "generate")
+        cls = get_family(name)
+        config = TrainConfig(dataset="unused", family=name, family_options=dict(cls.tiny_options), batch_size=1)
+        torch.manual_seed(0)
+        family = cls(ModelSpec(cls.min_resolution), config, torch.device("cpu"))
+        with torch.no_grad():
+            image = family.sample(torch.randn(1, family.latent_dim))
+        if not bool(torch.isfinite(image).all()):
+            raise ValueError(f"{name} sampled non-finite values")
+        return [name, *image.shape]
+
+    def resources() -> str:
+        for path in (icon_path("app"), STYLE_DIR / f"{DEFAULT_THEME}.qss", SAMPLE_DATASET / "LICENSE"):
+            if not path.is_file():
+                raise FileNotFoundError(path)
+        return str(SAMPLE_DATASET.parent)
+
+    def ffmpeg() -> str:
+        import imageio_ffmpeg
+
+        exe = Path(imageio_ffmpeg.get_ffmpeg_exe())
+        if not exe.is_file():
+            raise FileNotFoundError(exe)
+        return exe.name
+
+    def weights() -> str:
+        from engine.metrics.efflite0 import load_efflite0
+
+        load_efflite0()
+        return "efficientnet-lite0"
+
+    def credentials() -> str:
+        import c2pa
+
+        return str(c2pa.sdk_version())
+
+    def onnxruntime() -> list[str]:
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+
+    def onnx_export() -> float:  # the dynamo exporter (onnxscript reads its functions' source) and back
+        import warnings
+
+        import onnxruntime
+
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).eval()
+        x = torch.randn(2, 4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, (x,), dynamo=True, verbose=False)
+        assert program is not None  # dynamo=True returns the program
+        session = onnxruntime.InferenceSession(
+            program.model_proto.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        with torch.no_grad():
+            return float(abs(y - model(x).numpy()).max())
+
+    def libraries() -> dict[str, str]:
+        import optuna
+        import spandrel
+        import torchmetrics
+        import torchvision
+
+        return {m.__name__: str(m.__version__) for m in (torchvision, torchmetrics, optuna, spandrel)}
+
+    check("sample", sample)
+    check("resources", resources)
+    check("faces", lambda: len(detect_faces(Image.new("RGB", (64, 64)))))
+    check("ffmpeg", ffmpeg)
+    check("weights", weights)
+    check("c2pa", credentials)
+    check("onnxruntime", onnxruntime)
+    check("onnx_export", onnx_export)
+    check("libraries", libraries)
+    result["errors"] = errors
+    return result
+
+
+def quit_after_load(app: QApplication, window: MainWindow) -> None:
+    """Once the engine is loaded (or failed to load), print :data:`LOADED_MARK` and the self-check, then end
+    the event loop: status 0 when everything passed, 1 otherwise."""
+
+    def done() -> None:
+        start = time.perf_counter()
+        result = self_check() if window.engine_ready() else {"errors": {"engine": str(window.engine_loader.error)}}
+        result["check_s"] = round(time.perf_counter() - start, 3)  # lets a timer of the whole run leave it out
+        print(LOADED_MARK + json.dumps(result), flush=True)
+        app.exit(1 if result["errors"] else 0)
+
+    if window.engine_ready():
+        QTimer.singleShot(0, done)
+        return
+    window.sig_engine_ready.connect(lambda: QTimer.singleShot(0, done))
+    window.engine_loader.sig_failed.connect(lambda *_: QTimer.singleShot(0, done))

@@ -100,6 +100,27 @@ def start(
     return status, result, seconds, "".join(lines)
 
 
+def module_runs(exe: Path) -> list[str]:
+    """What fails of ``gan-studio -m MODULE``, the form multi-process training starts (launcher.py): the
+    CLI that torchrun runs per process, and torchrun itself."""
+    problems = []
+    for module, expected in (("engine", "gan-studio-cli"), ("torch.distributed.run", "nproc-per-node")):
+        with tempfile.TemporaryDirectory(prefix="gan-studio-smoke-") as tmp:
+            done = subprocess.run(
+                [str(exe), "-u", "-m", module, "--help"],
+                cwd=tmp,
+                env=clean_env(Path(tmp)),
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+        if done.returncode != 0 or expected not in done.stdout:
+            problems.append(f"'-m {module} --help' exited {done.returncode}: {(done.stdout + done.stderr)[-1500:]}")
+        else:
+            print(f"  -m {module}: runs inside the bundle")
+    return problems
+
+
 def main() -> int:
     """Build or find the bundle, start it once, print PASS or FAIL with the reasons."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -111,9 +132,10 @@ def main() -> int:
         print(f"FAIL: no bundle at {bundle}; build it with packaging/build.sh", file=sys.stderr)
         return 1
     exe = executable(bundle.resolve())
+    print(f"bundle: {exe}")
     with tempfile.TemporaryDirectory(prefix="gan-studio-smoke-") as tmp:
         status, result, seconds, output = start([str(exe)], Path(tmp))
-    problems = []
+    problems = module_runs(exe)
     if status != 0:
         problems.append(f"exit status {status} (expected 0)")
     if not result:
@@ -125,7 +147,6 @@ def main() -> int:
             problems.append(f"resources came from {resources}, not from the bundle {exe.parent}")
         if not result.get("sample"):
             problems.append("no tiny model was sampled")
-    print(f"bundle: {exe}")
     if result.get("torch"):
         print(f"  torch {result.get('torch')}; families: {', '.join(result.get('families', []))}")
         print(f"  sampled {result.get('sample')}; onnxruntime providers: {result.get('onnxruntime')}")
@@ -137,7 +158,7 @@ def main() -> int:
         print(output[-6000:], file=sys.stderr)
         print("FAIL: " + "; ".join(problems))
         return 1
-    print("PASS: the bundle starts offscreen, loads the engine, samples a tiny model and exits 0")
+    print("PASS: the bundle starts offscreen, loads the engine, samples a tiny model and exits 0; -m runs work")
     return 0
 
 

@@ -13,6 +13,9 @@ from PySide6.QtWidgets import QApplication
 import studio.paths
 from studio.app import LOADED_MARK
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packaging"))
+from launcher import module_command  # noqa: E402  (packaging/launcher.py, the bundle's entry point)
+
 
 def test_a_frozen_bundle_finds_resources_in_its_own_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "frozen", True, raising=False)
@@ -64,3 +67,21 @@ def test_quit_after_load_names_a_missing_file_and_exits_one(qapp, tmp_path, caps
     status, result = _run_quit_after_load(tmp_path, capsys)
     assert status == 1
     assert list(result["errors"]) == ["resources"] and "no-sample" in result["errors"]["resources"]
+
+
+def test_the_bundle_runs_torchrun_style_module_command_lines_and_starts_the_gui_otherwise():
+    # torchrun's own command line (engine/distributed.py) and the one it starts per worker
+    assert module_command(["-m", "torch.distributed.run", "--standalone", "-m", "engine", "train"]) == (
+        "torch.distributed.run",
+        ["--standalone", "-m", "engine", "train"],
+        False,
+    )
+    assert module_command(["-u", "-m", "engine", "train", "--out", "r"]) == ("engine", ["train", "--out", "r"], True)
+    for gui in ([], ["--project", "p"], ["--quit-after-load"], ["-m"], ["-x", "-m", "engine"]):
+        assert module_command(gui) is None
+
+
+def test_the_smoke_test_reads_the_same_result_line_the_app_prints():
+    from smoke_test import LOADED_MARK as smoke_mark
+
+    assert smoke_mark == LOADED_MARK

@@ -238,8 +238,9 @@ def torchrun_command(
 
 
 def format_command(command: list[str]) -> str:
-    """``command`` as one line to paste into a shell ('torchrun' for the module form, paths quoted)."""
+    """``command`` as one line to paste into a shell ('torchrun' for the module form, paths quoted). In the
+    desktop bundle, which has no torchrun script, the bundle itself runs the module (packaging/launcher.py)."""
     words = list(command)
-    if words[1:3] == ["-m", "torch.distributed.run"]:
+    if words[1:3] == ["-m", "torch.distributed.run"] and not getattr(sys, "frozen", False):
         words = ["torchrun", *words[3:]]
     return shlex.join(words)

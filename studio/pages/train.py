@@ -305,10 +305,8 @@ class TrainPage(QWidget):
         """Measure the model's memory on the device in a worker thread; the label shows the result."""
         if self.plan_thread is not None:
             return False
-        try:
-            config = self.build_config()
-        except GanStudioError as exc:
-            self.errors.report(gui_message(exc))
+        config = self._checked_config(consent=False)
+        if config is None:
             return False
         self.plan_worker = PlanWorker(config, self._world_size())
         self.plan_worker.sig_finished.connect(self._show_plan)
@@ -412,19 +410,8 @@ class TrainPage(QWidget):
     def _prepare_process_run(self) -> tuple[Path, TrainConfig] | None:
         """A new run folder holding these settings (settings.json) for torchrun; None (with a message) when
         the settings cannot train."""
-        ok, text = consent_status(self.dataset_dir())
-        if not ok:
-            self.errors.report(f"Training needs a consent attestation for this dataset. {text}")
-            return None
-        try:
-            config = self.build_config()
-            if config.batch_size % (self.processes_spin.value() * self.nodes_spin.value()):
-                raise ConfigError(
-                    f"Batch size ({config.batch_size}) must divide evenly among the "
-                    f"{self.processes_spin.value() * self.nodes_spin.value()} processes: set a multiple of them"
-                )
-        except GanStudioError as exc:
-            self.errors.report(gui_message(exc))
+        config = self._checked_config(processes=self._world_size())
+        if config is None:
             return None
         run_dir = self.project.new_run_dir(config.family)
         atomic_write_json(run_dir / SETTINGS_NAME, {**config.to_dict(), "dataset": str(Path(config.dataset).resolve())})
@@ -825,21 +812,34 @@ class TrainPage(QWidget):
         """Start a new run with the current settings; False (with a message) when it cannot start."""
         if self.is_running():
             return False
-        ok, text = consent_status(self.dataset_dir())
-        if not ok:
-            self.errors.report(
-                f"Training needs a consent attestation for this dataset. {text} Use the Consent… button to record it."
-            )
-            return False
-        try:
-            config = self.build_config()
-        except GanStudioError as exc:
-            self.errors.report(gui_message(exc))
+        config = self._checked_config()
+        if config is None:
             return False
         run_dir = self.project.new_run_dir(config.family)
         self._launch(TrainWorker.new_run(config, run_dir), run_dir, config.steps, fresh=True)
         self.run_names = (config.family, config.dataset)
         return True
+
+    def _checked_config(self, consent: bool = True, processes: int = 1) -> TrainConfig | None:
+        """The settings, ready to train with ``processes`` processes; None after telling the user why not (no
+        consent attestation, with ``consent``; an invalid setting; a batch that does not divide among them)."""
+        ok, text = consent_status(self.dataset_dir())
+        if consent and not ok:
+            self.errors.report(
+                f"Training needs a consent attestation for this dataset. {text} Use the Consent… button to record it."
+            )
+            return None
+        try:
+            config = self.build_config()
+            if config.batch_size % processes:
+                raise ConfigError(
+                    f"Batch size ({config.batch_size}) must divide evenly among the {processes} processes: "
+                    "set a multiple of them"
+                )
+        except GanStudioError as exc:
+            self.errors.report(gui_message(exc))
+            return None
+        return config
 
     def resume_selected(self) -> bool:
         """Continue the selected run up to the step in the spin box."""

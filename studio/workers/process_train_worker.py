@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Signal
 
 from engine.runs.checkpoint import latest_checkpoint, load_checkpoint
 from engine.runs.follow import RunFollower
@@ -27,7 +26,7 @@ from engine.runs.layout import preview_path
 from engine.training import RunResult
 from engine.training.health import Finding
 from engine.training.trainer import STOP_FILE
-from studio.workers import ThreadWorker
+from studio.workers.train_worker import TrainSignals
 
 OUTPUT_NAME = "torchrun.log"
 """torchrun's own output (every process's stdout and stderr), kept in the run folder."""
@@ -35,25 +34,8 @@ SIGTERM_AFTER_SECONDS = 120.0
 """After Stop, how long the processes get to stop on their own before torchrun is sent SIGTERM."""
 
 
-class ProcessTrainWorker(ThreadWorker):
+class ProcessTrainWorker(TrainSignals):
     """Runs ``command`` (a torchrun command line for ``run_dir``) to its end, a stop or an error."""
-
-    sig_step = Signal(object)
-    """Stats dict of a newly logged step (as TrainWorker.sig_step)."""
-    sig_preview = Signal(object, int)
-    """A preview grid (uint8 HxWxC numpy) the run wrote, and its step."""
-    sig_checkpoint = Signal(str)
-    """A checkpoint file appeared."""
-    sig_log = Signal(str)
-    """A line of the run's log."""
-    sig_metric = Signal(object)
-    """A quality measurement dict (step, kid, kid_std, kid_name)."""
-    sig_health = Signal(object)
-    """A training doctor's Finding the run wrote to health.jsonl."""
-    sig_finished = Signal(object)
-    """The processes ended with a checkpoint; carries a RunResult."""
-    sig_failed = Signal(str, str)
-    """The run failed: the processes' own error line, and the end of their output as details."""
 
     can_pause = False
     """Several processes cannot hold on one step together; only Stop is offered."""

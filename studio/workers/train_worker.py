@@ -27,8 +27,9 @@ from studio.workers import ThreadWorker, limit_torch_threads, lower_thread_prior
 TrainerFactory = Callable[[Callbacks], Trainer]
 
 
-class TrainWorker(ThreadWorker):
-    """Runs one training run (new or resumed) to its end, a stop, or an error."""
+class TrainSignals(ThreadWorker):
+    """The signals the Train page follows a run by: a TrainWorker's (in this process) and a
+    ProcessTrainWorker's (a torchrun run followed through its folder) alike."""
 
     # object, not dict: PySide6 converts a dict signal argument through QVariantMap, which mangles
     # the reference count of None values (eta_seconds can be None) and crashes the interpreter.
@@ -48,6 +49,10 @@ class TrainWorker(ThreadWorker):
     """The run ended (limit reached or stopped) with a checkpoint; carries the engine's RunResult."""
     sig_failed = Signal(str, str)
     """The run failed: message in words, and details (a traceback) for unexpected errors."""
+
+
+class TrainWorker(TrainSignals):
+    """Runs one training run (new or resumed) to its end, a stop, or an error."""
 
     can_pause = True
     """The run can hold after a step until resume() (a multi-process run cannot: ProcessTrainWorker)."""

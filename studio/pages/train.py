@@ -358,7 +358,7 @@ class TrainPage(QWidget):
         self.command_view.setReadOnly(True)
         self.command_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.command_view.setMaximumHeight(84)
-        self.command_view.setToolTip("The command for these settings: run it in a terminal (on each machine)")
+        self.command_view.setToolTip("What each machine of a cluster runs for these settings (Copy command copies it)")
         self.copy_command_button = QPushButton("Copy command")
         self.copy_command_button.setToolTip(
             "Save these settings in a new run folder and copy the torchrun command that trains it"

@@ -140,13 +140,21 @@ class Replica:
         at start-up and, for buffers such as batch-norm statistics, before every step."""
         if not self.distributed:
             return
-        for module in modules:
-            tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
-            for t in tensors:
-                data = t.data.to(self.device)
-                self._call(torch.distributed.broadcast, data, src=0)
-                if data is not t.data:
-                    t.data.copy_(data)
+        tensors = [
+            t.data
+            for module in modules
+            for t in (list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()])
+        ]
+        # one broadcast per dtype, not one per tensor: a batch-norm network has dozens of small buffers, and
+        # each collective is a network round trip
+        for dtype in sorted({t.dtype for t in tensors}, key=str):
+            group = [t for t in tensors if t.dtype == dtype]
+            flat = torch.cat([t.reshape(-1) for t in group]).to(self.device)
+            self._call(torch.distributed.broadcast, flat, src=0)
+            offset = 0
+            for t in group:
+                t.copy_(flat[offset : offset + t.numel()].view_as(t))
+                offset += t.numel()
 
     def barrier(self) -> None:
         """Wait until every process reaches this point."""

@@ -78,3 +78,19 @@ def test_start_on_this_machine_follows_the_run_live_and_stop_keeps_a_checkpoint(
     state = load_checkpoint(latest_checkpoint(train.run_dir))
     assert state["world_size"] == 2 and state["step"] == train.result.step >= 4
     assert (train.run_dir / SETTINGS_NAME).is_file()
+
+
+def test_a_multi_process_run_that_fails_reports_the_processes_own_words(window, qtbot, project, art_folder):
+    train = _page(window, project, art_folder)
+    train.processes_spin.setValue(2)
+    train.train_form.set_values({"device": "cuda"})  # no GPU here: every process refuses it at set-up
+    train.refresh_plan()
+    assert "No plan" in train.plan_label.text()  # the plan already says so
+    messages = []
+    train.errors.report = lambda message, details="": messages.append((message, details))
+    qtbot.mouseClick(train.processes_button, LEFT)
+    qtbot.waitUntil(lambda: not train.is_running(), timeout=120_000)
+    assert train.result is None and messages
+    message, details = messages[-1]
+    assert message.startswith("Training stopped: device 'cuda' requested but no CUDA GPU is available")
+    assert "Traceback" not in message and details  # torchrun's own output is there for the curious

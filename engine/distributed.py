@@ -19,7 +19,6 @@ is the code it always was.
 from __future__ import annotations
 
 import os
-import pickle
 import shlex
 import sys
 from collections.abc import Iterable
@@ -132,7 +131,7 @@ class Replica:
         if not self.distributed:
             return [obj]
         out: list[Any] = [None] * self.world_size
-        self._call(torch.distributed.all_gather_object, out, pickle.loads(pickle.dumps(obj)))
+        self._call(torch.distributed.all_gather_object, out, obj)
         return out
 
     def broadcast_modules(self, modules: Iterable[nn.Module], buffers_only: bool = False) -> None:

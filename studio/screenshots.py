@@ -355,6 +355,7 @@ def processes_shot(window: object, out: Path) -> None:
     page.refresh_datasets(select=dataset)
     page.set_preset("quick")
     page.train_form.set_values({"steps": 2000, "preview_every": 20, "batch_size": 16})
+    page.cluster_button.setChecked(True)
     page.processes_spin.setValue(2)
     if not page.start_processes():
         raise RuntimeError("the two-process run did not start (see the error dialog)")

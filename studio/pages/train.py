@@ -169,7 +169,7 @@ class TrainPage(QWidget):
         layout.addWidget(self._model_box())
         layout.addWidget(self._advanced_box())
         layout.addWidget(self._memory_box())
-        layout.addWidget(self._cluster_box())
+        layout.addWidget(self._cluster_section())
         layout.addLayout(self._control_buttons())
         layout.addWidget(self._runs_box(), 1)
         return column
@@ -340,8 +340,31 @@ class TrainPage(QWidget):
         self.plan_label.setText("\n".join(lines))
         self.plan_label.setToolTip(plan.describe())
 
+    def _cluster_section(self) -> QWidget:
+        """The cluster box under a toggle like Advanced settings: open from the start only on a machine with
+        several GPUs, so it does not crowd the page for everyone else."""
+        section = QWidget()
+        inner = QVBoxLayout(section)
+        inner.setContentsMargins(0, 0, 0, 0)
+        self.cluster_button = QToolButton()
+        self.cluster_button.setText("Several GPUs or machines")
+        self.cluster_button.setCheckable(True)
+        self.cluster_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.cluster_button.setToolTip("Train one model with several processes: one per GPU, or several machines")
+        box = self._cluster_box()
+        self.cluster_button.toggled.connect(self._toggle_cluster)
+        inner.addWidget(self.cluster_button)
+        inner.addWidget(box)
+        self._toggle_cluster(False)
+        self.cluster_button.setChecked(_gpu_count() > 1)
+        return section
+
+    def _toggle_cluster(self, shown: bool) -> None:
+        self.cluster_box.setVisible(shown)
+        self.cluster_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
     def _cluster_box(self) -> QGroupBox:
-        box = QGroupBox("Several GPUs or machines")
+        box = QGroupBox()  # titled by its toggle (_cluster_section)
         self.cluster_box = box
         box.setToolTip("Train one model with several processes through PyTorch's torchrun (docs/training.md)")
         form = QFormLayout(box)

@@ -21,7 +21,17 @@ def _page(window, project, art_folder):
     train = window.train_page
     train.refresh_datasets(select=import_and_attest(project, art_folder))
     make_tiny(train, device="cpu", augment="", health=False)
+    window.show_page("train")
+    assert not train.cluster_box.isVisibleTo(train)  # closed on a machine without several GPUs
+    qtbot_click(train.cluster_button)
+    assert train.cluster_box.isVisibleTo(train)
     return train
+
+
+def qtbot_click(button):
+    from PySide6.QtTest import QTest
+
+    QTest.mouseClick(button, LEFT)
 
 
 def test_the_command_follows_the_counts_and_copy_saves_the_settings(window, qtbot, project, art_folder):

@@ -245,12 +245,9 @@ class TrainPage(QWidget):
         box = QWidget()
         inner = QVBoxLayout(box)
         inner.setContentsMargins(0, 0, 0, 0)
-        self.advanced_button = QToolButton()
-        self.advanced_button.setText("Advanced settings")
-        self.advanced_button.setCheckable(True)
-        self.advanced_button.setArrowType(Qt.ArrowType.RightArrow)
-        self.advanced_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_button.setToolTip("Every setting of the run; hover a setting to read what it does")
+        self.advanced_button = _disclosure_button(
+            "Advanced settings", "Every setting of the run; hover a setting to read what it does"
+        )
         self.advanced_button.toggled.connect(self._toggle_advanced)
         self.advanced_tabs = QTabWidget()
         self.train_form = ConfigForm(TrainConfig, exclude=FORM_EXCLUDE)
@@ -346,11 +343,9 @@ class TrainPage(QWidget):
         section = QWidget()
         inner = QVBoxLayout(section)
         inner.setContentsMargins(0, 0, 0, 0)
-        self.cluster_button = QToolButton()
-        self.cluster_button.setText("Several GPUs or machines")
-        self.cluster_button.setCheckable(True)
-        self.cluster_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.cluster_button.setToolTip("Train one model with several processes: one per GPU, or several machines")
+        self.cluster_button = _disclosure_button(
+            "Several GPUs or machines", "Train one model with several processes: one per GPU, or several machines"
+        )
         box = self._cluster_box()
         self.cluster_button.toggled.connect(self._toggle_cluster)
         inner.addWidget(self.cluster_button)
@@ -1242,6 +1237,17 @@ class TrainPage(QWidget):
             QCoreApplication.processEvents()  # deliver the worker's last signals (result, checkpoint)
             self._on_thread_finished()
         return ended
+
+
+def _disclosure_button(text: str, tip: str) -> QToolButton:
+    """A checkable arrow button that shows and hides a part of the settings column (closed: arrow right)."""
+    button = QToolButton()
+    button.setText(text)
+    button.setCheckable(True)
+    button.setArrowType(Qt.ArrowType.RightArrow)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    button.setToolTip(tip)
+    return button
 
 
 def _short(value: Any) -> str:

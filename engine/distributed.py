@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -66,12 +66,6 @@ class Replica:
         """True on rank 0, the process that writes checkpoints, previews, stats and logs."""
         return self.rank == 0
 
-    def describe(self) -> str:
-        """One line for the log: 'process 1 of 4 (gloo)' or 'one process'."""
-        if not self.distributed:
-            return "one process"
-        return f"process {self.rank} of {self.world_size} ({self.backend})"
-
     def share(self, n: int) -> slice:
         """The rows of a batch of ``n`` (all processes together) this process takes: a contiguous 1/world_size."""
         if n % self.world_size:
@@ -87,23 +81,19 @@ class Replica:
         """Replace each parameter's gradient by its mean over all processes (one all_reduce per dtype)."""
         if not self.distributed:
             return
-        grads = [p.grad for p in params if p.grad is not None]
-        for dtype in sorted({g.dtype for g in grads}, key=str):
-            group = [g for g in grads if g.dtype == dtype]
-            flat = torch.cat([g.reshape(-1) for g in group]).to(self.device)
-            self._all_reduce(flat)
+
+        def mean(flat: torch.Tensor) -> None:
+            self._call(torch.distributed.all_reduce, flat)
             flat /= self.world_size
-            offset = 0
-            for g in group:
-                g.copy_(flat[offset : offset + g.numel()].view_as(g))
-                offset += g.numel()
+
+        self._flat_collective([p.grad for p in params if p.grad is not None], mean)
 
     def sum_values(self, values: list[float]) -> list[float]:
         """The element-wise sum of ``values`` over all processes (the same list on every process)."""
         if not self.distributed or not values:
             return list(values)
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
-        self._all_reduce(tensor)
+        self._call(torch.distributed.all_reduce, tensor)
         return [float(v) for v in tensor.tolist()]
 
     def mean_stats(self, stats: dict[str, float]) -> dict[str, float]:
@@ -144,30 +134,25 @@ class Replica:
             for module in modules
             for t in (list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()])
         ]
-        # one broadcast per dtype, not one per tensor: a batch-norm network has dozens of small buffers, and
-        # each collective is a network round trip
+        self._flat_collective(tensors, lambda flat: self._call(torch.distributed.broadcast, flat, src=0))
+
+    def _flat_collective(self, tensors: list[torch.Tensor], collective: Callable[[torch.Tensor], Any]) -> None:
+        """Run ``collective`` on ``tensors`` joined into one flat tensor per dtype, then copy the result back:
+        one network round trip per dtype instead of one per tensor (a network has dozens of small ones)."""
         for dtype in sorted({t.dtype for t in tensors}, key=str):
             group = [t for t in tensors if t.dtype == dtype]
             flat = torch.cat([t.reshape(-1) for t in group]).to(self.device)
-            self._call(torch.distributed.broadcast, flat, src=0)
+            collective(flat)
             offset = 0
             for t in group:
                 t.copy_(flat[offset : offset + t.numel()].view_as(t))
                 offset += t.numel()
-
-    def barrier(self) -> None:
-        """Wait until every process reaches this point."""
-        if self.distributed:
-            self._call(torch.distributed.barrier)
 
     def close(self) -> None:
         """Leave the process group (only one this Replica created)."""
         if self.owns_group and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
             self.owns_group = False
-
-    def _all_reduce(self, tensor: torch.Tensor) -> None:
-        self._call(torch.distributed.all_reduce, tensor)
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run a collective; a peer that went away becomes a ClusterError in words (not a gloo traceback)."""

@@ -32,9 +32,6 @@ class RunUpdates:
     findings: list[dict[str, Any]] = field(default_factory=list)
     """New health.jsonl entries (engine.training.health.Finding.from_dict reads each)."""
 
-    def __bool__(self) -> bool:
-        return bool(self.stats or self.log or self.previews or self.checkpoints or self.findings)
-
 
 class RunFollower:
     """Reads a run folder incrementally; each poll() returns only what is new."""
@@ -44,14 +41,6 @@ class RunFollower:
         self._offsets: dict[str, int] = {}
         self._previews: set[int] = set()
         self._checkpoints: set[Path] = set()
-
-    def skip_existing(self) -> None:
-        """Treat everything already in the folder as seen (following a resumed run from now on)."""
-        for name in ("stats.jsonl", "log.txt", "health.jsonl"):
-            path = self.run_dir / name
-            self._offsets[name] = path.stat().st_size if path.is_file() else 0
-        self._previews = set(preview_steps(self.run_dir))
-        self._checkpoints = set(list_checkpoints(self.run_dir))
 
     def poll(self) -> RunUpdates:
         """The records, lines, previews, checkpoints and findings written since the last poll."""

@@ -49,11 +49,6 @@ class ProcessTrainWorker(TrainSignals):
         self._stop = threading.Event()
         self.started = 0.0
 
-    def follow_from_now(self) -> ProcessTrainWorker:
-        """Pass on only what the run writes from now on (a resumed run's history is already shown)."""
-        self.follower.skip_existing()
-        return self
-
     # -- control (GUI thread) ---------------------------------------------------------------------
     def stop(self) -> None:
         """Ask every process to stop after the current step (they write a checkpoint first)."""
